@@ -1,0 +1,1 @@
+void ek_placeholder(void);

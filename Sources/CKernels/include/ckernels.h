@@ -1,0 +1,211 @@
+// CKernels — the float32 compute kernels under Elucidate's Swift engine.
+//
+// Conventions (every kernel):
+//   * float32, NCHW, C order. Shapes are passed explicitly in a params struct.
+//   * Stateless: a kernel reads its inputs, writes its outputs and the caller-owned
+//     scratch buffer it is given, and returns an `ek_status`. It never allocates
+//     long-lived memory, prints, or exits.
+//   * Work splitting follows ggml: kernels whose params carry `ith`/`nth` process the
+//     ith of nth equal shares of their outer loop, so the caller can run nth calls in
+//     parallel (0 <= ith < nth). nth = 1, ith = 0 does all of the work.
+//   * Each kernel dispatches once, at run time, to an AVX-512, AVX2+FMA or portable
+//     scalar path. `ek_set_isa` forces a level so tests can compare every path with
+//     the scalar reference.
+//   * Names are subject_verb_dtype; backward kernels (later) end in _back.
+#ifndef ELUCIDATE_CKERNELS_H
+#define ELUCIDATE_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Status
+
+typedef enum ek_status {
+    EK_OK = 0,
+    EK_ERR_INVALID_ARGUMENT = 1,   // a shape, stride or pointer is not acceptable
+    EK_ERR_SCRATCH_TOO_SMALL = 2,  // the caller-owned work buffer is smaller than required
+    EK_ERR_BLAS_UNAVAILABLE = 3,   // OpenBLAS could not be loaded
+} ek_status;
+
+/// A short, static, human-readable description of a status.
+const char *ek_status_string(ek_status status);
+
+// MARK: - CPU dispatch
+
+typedef enum ek_isa {
+    EK_ISA_SCALAR = 0,
+    EK_ISA_AVX2 = 1,     // AVX2 + FMA
+    EK_ISA_AVX512 = 2,   // AVX-512 F + BW + DQ + VL
+} ek_isa;
+
+/// The best instruction set this CPU (and OS) supports.
+ek_isa ek_isa_detected(void);
+/// The level kernels currently use (the detected one unless forced).
+ek_isa ek_isa_active(void);
+/// Forces a level (clamped to what the CPU supports); returns the level now active.
+/// Meant for tests and benchmarks; not thread-safe against running kernels.
+ek_isa ek_set_isa(ek_isa isa);
+const char *ek_isa_name(ek_isa isa);
+
+// MARK: - BLAS (OpenBLAS loaded at run time)
+//
+// OpenBLAS reads OPENBLAS_CORETYPE once, in its library constructor. Debian's 0.3.21
+// misdetects recent Intel server CPUs and falls back to slow generic kernels, and
+// setting the variable inside `main` is too late when OpenBLAS is linked normally.
+// So CKernels does not link OpenBLAS: the first BLAS call (or ek_blas_load) sets
+// OPENBLAS_CORETYPE from our own CPUID query if the user has not set it, then dlopens
+// libopenblas and resolves the few symbols used.
+
+typedef struct ek_blas_info {
+    int loaded;                // 1 when OpenBLAS is usable
+    const char *library;       // the soname that was opened
+    const char *core_name;     // openblas_get_corename(), e.g. "SkylakeX"
+    const char *coretype_env;  // OPENBLAS_CORETYPE as seen at load time (NULL if unset)
+    int coretype_set_by_us;    // 1 when Elucidate chose OPENBLAS_CORETYPE
+    const char *error;         // dlerror() text when loading failed, else NULL
+} ek_blas_info;
+
+/// Loads OpenBLAS once (thread-safe); returns EK_OK or EK_ERR_BLAS_UNAVAILABLE.
+ek_status ek_blas_load(void);
+/// What the loader did. Loads first if needed.
+ek_blas_info ek_blas_get_info(void);
+/// Thread count for OpenBLAS (no-op if not loaded).
+void ek_blas_set_num_threads(int n);
+
+/// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, through cblas_sgemm.
+/// op(A) is M×K (A is K×M when trans_a), op(B) is K×N (B is N×K when trans_b).
+ek_status ek_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc);
+
+// MARK: - Convolution (groups = 1)
+
+typedef enum ek_activation {
+    EK_ACT_NONE = 0,
+    EK_ACT_RELU = 1,
+} ek_activation;
+
+typedef struct ek_conv2d_params {
+    int64_t n, c, h, w;          // input  (N, C, H, W)
+    int64_t k;                   // output channels
+    int64_t r, s;                // kernel height, width
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dilation_h, dilation_w;
+    ek_activation activation;    // applied after the bias
+    int32_t ith, nth;            // work share (im2col / epilogue kernels only)
+} ek_conv2d_params;
+
+/// Output height and width for the params; returns EK_ERR_INVALID_ARGUMENT when the
+/// output would be empty or any dimension is non-positive.
+ek_status ek_conv2d_output_size(const ek_conv2d_params *p, int64_t *out_h, int64_t *out_w);
+
+/// Floats of scratch `ek_conv2d_f32` needs for one image (0 for 1×1, stride 1, pad 0).
+int64_t ek_conv2d_scratch_size(const ek_conv2d_params *p);
+
+/// y[N,K,OH,OW] = act(conv(x[N,C,H,W], weight[K,C,R,S]) + bias[K]); bias may be NULL.
+/// im2col into `scratch` + one sgemm per image; 1×1 / stride 1 / pad 0 goes straight to
+/// sgemm. Ignores ith/nth (GEMM threading is OpenBLAS's).
+ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *weight,
+                        const float *bias, float *y, float *scratch, int64_t scratch_floats);
+
+/// Column matrix for one image: col[(C*R*S), (OH*OW)] from x[C,H,W] (the image at
+/// `x`, p->n ignored). Rows of the column matrix are split into nth shares.
+ek_status ek_im2col_f32(const ek_conv2d_params *p, const float *x, float *col);
+
+/// y[K, HW] = act(y + bias[K]) in place, for one image; bias may be NULL. Channels are
+/// split into nth shares.
+ek_status ek_bias_act_f32(int64_t k, int64_t hw, const float *bias, ek_activation act,
+                          float *y, int32_t ith, int32_t nth);
+
+// MARK: - Batch norm (inference form)
+
+typedef struct ek_batchnorm_params {
+    int64_t n, c, hw;            // x is (N, C, HW); HW = 1 for BatchNorm1d on (N, C)
+    float eps;
+    ek_activation activation;
+    int32_t ith, nth;            // split over the N*C planes
+} ek_batchnorm_params;
+
+/// y = act((x - mean) / sqrt(var + eps) * gamma + beta); gamma/beta may be NULL (1/0).
+/// y may alias x.
+ek_status ek_batchnorm_forward_f32(const ek_batchnorm_params *p, const float *x,
+                                   const float *mean, const float *var, const float *gamma,
+                                   const float *beta, float *y);
+
+/// Folds an inference batch norm into the preceding convolution:
+/// weight[K, CRS] *= scale[K]; bias[K] = (bias - mean) * scale + beta, with
+/// scale = gamma / sqrt(var + eps). `bias_in` may be NULL (treated as zeros);
+/// `bias_out` receives the folded bias (K floats).
+ek_status ek_batchnorm_fold_f32(int64_t k, int64_t crs, float eps, float *weight,
+                                const float *bias_in, const float *mean, const float *var,
+                                const float *gamma, const float *beta, float *bias_out);
+
+// MARK: - Pooling
+
+typedef struct ek_pool2d_params {
+    int64_t n, c, h, w;
+    int64_t kh, kw;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dilation_h, dilation_w;  // max pool only (1 for average pool)
+    int32_t ceil_mode;
+    int32_t count_include_pad;       // average pool only
+    int32_t ith, nth;                // split over the N*C planes
+} ek_pool2d_params;
+
+/// PyTorch's output size rule (including ceil_mode's "last window must start inside
+/// the input or left padding" adjustment).
+ek_status ek_pool2d_output_size(const ek_pool2d_params *p, int64_t *out_h, int64_t *out_w);
+
+/// y[N,C,OH,OW]; padding is -inf. `argmax` (may be NULL) receives the flat index
+/// (h*W + w) within the input plane of each maximum, for the backward pass.
+ek_status ek_maxpool2d_f32(const ek_pool2d_params *p, const float *x, float *y,
+                           int32_t *argmax);
+ek_status ek_avgpool2d_f32(const ek_pool2d_params *p, const float *x, float *y);
+
+typedef struct ek_adaptive_pool2d_params {
+    int64_t n, c, h, w;
+    int64_t out_h, out_w;
+    int32_t ith, nth;                // split over the N*C planes
+} ek_adaptive_pool2d_params;
+
+/// PyTorch's adaptive bins: start = floor(i*H/OH), end = ceil((i+1)*H/OH).
+ek_status ek_adaptive_avgpool2d_f32(const ek_adaptive_pool2d_params *p, const float *x,
+                                    float *y);
+ek_status ek_adaptive_maxpool2d_f32(const ek_adaptive_pool2d_params *p, const float *x,
+                                    float *y, int32_t *argmax);
+
+// MARK: - Dense
+
+/// y[N, OUT] = x[N, IN] · weight[OUT, IN]ᵀ + bias[OUT]; bias may be NULL.
+ek_status ek_linear_f32(int64_t n, int64_t in_features, int64_t out_features, const float *x,
+                        const float *weight, const float *bias, float *y);
+
+/// Row-wise softmax of x[rows, cols] into y (may alias), max-subtracted.
+ek_status ek_softmax_f32(int64_t rows, int64_t cols, const float *x, float *y);
+
+// MARK: - Element-wise (contiguous, same length; outputs may alias inputs)
+
+/// Elements are split into nth shares.
+ek_status ek_relu_f32(int64_t count, const float *x, float *y, int32_t ith, int32_t nth);
+/// y = act(a + b): the residual addition, optionally fused with ReLU.
+ek_status ek_add_f32(int64_t count, const float *a, const float *b, float *y,
+                     ek_activation act, int32_t ith, int32_t nth);
+ek_status ek_mul_f32(int64_t count, const float *a, const float *b, float *y, int32_t ith,
+                     int32_t nth);
+
+/// Concatenates along channels: y[N, C0+C1+..., HW] from inputs[i] of shape [N, C_i, HW].
+ek_status ek_concat_channels_f32(int64_t n, int64_t hw, int32_t count,
+                                 const float *const *inputs, const int64_t *channels,
+                                 float *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // ELUCIDATE_CKERNELS_H

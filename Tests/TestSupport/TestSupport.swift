@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+import Engine
+
+/// Relative L2 error ‖actual − expected‖ / ‖expected‖ (absolute when ‖expected‖ is 0).
+public func relativeL2Error(_ actual: [Float], _ expected: [Float]) -> Double {
+    precondition(actual.count == expected.count, "length \(actual.count) ≠ \(expected.count)")
+    var diff = 0.0, norm = 0.0
+    for (a, e) in zip(actual, expected) {
+        diff += Double(a - e) * Double(a - e)
+        norm += Double(e) * Double(e)
+    }
+    return norm == 0 ? diff.squareRoot() : (diff / norm).squareRoot()
+}
+
+/// Fails (at the caller's line) unless |a − e| ≤ atol + rtol·|e| for every element.
+public func assertClose(
+    _ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
+    guard actual.count == expected.count else {
+        XCTFail("length \(actual.count) ≠ \(expected.count) \(message())", file: file, line: line)
+        return
+    }
+    var worst = -1
+    var worstExcess: Float = 0
+    for i in actual.indices {
+        let excess = abs(actual[i] - expected[i]) - (atol + rtol * abs(expected[i]))
+        if excess > worstExcess || (actual[i].isNaN != expected[i].isNaN) {
+            worst = i
+            worstExcess = excess.isNaN ? .infinity : excess
+        }
+    }
+    if worst >= 0 {
+        XCTFail("element \(worst): \(actual[worst]) vs \(expected[worst]) (rtol \(rtol), atol \(atol)) \(message())",
+                file: file, line: line)
+    }
+}
+
+public func assertClose(
+    _ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(actual.shape, expected.shape, "shape \(message())", file: file, line: line)
+    guard actual.shape == expected.shape else { return }
+    assertClose(actual.scalars, expected.scalars, rtol: rtol, atol: atol, message(), file: file, line: line)
+}
+
+/// Committed test data under Tests/Fixtures.
+public func fixtureURL(_ relativePath: String) -> URL {
+    URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()   // TestSupport
+        .deletingLastPathComponent()   // Tests
+        .appendingPathComponent("Fixtures")
+        .appendingPathComponent(relativePath)
+}
+
+/// The package root (for locating built products and tools).
+public var packageRootURL: URL {
+    URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+/// A fresh temporary directory, removed by the caller's test tearDown if it wishes.
+public func makeTemporaryDirectory(_ prefix: String = "elucidate-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// SplitMix64: a small seeded generator so property tests are reproducible.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension SeededGenerator {
+    /// `count` floats uniform in [low, high).
+    public mutating func floats(_ count: Int, in range: Range<Float> = -1..<1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range, using: &self) }
+    }
+}
