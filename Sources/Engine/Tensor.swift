@@ -7,12 +7,17 @@ public final class TensorStorage: @unchecked Sendable {
     public let count: Int
 
     /// Zero-filled storage of `count` floats.
-    public init(count: Int) {
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// Storage whose contents are unspecified: for outputs a kernel overwrites entirely.
+    public init(uninitializedCount count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -21,7 +26,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     func copy() -> TensorStorage {
-        let other = TensorStorage(count: count)
+        let other = TensorStorage(uninitializedCount: count)
         other.pointer.update(from: pointer, count: count)
         return other
     }
@@ -46,11 +51,18 @@ public struct Tensor: @unchecked Sendable {
         self.storage = TensorStorage(count: shape.reduce(1, *))
     }
 
+    /// A tensor whose elements are unspecified until written: for kernel outputs.
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(uninitializedCount: shape.reduce(1, *))
+    }
+
     /// A tensor holding `values` (C order); `values.count` must equal the shape's product.
     public init(shape: [Int], values: [Float]) {
         precondition(values.count == shape.reduce(1, *),
                      "\(values.count) values do not fill shape \(shape)")
-        self.init(zeros: shape)
+        self.init(uninitialized: shape)
         values.withUnsafeBufferPointer { src in
             if let base = src.baseAddress { storage.pointer.update(from: base, count: values.count) }
         }
@@ -58,7 +70,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// A tensor filled with `value`.
     public init(shape: [Int], repeating value: Float) {
-        self.init(zeros: shape)
+        self.init(uninitialized: shape)
         storage.pointer.update(repeating: value, count: storage.count)
     }
 

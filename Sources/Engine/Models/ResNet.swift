@@ -1,0 +1,216 @@
+/// A torchvision ResNet prepared for inference: every batch norm is folded into the
+/// convolution before it and every ReLU fused into the kernel that precedes it.
+///
+/// Input `[N, C, H, W]` (C = the stem's input channels, 3 for torchvision) → logits
+/// `[N, classes]`. Any H, W ≥ 1 work, as in PyTorch.
+public struct ResNet: Sendable {
+    public let architecture: ResNetArchitecture
+    public let inputChannels: Int
+    public let classes: Int
+
+    let stem: Conv2d
+    let stemPool: Pool2d?
+    let stages: [[ResidualBlock]]
+    let globalPool = AdaptivePool2d(.average, outputSize: 1)
+    let fc: Linear
+
+    /// Builds the network from a state dict whose keys follow torchvision's module paths.
+    ///
+    /// - Parameter architecture: the expected layout; nil infers it from the keys and shapes.
+    /// - Throws: `.unknownArchitecture` naming the first missing and unexpected keys when the
+    ///   state dict is not (that) ResNet; `.invalidFormat` when shapes are inconsistent.
+    public init(stateDict: StateDict, architecture: ResNetArchitecture? = nil) throws(ElucidateError) {
+        let arch: ResNetArchitecture
+        if let architecture { arch = architecture } else { arch = try ResNet.inferArchitecture(stateDict) }
+        try ResNet.checkKeys(stateDict, against: arch)
+        self.architecture = arch
+
+        let conv1 = try stateDict.tensor("conv1.weight", rank: 4)
+        let stemStride = arch.stem == .imagenet ? 2 : 1
+        stem = Conv2d(weight: conv1, stride: stemStride, padding: conv1.shape[2] / 2)
+            .folding(try ResNet.batchNorm(stateDict, "bn1", channels: conv1.shape[0]), activation: .relu)
+        stemPool = arch.stem == .imagenet ? .maxPool(kernelSize: 3, stride: 2, padding: 1) : nil
+        inputChannels = conv1.shape[1]
+
+        var channels = conv1.shape[0]
+        var stages: [[ResidualBlock]] = []
+        for (stage, count) in arch.blocksPerStage.enumerated() {
+            var blocks: [ResidualBlock] = []
+            for index in 0..<count {
+                let block = try ResidualBlock(stateDict, prefix: "layer\(stage + 1).\(index)", kind: arch.block,
+                                              inChannels: channels, stride: stage > 0 && index == 0 ? 2 : 1)
+                channels = block.outChannels
+                blocks.append(block)
+            }
+            stages.append(blocks)
+        }
+        self.stages = stages
+
+        let weight = try stateDict.tensor("fc.weight", rank: 2)
+        guard weight.shape[1] == channels else {
+            throw ElucidateError(.invalidFormat, "'fc.weight' takes \(weight.shape[1]) features but the last stage gives \(channels)")
+        }
+        let bias = stateDict["fc.bias"]
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw ElucidateError(.invalidFormat, "'fc.bias' has shape \(bias.shape), expected [\(weight.shape[0])]")
+        }
+        fc = Linear(weight: weight, bias: bias)
+        classes = weight.shape[0]
+    }
+
+    /// Logits `[N, classes]` for a batch `[N, inputChannels, H, W]`.
+    public func logits(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try fc(features(input))
+    }
+
+    /// The pooled features `[N, channels]` that feed the classifier.
+    public func features(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        guard input.rank == 4 else {
+            throw ElucidateError(.invalidArgument, "the model expects an input of shape [N, \(inputChannels), H, W], got \(input.shape)")
+        }
+        guard input.shape[1] == inputChannels else {
+            throw ElucidateError(.invalidArgument, "the model expects \(inputChannels) input channels, got \(input.shape[1])")
+        }
+        guard input.shape[0] > 0, input.shape[2] > 0, input.shape[3] > 0 else {
+            throw ElucidateError(.inputTooSmall, "the input \(input.shape) is empty")
+        }
+        var x = try stem(input)
+        if let stemPool { x = try stemPool(x) }
+        for stage in stages {
+            for block in stage { x = try block(x) }
+        }
+        return try globalPool(x).flattened()
+    }
+
+    // MARK: - State dict mapping
+
+    static func batchNorm(_ stateDict: StateDict, _ prefix: String, channels: Int) throws(ElucidateError) -> BatchNorm2d {
+        var parts: [Tensor] = []
+        for name in ["weight", "bias", "running_mean", "running_var"] {
+            let tensor = try stateDict.tensor("\(prefix).\(name)", rank: 1)
+            guard tensor.count == channels else {
+                throw ElucidateError(.invalidFormat, "'\(prefix).\(name)' has \(tensor.count) channels, expected \(channels)")
+            }
+            parts.append(tensor)
+        }
+        return BatchNorm2d(weight: parts[0], bias: parts[1], runningMean: parts[2], runningVar: parts[3])
+    }
+
+    /// Infers block type, stage depths and stem from the keys and the stem's kernel size.
+    public static func inferArchitecture(_ stateDict: StateDict) throws(ElucidateError) -> ResNetArchitecture {
+        guard stateDict.contains("conv1.weight"), stateDict.contains("layer1.0.conv1.weight") else {
+            throw mismatch(stateDict, ResNetArchitecture.named("resnet18")!, label: "any known architecture")
+        }
+        let block: ResNetArchitecture.Block = stateDict.contains("layer1.0.conv3.weight") ? .bottleneck : .basic
+        var counts: [Int] = []
+        for stage in 1...4 {
+            var count = 0
+            while stateDict.contains("layer\(stage).\(count).conv1.weight") { count += 1 }
+            guard count > 0 else {
+                throw mismatch(stateDict, ResNetArchitecture.named("resnet18")!, label: "any known architecture")
+            }
+            counts.append(count)
+        }
+        let stemKernel = stateDict["conv1.weight"].flatMap { $0.rank == 4 ? $0.shape[2] : nil } ?? 7
+        return ResNetArchitecture(block: block, blocksPerStage: counts, stem: stemKernel >= 7 ? .imagenet : .small)
+    }
+
+    /// Every float key the architecture reads. Downsample keys are expected where torchvision
+    /// creates them: the first block of a stage whose stride or width changes.
+    static func expectedKeys(_ arch: ResNetArchitecture, _ stateDict: StateDict) -> Set<String> {
+        func batchNormKeys(_ prefix: String) -> [String] {
+            ["weight", "bias", "running_mean", "running_var"].map { "\(prefix).\($0)" }
+        }
+        var keys: Set<String> = ["conv1.weight", "fc.weight", "fc.bias"]
+        keys.formUnion(batchNormKeys("bn1"))
+        for (stage, count) in arch.blocksPerStage.enumerated() {
+            for index in 0..<count {
+                let prefix = "layer\(stage + 1).\(index)"
+                for conv in 1...arch.convolutionsPerBlock {
+                    keys.insert("\(prefix).conv\(conv).weight")
+                    keys.formUnion(batchNormKeys("\(prefix).bn\(conv)"))
+                }
+                let needsDownsample = index == 0 && (stage > 0 || arch.block == .bottleneck)
+                if needsDownsample || (index == 0 && stateDict.contains("\(prefix).downsample.0.weight")) {
+                    keys.insert("\(prefix).downsample.0.weight")
+                    keys.formUnion(batchNormKeys("\(prefix).downsample.1"))
+                }
+            }
+        }
+        return keys
+    }
+
+    static func checkKeys(_ stateDict: StateDict, against arch: ResNetArchitecture) throws(ElucidateError) {
+        let expected = expectedKeys(arch, stateDict)
+        var actual = Set(stateDict.keys)
+        if !actual.contains("fc.bias") { actual.insert("fc.bias") }  // a bias-free head is fine
+        if actual != expected { throw mismatch(stateDict, arch, label: arch.name) }
+    }
+
+    private static func mismatch(_ stateDict: StateDict, _ arch: ResNetArchitecture, label: String) -> ElucidateError {
+        let expected = expectedKeys(arch, stateDict)
+        let actual = Set(stateDict.keys)
+        let missing = expected.subtracting(actual).subtracting(["fc.bias"]).sorted()
+        let unexpected = actual.subtracting(expected).sorted()
+        var parts: [String] = []
+        if !missing.isEmpty {
+            parts.append("missing \(missing.prefix(3).map { "'\($0)'" }.joined(separator: ", "))"
+                         + (missing.count > 3 ? " and \(missing.count - 3) more" : ""))
+        }
+        if !unexpected.isEmpty {
+            parts.append("unexpected \(unexpected.prefix(3).map { "'\($0)'" }.joined(separator: ", "))"
+                         + (unexpected.count > 3 ? " and \(unexpected.count - 3) more" : ""))
+        }
+        return ElucidateError(.unknownArchitecture,
+                              "state dict does not match \(label) (\(parts.joined(separator: "; ")))")
+    }
+}
+
+/// One residual block with batch norms folded: `relu(convs(x) + shortcut(x))`.
+struct ResidualBlock: Sendable {
+    let convolutions: [Conv2d]
+    let downsample: Conv2d?
+    var outChannels: Int { convolutions.last!.outChannels }
+
+    init(_ stateDict: StateDict, prefix: String, kind: ResNetArchitecture.Block, inChannels: Int,
+         stride: Int) throws(ElucidateError) {
+        let count = kind == .basic ? 2 : 3
+        // torchvision puts the stride on conv1 of a BasicBlock and conv2 of a Bottleneck.
+        let strided = kind == .basic ? 1 : 2
+        var convolutions: [Conv2d] = []
+        var channels = inChannels
+        for index in 1...count {
+            let key = "\(prefix).conv\(index).weight"
+            let weight = try stateDict.tensor(key, rank: 4)
+            guard weight.shape[1] == channels else {
+                throw ElucidateError(.invalidFormat, "'\(key)' takes \(weight.shape[1]) channels but receives \(channels)")
+            }
+            let conv = Conv2d(weight: weight, stride: index == strided ? stride : 1, padding: weight.shape[2] / 2)
+            let norm = try ResNet.batchNorm(stateDict, "\(prefix).bn\(index)", channels: weight.shape[0])
+            convolutions.append(conv.folding(norm, activation: index < count ? .relu : .identity))
+            channels = weight.shape[0]
+        }
+        self.convolutions = convolutions
+        if stateDict.contains("\(prefix).downsample.0.weight") {
+            let weight = try stateDict.tensor("\(prefix).downsample.0.weight", rank: 4)
+            guard weight.shape[1] == inChannels, weight.shape[0] == channels else {
+                throw ElucidateError(.invalidFormat, "'\(prefix).downsample.0.weight' has shape \(weight.shape), expected [\(channels), \(inChannels), 1, 1]")
+            }
+            let norm = try ResNet.batchNorm(stateDict, "\(prefix).downsample.1", channels: channels)
+            downsample = Conv2d(weight: weight, stride: stride).folding(norm)
+        } else {
+            guard inChannels == channels, stride == 1 else {
+                throw ElucidateError(.unknownArchitecture, "missing key '\(prefix).downsample.0.weight'")
+            }
+            downsample = nil
+        }
+    }
+
+    func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        var x = input
+        for conv in convolutions { x = try conv(x) }
+        var shortcut = input
+        if let downsample { shortcut = try downsample(input) }
+        return x.adding(shortcut, activation: .relu)
+    }
+}

@@ -1,0 +1,105 @@
+import CKernels
+import Dispatch
+import Foundation
+
+/// Process-wide compute settings: how many threads kernels use, and what the BLAS loader did.
+///
+/// GEMM threads belong to OpenBLAS; every other kernel is split into `threadCount` shares
+/// (ggml's ith/nth) that run on Dispatch's worker threads.
+public enum Runtime {
+    nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount
+    private static let lock = NSLock()
+
+    /// The number of online cores.
+    public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Threads used by kernels (OpenBLAS and Elucidate's own parallel loops).
+    public static var threadCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return configuredThreads
+    }
+
+    /// Sets the thread count for OpenBLAS and for Elucidate's own loops (clamped to ≥ 1).
+    public static func setThreadCount(_ count: Int) {
+        let n = max(1, count)
+        lock.lock()
+        configuredThreads = n
+        lock.unlock()
+        ek_blas_set_num_threads(Int32(n))
+    }
+
+    /// Loads OpenBLAS (once) and describes the kernels in use.
+    public static var blas: BLASInfo {
+        let info = ek_blas_get_info()
+        return BLASInfo(
+            loaded: info.loaded != 0,
+            library: info.library.map { String(cString: $0) },
+            coreName: info.core_name.map { String(cString: $0) },
+            coretypeEnvironment: info.coretype_env.map { String(cString: $0) },
+            coretypeSetByElucidate: info.coretype_set_by_us != 0,
+            error: info.error.map { String(cString: $0) })
+    }
+
+    /// The SIMD level the kernels dispatch to.
+    public static var instructionSet: String { String(cString: ek_isa_name(ek_isa_active())) }
+
+    /// Makes sure BLAS is usable and applies the thread count; throws a clear error if not.
+    static func ensureBLAS() throws(ElucidateError) {
+        let status = ek_blas_load()
+        guard status == EK_OK else {
+            let reason = blas.error ?? "unknown reason"
+            throw ElucidateError(.internalFailure,
+                                 "cannot load OpenBLAS (install libopenblas0): \(reason)")
+        }
+        ek_blas_set_num_threads(Int32(threadCount))
+    }
+
+    /// Runs `body(ith, nth)` for ith in 0..<nth in parallel, nth = min(threadCount, maxShares).
+    /// Kernels return a status; the first failure is returned.
+    static func parallel(maxShares: Int = .max, _ body: (Int32, Int32) -> ek_status) -> ek_status {
+        let nth = max(1, min(threadCount, maxShares))
+        if nth == 1 { return body(0, 1) }
+        let failure = FirstFailure()
+        // The shares touch disjoint parts of buffers the caller keeps alive for the call.
+        return withoutActuallyEscaping(body) { escapable in
+            let share = UncheckedSendable(escapable)
+            DispatchQueue.concurrentPerform(iterations: nth) { ith in
+                let status = share.value(Int32(ith), Int32(nth))
+                if status != EK_OK { failure.record(status) }
+            }
+            return failure.status
+        }
+    }
+}
+
+/// What `Runtime.blas` reports.
+public struct BLASInfo: Sendable, Equatable {
+    public let loaded: Bool
+    public let library: String?
+    public let coreName: String?
+    public let coretypeEnvironment: String?
+    public let coretypeSetByElucidate: Bool
+    public let error: String?
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+private final class FirstFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var status: ek_status = EK_OK
+    func record(_ s: ek_status) {
+        lock.lock()
+        if status == EK_OK { status = s }
+        lock.unlock()
+    }
+}
+
+/// Turns a kernel status into a precondition failure: the Swift layer validates shapes
+/// before calling, so a failing kernel is a programming error.
+@inline(__always)
+func checkKernel(_ status: ek_status, _ what: @autoclosure () -> String) {
+    precondition(status == EK_OK, "\(what()): \(String(cString: ek_status_string(status)))")
+}
