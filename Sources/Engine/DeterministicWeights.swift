@@ -66,3 +66,14 @@ public enum DeterministicWeights {
         Tensor(shape: shape, values: values(key: key, count: shape.reduce(1, *), scale: 2.0))
     }
 }
+
+extension DeterministicWeights {
+    /// A complete state dict for `architecture`, every tensor from `parameter(key:shape:)`.
+    public static func stateDict(_ architecture: ResNetArchitecture, classes: Int, inputChannels: Int = 3) -> StateDict {
+        var tensors: [String: Tensor] = [:]
+        for (key, shape) in architecture.parameterShapes(classes: classes, inputChannels: inputChannels) {
+            tensors[key] = parameter(key: key, shape: shape)
+        }
+        return StateDict(tensors)
+    }
+}

@@ -42,6 +42,19 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
         named.first { $0.name == name.lowercased() }?.architecture
     }
 
+    /// A known name (`resnet34`), optionally with the `-small-stem` suffix.
+    public static func parse(_ name: String) throws(ElucidateError) -> ResNetArchitecture {
+        let lower = name.lowercased()
+        let suffix = "-small-stem"
+        let base = lower.hasSuffix(suffix) ? String(lower.dropLast(suffix.count)) : lower
+        guard var architecture = named(base) else {
+            let known = named.map(\.name).joined(separator: ", ")
+            throw ElucidateError(.invalidArgument, "unknown architecture '\(name)' (known: \(known))")
+        }
+        if lower.hasSuffix(suffix) { architecture.stem = .small }
+        return architecture
+    }
+
     /// `resnet34` for the known depths, otherwise a description of the custom layout.
     public var name: String {
         let base = ResNetArchitecture.named.first {
@@ -54,4 +67,47 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
 
     /// Residual block depth in convolutions.
     var convolutionsPerBlock: Int { block == .basic ? 2 : 3 }
+}
+
+extension ResNetArchitecture {
+    /// Every float parameter and buffer of this architecture with torchvision's widths
+    /// (stem 64, stages 64/128/256/512 × expansion), keyed as in its state dict.
+    ///
+    /// - Parameters: classes: rows of `fc.weight`; inputChannels: the stem's input channels.
+    public func parameterShapes(classes: Int, inputChannels: Int = 3) -> [(key: String, shape: [Int])] {
+        var shapes: [(key: String, shape: [Int])] = []
+        func batchNorm(_ prefix: String, _ channels: Int) {
+            for name in ["weight", "bias", "running_mean", "running_var"] { shapes.append(("\(prefix).\(name)", [channels])) }
+        }
+        let stemKernel = stem == .imagenet ? 7 : 3
+        shapes.append(("conv1.weight", [64, inputChannels, stemKernel, stemKernel]))
+        batchNorm("bn1", 64)
+        let expansion = block == .basic ? 1 : 4
+        var inChannels = 64
+        for (stage, count) in blocksPerStage.enumerated() {
+            let planes = 64 << stage
+            for index in 0..<count {
+                let prefix = "layer\(stage + 1).\(index)"
+                let convs: [(Int, Int)]  // (out, kernel) per convolution
+                switch block {
+                case .basic: convs = [(planes, 3), (planes, 3)]
+                case .bottleneck: convs = [(planes, 1), (planes, 3), (planes * expansion, 1)]
+                }
+                var channels = inChannels
+                for (i, (out, kernel)) in convs.enumerated() {
+                    shapes.append(("\(prefix).conv\(i + 1).weight", [out, channels, kernel, kernel]))
+                    batchNorm("\(prefix).bn\(i + 1)", out)
+                    channels = out
+                }
+                if index == 0 && (stage > 0 || inChannels != planes * expansion) {
+                    shapes.append(("\(prefix).downsample.0.weight", [planes * expansion, inChannels, 1, 1]))
+                    batchNorm("\(prefix).downsample.1", planes * expansion)
+                }
+                inChannels = planes * expansion
+            }
+        }
+        shapes.append(("fc.weight", [classes, inChannels]))
+        shapes.append(("fc.bias", [classes]))
+        return shapes
+    }
 }
