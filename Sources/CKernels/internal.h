@@ -1,0 +1,60 @@
+// Private declarations shared by the CKernels translation units. Not part of the API.
+#ifndef ELUCIDATE_CKERNELS_INTERNAL_H
+#define ELUCIDATE_CKERNELS_INTERNAL_H
+
+#include "ckernels.h"
+
+#include <stdint.h>
+
+// Every product and sum is written out explicitly (fmaf where a fused multiply-add is
+// meant), so the compiler must not contract a*b+c on its own: that would make the scalar
+// reference and the SIMD paths differ in the last bit depending on the target attribute.
+#pragma STDC FP_CONTRACT OFF
+
+#define EK_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define EK_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// The level kernels use right now (one relaxed atomic load after the first call).
+static inline ek_isa ek__isa(void) { return ek_isa_active(); }
+
+// 0 <= ith < nth.
+static inline int ek__share_ok(int32_t ith, int32_t nth) { return nth >= 1 && ith >= 0 && ith < nth; }
+
+// The ith of nth near-equal shares of [0, total).
+static inline void ek__share(int64_t total, int32_t ith, int32_t nth, int64_t *begin,
+                             int64_t *end) {
+    *begin = total * ith / nth;
+    *end = total * (ith + 1) / nth;
+}
+
+// Like ek__share, but share boundaries fall on multiples of 16 elements (one 64-byte
+// cache line of floats when the base is aligned), so threads do not write the same line.
+static inline void ek__share_aligned16(int64_t total, int32_t ith, int32_t nth,
+                                       int64_t *begin, int64_t *end) {
+    int64_t blocks = (total + 15) / 16;
+    int64_t b0 = blocks * ith / nth, b1 = blocks * (ith + 1) / nth;
+    *begin = b0 * 16 < total ? b0 * 16 : total;
+    *end = b1 * 16 < total ? b1 * 16 : total;
+}
+
+static inline int64_t ek__min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t ek__max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// ReLU as every path computes it: max(0, v) with NaN propagated and -0 kept (the same
+// result as vmaxps(zero, v)).
+static inline float ek__relu(float v) { return (0.0f > v) ? 0.0f : v; }
+
+// MARK: BLAS (blas_loader.c)
+
+// Row-major sgemm through the loaded OpenBLAS; sizes already validated and <= INT32_MAX.
+// Returns EK_ERR_BLAS_UNAVAILABLE when OpenBLAS could not be loaded.
+ek_status ek__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                    float *c, int64_t ldc);
+
+// MARK: Element-wise helpers (elementwise.c)
+
+// y[i] = act(a[i] + b[i]) over [0, count) with the active ISA; y may alias a or b.
+void ek__add_run(int64_t count, const float *a, const float *b, float *y, ek_activation act);
+
+#endif  // ELUCIDATE_CKERNELS_INTERNAL_H
