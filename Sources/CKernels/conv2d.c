@@ -1,0 +1,265 @@
+// 2-D convolution (groups = 1): im2col + one sgemm per image, then a bias + activation
+// epilogue. A 1x1 / stride 1 / pad 0 convolution multiplies the input directly.
+#include "internal.h"
+
+#include <immintrin.h>
+#include <limits.h>
+#include <string.h>
+
+// MARK: - Geometry
+
+static int params_ok(const ek_conv2d_params *p) {
+    if (p == NULL) return 0;
+    if (p->n < 1 || p->c < 1 || p->h < 1 || p->w < 1 || p->k < 1 || p->r < 1 || p->s < 1)
+        return 0;
+    if (p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1) return 0;
+    if (p->pad_h < 0 || p->pad_w < 0) return 0;
+    if (p->activation != EK_ACT_NONE && p->activation != EK_ACT_RELU) return 0;
+    return 1;
+}
+
+ek_status ek_conv2d_output_size(const ek_conv2d_params *p, int64_t *out_h, int64_t *out_w) {
+    if (!params_ok(p) || out_h == NULL || out_w == NULL) return EK_ERR_INVALID_ARGUMENT;
+    const int64_t span_h = p->h + 2 * p->pad_h - p->dilation_h * (p->r - 1) - 1;
+    const int64_t span_w = p->w + 2 * p->pad_w - p->dilation_w * (p->s - 1) - 1;
+    if (span_h < 0 || span_w < 0) return EK_ERR_INVALID_ARGUMENT;
+    *out_h = span_h / p->stride_h + 1;
+    *out_w = span_w / p->stride_w + 1;
+    return EK_OK;
+}
+
+static int is_direct_1x1(const ek_conv2d_params *p) {
+    return p->r == 1 && p->s == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+           p->pad_w == 0;
+}
+
+/// 0 for the direct 1x1 case and for invalid params (which ek_conv2d_f32 rejects anyway).
+int64_t ek_conv2d_scratch_size(const ek_conv2d_params *p) {
+    int64_t oh, ow;
+    if (ek_conv2d_output_size(p, &oh, &ow) != EK_OK) return 0;
+    if (is_direct_1x1(p)) return 0;
+    return p->c * p->r * p->s * oh * ow;
+}
+
+// MARK: - Strided row gathers: dst[i] = src[i * stride], i < n
+
+typedef void (*gather_fn)(float *dst, const float *src, int64_t n, int64_t stride);
+
+static void gather_scalar(float *dst, const float *src, int64_t n, int64_t stride) {
+    if (stride == 1) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i * stride];
+}
+
+EK_TARGET_AVX2 static void gather_avx2(float *dst, const float *src, int64_t n, int64_t stride) {
+    if (stride != 2) {
+        gather_scalar(dst, src, n, stride);
+        return;
+    }
+    // 8 outputs need src[0..14]; the second load is masked to 7 lanes so we never read
+    // src[15], which may lie past the end of the input.
+    const __m256i seven = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float *s = src + 2 * i;
+        __m256 a = _mm256_loadu_ps(s);
+        __m256 b = _mm256_maskload_ps(s + 8, seven);
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // s0 s2 s8 s10 | s4 s6 s12 s14
+        e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm256_storeu_ps(dst + i, e);
+    }
+    for (; i < n; i++) dst[i] = src[2 * i];
+}
+
+EK_TARGET_AVX512 static void gather_avx512(float *dst, const float *src, int64_t n,
+                                           int64_t stride) {
+    if (stride != 2) {
+        gather_scalar(dst, src, n, stride);
+        return;
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        const int64_t left = n - i < 16 ? n - i : 16;
+        const int64_t need = 2 * left - 1;  // src elements 0 .. 2*(left-1)
+        const __mmask16 m_lo = need >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << need) - 1u);
+        const __mmask16 m_hi = need > 16 ? (__mmask16)((1u << (need - 16)) - 1u) : (__mmask16)0;
+        const float *s = src + 2 * i;
+        __m512 a = _mm512_maskz_loadu_ps(m_lo, s);
+        __m512 b = _mm512_maskz_loadu_ps(m_hi, s + 16);
+        _mm512_mask_storeu_ps(dst + i, (__mmask16)((1u << left) - 1u),
+                              _mm512_permutex2var_ps(a, even, b));
+    }
+}
+
+static gather_fn active_gather(void) {
+    switch (ek__isa()) {
+    case EK_ISA_AVX512: return gather_avx512;
+    case EK_ISA_AVX2: return gather_avx2;
+    case EK_ISA_SCALAR: break;
+    }
+    return gather_scalar;
+}
+
+// MARK: - im2col
+
+typedef struct geom {
+    int64_t c, h, w, r, s, oh, ow, sh, sw, ph, pw, dh, dw;
+} geom;
+
+static geom make_geom(const ek_conv2d_params *p, int64_t oh, int64_t ow) {
+    geom g = {p->c, p->h, p->w, p->r, p->s, oh, ow, p->stride_h, p->stride_w,
+              p->pad_h, p->pad_w, p->dilation_h, p->dilation_w};
+    return g;
+}
+
+// Column rows [row_begin, row_end): row (c, ki, kj) holds, for every output position,
+// x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw] or 0 in the padding. The valid output
+// columns of a row form one range [ow_lo, ow_hi), computed once per row; each output row
+// is then zeros, one contiguous (stride 1) or strided run, zeros.
+static void im2col_rows(const geom *g, const float *x, float *col, int64_t row_begin,
+                        int64_t row_end, gather_fn gather) {
+    const int64_t ohw = g->oh * g->ow;
+    for (int64_t row = row_begin; row < row_end; row++) {
+        const int64_t c = row / (g->r * g->s);
+        const int64_t ki = (row / g->s) % g->r;
+        const int64_t kj = row % g->s;
+        const float *xc = x + c * g->h * g->w;
+        float *dst = col + (row - row_begin) * ohw;
+
+        const int64_t off_w = kj * g->dw - g->pw;  // iw = ow*sw + off_w
+        int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + g->sw - 1) / g->sw;
+        int64_t ow_hi = (g->w - 1 - off_w) < 0 ? 0 : (g->w - 1 - off_w) / g->sw + 1;
+        if (ow_hi > g->ow) ow_hi = g->ow;
+        if (ow_lo > ow_hi) ow_lo = ow_hi;
+        const int64_t run = ow_hi - ow_lo;
+
+        for (int64_t oh = 0; oh < g->oh; oh++) {
+            float *d = dst + oh * g->ow;
+            const int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+            if (ih < 0 || ih >= g->h || run == 0) {
+                memset(d, 0, (size_t)g->ow * sizeof(float));
+                continue;
+            }
+            if (ow_lo > 0) memset(d, 0, (size_t)ow_lo * sizeof(float));
+            gather(d + ow_lo, xc + ih * g->w + ow_lo * g->sw + off_w, run, g->sw);
+            if (ow_hi < g->ow) memset(d + ow_hi, 0, (size_t)(g->ow - ow_hi) * sizeof(float));
+        }
+    }
+}
+
+ek_status ek_im2col_f32(const ek_conv2d_params *p, const float *x, float *col) {
+    if (p == NULL || x == NULL || col == NULL) return EK_ERR_INVALID_ARGUMENT;
+    ek_conv2d_params one = *p;
+    one.n = 1;  // one image; p->n is ignored
+    int64_t oh, ow;
+    if (ek_conv2d_output_size(&one, &oh, &ow) != EK_OK || !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    const geom g = make_geom(&one, oh, ow);
+    int64_t b, e;
+    ek__share(p->c * p->r * p->s, p->ith, p->nth, &b, &e);
+    // Rows are written at their absolute position in the column matrix.
+    if (b < e) im2col_rows(&g, x, col + b * oh * ow, b, e, active_gather());
+    return EK_OK;
+}
+
+// MARK: - Bias + activation epilogue
+
+static void bias_act_scalar(int64_t hw, float bias, int has_bias, int relu, float *y) {
+    if (relu && has_bias) {
+        for (int64_t i = 0; i < hw; i++) y[i] = ek__relu(y[i] + bias);
+    } else if (relu) {
+        for (int64_t i = 0; i < hw; i++) y[i] = ek__relu(y[i]);
+    } else if (has_bias) {
+        for (int64_t i = 0; i < hw; i++) y[i] = y[i] + bias;
+    }
+}
+
+EK_TARGET_AVX2 static void bias_act_avx2(int64_t hw, float bias, int has_bias, int relu,
+                                         float *y) {
+    const __m256 vb = _mm256_set1_ps(bias), z = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= hw; i += 8) {
+        __m256 v = _mm256_loadu_ps(y + i);
+        if (has_bias) v = _mm256_add_ps(v, vb);
+        if (relu) v = _mm256_max_ps(z, v);
+        _mm256_storeu_ps(y + i, v);
+    }
+    bias_act_scalar(hw - i, bias, has_bias, relu, y + i);
+}
+
+EK_TARGET_AVX512 static void bias_act_avx512(int64_t hw, float bias, int has_bias, int relu,
+                                             float *y) {
+    const __m512 vb = _mm512_set1_ps(bias), z = _mm512_setzero_ps();
+    for (int64_t i = 0; i < hw; i += 16) {
+        const __mmask16 m = hw - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hw - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+        if (has_bias) v = _mm512_add_ps(v, vb);
+        if (relu) v = _mm512_max_ps(z, v);
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+static void bias_act_channels(int64_t k_begin, int64_t k_end, int64_t hw, const float *bias,
+                              int relu, float *y) {
+    if (bias == NULL && !relu) return;
+    const ek_isa isa = ek__isa();
+    for (int64_t ch = k_begin; ch < k_end; ch++) {
+        const float b = bias ? bias[ch] : 0.0f;
+        float *row = y + ch * hw;
+        switch (isa) {
+        case EK_ISA_AVX512: bias_act_avx512(hw, b, bias != NULL, relu, row); break;
+        case EK_ISA_AVX2: bias_act_avx2(hw, b, bias != NULL, relu, row); break;
+        case EK_ISA_SCALAR: bias_act_scalar(hw, b, bias != NULL, relu, row); break;
+        }
+    }
+}
+
+ek_status ek_bias_act_f32(int64_t k, int64_t hw, const float *bias, ek_activation act, float *y,
+                          int32_t ith, int32_t nth) {
+    if (k < 1 || hw < 1 || y == NULL || !ek__share_ok(ith, nth)) return EK_ERR_INVALID_ARGUMENT;
+    if (act != EK_ACT_NONE && act != EK_ACT_RELU) return EK_ERR_INVALID_ARGUMENT;
+    int64_t b, e;
+    ek__share(k, ith, nth, &b, &e);
+    bias_act_channels(b, e, hw, bias, act == EK_ACT_RELU, y);
+    return EK_OK;
+}
+
+// MARK: - Convolution
+
+ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *weight,
+                        const float *bias, float *y, float *scratch, int64_t scratch_floats) {
+    int64_t oh, ow;
+    if (x == NULL || weight == NULL || y == NULL || ek_conv2d_output_size(p, &oh, &ow) != EK_OK)
+        return EK_ERR_INVALID_ARGUMENT;
+    const int64_t crs = p->c * p->r * p->s;
+    const int64_t ohw = oh * ow;
+    if (p->k > INT_MAX || ohw > INT_MAX || crs > INT_MAX) return EK_ERR_INVALID_ARGUMENT;
+
+    const int direct = is_direct_1x1(p);
+    const int64_t need = direct ? 0 : crs * ohw;
+    if (need > 0 && (scratch_floats < need || scratch == NULL))
+        return EK_ERR_SCRATCH_TOO_SMALL;
+
+    if (ek_blas_load() != EK_OK) return EK_ERR_BLAS_UNAVAILABLE;
+
+    const geom g = make_geom(p, oh, ow);
+    const gather_fn gather = active_gather();
+    const int64_t in_image = p->c * p->h * p->w;
+    const int64_t out_image = p->k * ohw;
+    for (int64_t img = 0; img < p->n; img++) {
+        const float *xi = x + img * in_image;
+        float *yi = y + img * out_image;
+        const float *b_mat = xi;  // direct: x[C, H*W] is already the column matrix
+        if (!direct) {
+            im2col_rows(&g, xi, scratch, 0, crs, gather);
+            b_mat = scratch;
+        }
+        ek_status st = ek__sgemm(0, 0, p->k, ohw, crs, 1.0f, weight, crs, b_mat, ohw, 0.0f, yi, ohw);
+        if (st != EK_OK) return st;
+        bias_act_channels(0, p->k, ohw, bias, p->activation == EK_ACT_RELU, yi);
+    }
+    return EK_OK;
+}
