@@ -136,8 +136,10 @@ struct Profiler {
         consume(try step("fc", .linear, "head", input: pooled) { try fc(pooled) })
     }
 
-    /// Times a convolution's kernels one by one, as `Conv2d.callAsFunction` calls them.
-    func phases(of conv: Conv2d, input: Tensor, into layer: inout Layer) {
+    /// Times a convolution's kernels one by one, as `Conv2d.callAsFunction` calls them:
+    /// one untimed call, then `repeats` timed ones. Scratch and output are allocated once,
+    /// as the engine's scratch pool and a warm allocator give them.
+    func phases(of conv: Conv2d, input: Tensor, into layer: inout Layer, repeats: Int) {
         let shape = input.shape
         var params = ek_conv2d_params(
             n: Int64(shape[0]), c: Int64(shape[1]), h: Int64(shape[2]), w: Int64(shape[3]),
@@ -158,6 +160,7 @@ struct Profiler {
         let bias = conv.bias?.storage.pointer
         let act = params.activation
         let weight = conv.weight.storage.pointer
+        for run in 0...repeats {
         var im2col: UInt64 = 0, gemm: UInt64 = 0, epilogue: UInt64 = 0
         for image in 0..<shape[0] {
             let x = input.storage.pointer + image * inImage
@@ -192,9 +195,12 @@ struct Profiler {
             t1 = now()
             epilogue += t1 - t0
         }
-        layer.phases.im2col.append(milliseconds(im2col))
-        layer.phases.gemm.append(milliseconds(gemm))
-        layer.phases.epilogue.append(milliseconds(epilogue))
+        if run > 0 {
+            layer.phases.im2col.append(milliseconds(im2col))
+            layer.phases.gemm.append(milliseconds(gemm))
+            layer.phases.epilogue.append(milliseconds(epilogue))
+        }
+        }
     }
 
     func run(_ input: Tensor) throws {
@@ -208,9 +214,7 @@ struct Profiler {
         }
         for i in layers.indices {
             guard let conv = layers[i].conv, let x = layers[i].input else { continue }
-            phases(of: conv, input: x, into: &layers[i])  // warm-up
-            layers[i].phases = ([], [], [])
-            for _ in 0..<options.repeats { phases(of: conv, input: x, into: &layers[i]) }
+            phases(of: conv, input: x, into: &layers[i], repeats: options.repeats)
         }
         report(layers, totals: totals)
     }
