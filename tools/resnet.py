@@ -219,7 +219,11 @@ def _scale_and_offset(key: str, shape: tuple[int, ...]) -> tuple[float, float]:
     if name == "weight" and rank == 2:
         return math.sqrt(3.0 / fan_in), 0.0  # linear
     if name == "weight" and rank == 1:
-        return 0.2, 1.0  # batch-norm gamma
+        # Batch-norm gamma; those closing a residual branch (bn2, bn3, downsample.1 inside
+        # layerN) are damped so activations stay O(1) through deep stacks.
+        if parts[0].startswith("layer") and len(parts) >= 2 and parts[-2] in ("bn2", "bn3", "1"):
+            return 0.06, 0.3
+        return 0.2, 1.0
     if name == "running_var":
         return 0.5, 1.0
     return 0.1, 0.0  # biases, batch-norm beta, running_mean

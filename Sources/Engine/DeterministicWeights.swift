@@ -43,22 +43,30 @@ public enum DeterministicWeights {
 
     /// A parameter of a PyTorch ResNet state dict, chosen by its key's last component:
     /// convolution weights He-uniform (scale √(6/fan_in)), linear weights √(3/fan_in),
-    /// biases 0.1·u, batch-norm weight 1 + 0.2·u, bias 0.1·u, running_mean 0.1·u,
-    /// running_var 1 + 0.5·u.
+    /// biases 0.1·u, batch-norm weight 1 + 0.2·u (0.3 + 0.06·u where it closes a residual
+    /// branch), bias 0.1·u, running_mean 0.1·u, running_var 1 + 0.5·u.
     public static func parameter(key: String, shape: [Int]) -> Tensor {
         let count = shape.reduce(1, *)
         let fanIn = shape.count >= 2 ? shape.dropFirst().reduce(1, *) : 1
-        let name = key.split(separator: ".").last.map(String.init) ?? key
+        let parts = key.split(separator: ".").map(String.init)
+        let name = parts.last ?? key
         let scale: Double
         var offset = 0.0
         switch (name, shape.count) {
         case ("weight", 4): scale = (6.0 / Double(fanIn)).squareRoot()
         case ("weight", 2): scale = (3.0 / Double(fanIn)).squareRoot()
+        case ("weight", 1) where closesResidualBranch(parts): scale = 0.06; offset = 0.3
         case ("weight", 1): scale = 0.2; offset = 1.0  // every 1-D weight of a ResNet is a batch norm's
         case ("running_var", _): scale = 0.5; offset = 1.0
         default: scale = 0.1
         }
         return Tensor(shape: shape, values: values(key: key, count: count, scale: scale, offset: offset))
+    }
+
+    /// Batch norms that end a residual branch (`bn2`, `bn3`, `downsample.1` inside `layerN`)
+    /// get a gamma near 0.3, so activations stay of order one through deep stacks.
+    private static func closesResidualBranch(_ parts: [String]) -> Bool {
+        parts.count >= 3 && parts[0].hasPrefix("layer") && ["bn2", "bn3", "1"].contains(parts[parts.count - 2])
     }
 
     /// An input tensor in [-2, 2), the range of a normalised photo.

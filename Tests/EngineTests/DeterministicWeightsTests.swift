@@ -33,6 +33,9 @@ final class DeterministicWeightsTests: XCTestCase {
             ("bn1.running_mean", [64], [(0, 0x3D83_9CFC), (7, 0x3ADA_4239)]),
             ("layer4.1.conv2.weight", [512, 512, 3, 3], [(1_000_000, 0xBCFF_918B), (2_359_295, 0x3ADF_F60A)]),
             ("layer3.0.downsample.1.bias", [256], [(17, 0xBD31_C823)]),
+            // Batch norms closing a residual branch are damped (gamma near 0.3).
+            ("layer1.0.bn2.weight", [64], [(0, 0x3E82_0B19), (63, 0x3E89_1075)]),
+            ("layer2.0.downsample.1.weight", [128], [(0, 0x3E89_A561)]),
             ("café.weight", [3, 4], [(0, 0x3E8F_86CB), (11, 0x3DC7_85DF)]),
         ]
         for (key, shape, expected) in cases {
