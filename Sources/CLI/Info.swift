@@ -1,0 +1,40 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the compute setup: SIMD level, threads, and which OpenBLAS kernels are in use.")
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let blas = Runtime.blas
+        if json {
+            struct Report: Encodable {
+                let instructionSet: String
+                let threads: Int
+                let blasLoaded: Bool
+                let blasLibrary: String?
+                let blasCore: String?
+                let openblasCoretype: String?
+                let coretypeSetByElucidate: Bool
+            }
+            print(try JSONOutput.string(Report(
+                instructionSet: Runtime.instructionSet, threads: Runtime.threadCount,
+                blasLoaded: blas.loaded, blasLibrary: blas.library, blasCore: blas.coreName,
+                openblasCoretype: blas.coretypeEnvironment, coretypeSetByElucidate: blas.coretypeSetByElucidate)))
+            return
+        }
+        print("SIMD kernels:      \(Runtime.instructionSet)")
+        print("threads:           \(Runtime.threadCount)")
+        if blas.loaded {
+            print("OpenBLAS:          \(blas.library ?? "?"), core \(blas.coreName ?? "unknown")")
+            let origin = blas.coretypeSetByElucidate ? "set by Elucidate" : "set by the user"
+            print("OPENBLAS_CORETYPE: \(blas.coretypeEnvironment.map { "\($0) (\(origin))" } ?? "unset (OpenBLAS detects the CPU)")")
+        } else {
+            print("OpenBLAS:          not loaded: \(blas.error ?? "unknown reason")")
+        }
+    }
+}

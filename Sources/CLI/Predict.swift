@@ -1,0 +1,86 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify images (or a preprocessed tensor) and print the top classes.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var inputOptions: InputOptions
+
+    @Option(name: .customLong("top-k"), help: "How many classes to show per input.")
+    var topK: Int = 5
+
+    @Flag(name: .long, help: "Print one JSON document instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "Write the raw logits, float32 (N, classes), to this .npy file.")
+    var logits: String?
+
+    func validate() throws {
+        if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+    }
+
+    func run() throws {
+        let classifier = try modelOptions.loadClassifier()
+        let batches = try inputOptions.loadBatches(for: classifier)
+        var names: [String] = []
+        var rows: [Tensor] = []
+        for batch in batches {
+            names += batch.names
+            rows.append(try classifier.logits(batch.tensor))
+        }
+        let allLogits = Tensor.stackingRows(rows)
+        if let logits {
+            try NPY.write(allLogits, to: URL(fileURLWithPath: logits),
+                          protectedInputs: modelOptions.inputURLs + inputOptions.inputURLs)
+        }
+        let ranked = classifier.topClasses(logits: allLogits, k: min(topK, classifier.classes))
+        if json {
+            let report = PredictionReport(
+                model: modelOptions.model, architecture: classifier.architecture.name,
+                classes: classifier.classes,
+                inputs: zip(names, ranked).map { PredictionReport.Input(input: $0, top: $1) })
+            print(try JSONOutput.string(report))
+        } else {
+            for (name, scores) in zip(names, ranked) {
+                print(name)
+                for (rank, score) in scores.enumerated() {
+                    let label = score.label.map { "\($0) (\(score.index))" } ?? "class \(score.index)"
+                    print(String(format: "  %2d. %6.2f%%  %@  logit %.4f", rank + 1, score.probability * 100, label, score.logit))
+                }
+            }
+        }
+    }
+}
+
+struct PredictionReport: Encodable {
+    struct Input: Encodable {
+        let input: String
+        let top: [ClassScore]
+    }
+    let model: String
+    let architecture: String
+    let classes: Int
+    let inputs: [Input]
+}
+
+enum JSONOutput {
+    static func string<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
+
+extension Tensor {
+    /// Concatenates `[Nᵢ, K]` tensors into `[ΣNᵢ, K]`.
+    static func stackingRows(_ parts: [Tensor]) -> Tensor {
+        guard parts.count > 1 else { return parts[0] }
+        let columns = parts[0].shape[1]
+        return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, columns], values: parts.flatMap(\.scalars))
+    }
+}
