@@ -19,14 +19,15 @@ public var productsDirectory: URL {
 }
 
 /// Runs `elucidate` with `arguments`, capturing both streams; never reads stdin.
-public func runElucidate(_ arguments: [String], environment: [String: String]? = nil,
+/// `environment` adds or replaces variables; `unsetting` removes them.
+public func runElucidate(_ arguments: [String], environment: [String: String] = [:], unsetting: [String] = [],
                          currentDirectory: URL? = nil) throws -> CommandResult {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent("elucidate")
     process.arguments = arguments
-    if let environment {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    }
+    var childEnvironment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    for name in unsetting { childEnvironment[name] = nil }
+    process.environment = childEnvironment
     if let currentDirectory { process.currentDirectoryURL = currentDirectory }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
