@@ -44,6 +44,19 @@ static inline int64_t ek__max64(int64_t a, int64_t b) { return a > b ? a : b; }
 // result as vmaxps(zero, v)).
 static inline float ek__relu(float v) { return (0.0f > v) ? 0.0f : v; }
 
+// Shared summation order for sums that every ISA must reproduce bit for bit: 16
+// interleaved partial sums acc[j] (lane j adds x[j], x[j+16], ...; what one 16-lane
+// vector accumulator computes), then the halving tree acc[j] += acc[j+8], += acc[j+4],
+// += acc[j+2], += acc[j+1]. `acc` holds the lanes after the whole blocks before `i`;
+// this adds the tail x[i..n) to lanes 0.. and reduces. Interleaving is also more
+// accurate than one running sum (the error grows with n/16, not n).
+static inline float ek__sum16_finish(float acc[16], const float *x, int64_t i, int64_t n) {
+    for (int64_t j = 0; i + j < n; j++) acc[j] += x[i + j];
+    for (int width = 8; width >= 1; width /= 2)
+        for (int j = 0; j < width; j++) acc[j] += acc[j + width];
+    return acc[0];
+}
+
 // MARK: BLAS (blas_loader.c)
 
 // Row-major sgemm through the loaded OpenBLAS; sizes already validated and <= INT32_MAX.

@@ -166,6 +166,9 @@ ek_status ek_pool2d_output_size(const ek_pool2d_params *p, int64_t *out_h, int64
 /// (h*W + w) within the input plane of each maximum, for the backward pass.
 ek_status ek_maxpool2d_f32(const ek_pool2d_params *p, const float *x, float *y,
                            int32_t *argmax);
+// (Added note) A window that covers only padding, possible with dilation or ceil_mode,
+// gives -inf and argmax -1 (PyTorch would report an index past the plane there). Pads
+// larger than half the kernel are rejected, as in PyTorch.
 ek_status ek_avgpool2d_f32(const ek_pool2d_params *p, const float *x, float *y);
 
 typedef struct ek_adaptive_pool2d_params {

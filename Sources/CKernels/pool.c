@@ -1,0 +1,373 @@
+// Max and average 2-D pooling with PyTorch's semantics.
+//
+// Each output plane is processed row by row. Output columns whose whole window lies
+// inside the input horizontally ("interior" columns) are computed 8 or 16 at a time,
+// one lane per output column, visiting the window taps in the same order as the scalar
+// reference; border columns use the scalar code. Every lane therefore performs exactly
+// the scalar sequence of operations, and the SIMD paths are bit-identical to the scalar
+// reference (values and argmax indices).
+//
+// Max pool: padding is -inf; a tap replaces the running maximum when it is greater or
+// NaN (PyTorch's rule: the first maximum wins, NaN propagates). A window that covers only
+// padding yields -inf and argmax -1. Average pool: the sum of
+// the real taps (padding is zero) divided by the window size clipped to the padded
+// input (count_include_pad) or to the real input.
+#include "internal.h"
+
+#include <immintrin.h>
+#include <limits.h>
+#include <math.h>
+
+typedef struct pgeom {
+    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+    int cip;
+} pgeom;
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q--;
+    return q;
+}
+
+// PyTorch's pooling_output_shape.
+static int64_t pool_out(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil, int ceil_mode) {
+    int64_t out = floor_div(in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+    if (ceil_mode && (out - 1) * stride >= in + pad) out--;
+    return out;
+}
+
+ek_status ek_pool2d_output_size(const ek_pool2d_params *p, int64_t *out_h, int64_t *out_w) {
+    if (p == NULL || out_h == NULL || out_w == NULL) return EK_ERR_INVALID_ARGUMENT;
+    if (p->n < 1 || p->c < 1 || p->h < 1 || p->w < 1 || p->kh < 1 || p->kw < 1)
+        return EK_ERR_INVALID_ARGUMENT;
+    if (p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1)
+        return EK_ERR_INVALID_ARGUMENT;
+    // PyTorch: "pad should be at most half of kernel size".
+    if (p->pad_h < 0 || p->pad_w < 0 || p->pad_h > p->kh / 2 || p->pad_w > p->kw / 2)
+        return EK_ERR_INVALID_ARGUMENT;
+    const int64_t oh = pool_out(p->h, p->kh, p->pad_h, p->stride_h, p->dilation_h, p->ceil_mode != 0);
+    const int64_t ow = pool_out(p->w, p->kw, p->pad_w, p->stride_w, p->dilation_w, p->ceil_mode != 0);
+    if (oh < 1 || ow < 1) return EK_ERR_INVALID_ARGUMENT;
+    *out_h = oh;
+    *out_w = ow;
+    return EK_OK;
+}
+
+static pgeom make_pgeom(const ek_pool2d_params *p, int64_t oh, int64_t ow) {
+    pgeom g = {p->h, p->w, oh, ow, p->kh, p->kw, p->stride_h, p->stride_w, p->pad_h, p->pad_w,
+               p->dilation_h, p->dilation_w, p->count_include_pad != 0};
+    return g;
+}
+
+// Output columns [*a, *b) whose taps ws + j*dw (j < kw) all lie in [0, W).
+static void interior_cols(const pgeom *g, int64_t *a, int64_t *b) {
+    int64_t lo = (g->pw + g->sw - 1) / g->sw;
+    const int64_t num = g->w - 1 + g->pw - (g->kw - 1) * g->dw;
+    int64_t hi = num < 0 ? 0 : num / g->sw + 1;
+    if (hi > g->ow) hi = g->ow;
+    if (lo > hi) lo = hi;
+    *a = lo;
+    *b = hi;
+}
+
+// Rows of the window for output row oh, clipped to the input and moved onto the
+// dilation grid: ih = *hs, *hs + dh, ... < *he.
+static void max_rows(const pgeom *g, int64_t oh, int64_t *hs, int64_t *he) {
+    int64_t s = oh * g->sh - g->ph;
+    *he = ek__min64(s + (g->kh - 1) * g->dh + 1, g->h);
+    if (s < 0) s += ((-s + g->dh - 1) / g->dh) * g->dh;
+    *hs = s;
+}
+
+// MARK: - Scalar reference
+
+static void max_elem(const pgeom *g, const float *xp, int64_t hs, int64_t he, int64_t ow,
+                     float *yv, int32_t *ai) {
+    int64_t ws = ow * g->sw - g->pw;
+    const int64_t we = ek__min64(ws + (g->kw - 1) * g->dw + 1, g->w);
+    if (ws < 0) ws += ((-ws + g->dw - 1) / g->dw) * g->dw;
+    float mv = -INFINITY;
+    // A window over padding only (possible with dilation or ceil_mode) has no input
+    // element to point at: -1, where PyTorch would report an index past the plane.
+    int64_t mi = (hs < he && ws < we) ? hs * g->w + ws : -1;
+    for (int64_t ih = hs; ih < he; ih += g->dh) {
+        for (int64_t iw = ws; iw < we; iw += g->dw) {
+            const float v = xp[ih * g->w + iw];
+            if (v > mv || isnan(v)) {
+                mv = v;
+                mi = ih * g->w + iw;
+            }
+        }
+    }
+    *yv = mv;
+    if (ai) *ai = (int32_t)mi;
+}
+
+static void maxpool_plane_scalar(const pgeom *g, const float *xp, float *yp, int32_t *ap) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he;
+        max_rows(g, oh, &hs, &he);
+        for (int64_t ow = 0; ow < g->ow; ow++)
+            max_elem(g, xp, hs, he, ow, yp + oh * g->ow + ow, ap ? ap + oh * g->ow + ow : NULL);
+    }
+}
+
+// Average pool rows for output row oh: real rows [*hs, *he) and the padded window height.
+static void avg_rows(const pgeom *g, int64_t oh, int64_t *hs, int64_t *he, int64_t *hpool) {
+    const int64_t s = oh * g->sh - g->ph;
+    const int64_t e = ek__min64(s + g->kh, g->h + g->ph);
+    *hpool = e - s;
+    *hs = ek__max64(s, 0);
+    *he = ek__min64(e, g->h);
+}
+
+static float avg_elem(const pgeom *g, const float *xp, int64_t hs, int64_t he, int64_t hpool,
+                      int64_t ow) {
+    const int64_t s = ow * g->sw - g->pw;
+    const int64_t e = ek__min64(s + g->kw, g->w + g->pw);
+    const int64_t wpool = e - s;
+    const int64_t ws = ek__max64(s, 0), we = ek__min64(e, g->w);
+    if (hs >= he || ws >= we) return 0.0f;
+    const int64_t divisor = g->cip ? hpool * wpool : (he - hs) * (we - ws);
+    float sum = 0.0f;
+    for (int64_t ih = hs; ih < he; ih++)
+        for (int64_t iw = ws; iw < we; iw++) sum += xp[ih * g->w + iw];
+    return sum / (float)divisor;
+}
+
+static void avgpool_plane_scalar(const pgeom *g, const float *xp, float *yp) {
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he, hpool;
+        avg_rows(g, oh, &hs, &he, &hpool);
+        for (int64_t ow = 0; ow < g->ow; ow++) yp[oh * g->ow + ow] = avg_elem(g, xp, hs, he, hpool, ow);
+    }
+}
+
+// MARK: - AVX2 (8 output columns per vector; interior tails use the scalar code)
+
+// 8 floats p[0], p[sw], ..., p[7*sw], all inside the input.
+EK_TARGET_AVX2 static inline __m256 load8_strided(const float *p, int64_t sw, __m256i lane_off) {
+    if (sw == 1) return _mm256_loadu_ps(p);
+    if (sw == 2) {
+        const __m256i seven = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
+        __m256 a = _mm256_loadu_ps(p);
+        __m256 b = _mm256_maskload_ps(p + 8, seven);  // never touches p[15]
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    return _mm256_i32gather_ps(p, lane_off, 4);
+}
+
+EK_TARGET_AVX2 static void maxpool_plane_avx2(const pgeom *g, const float *xp, float *yp, int32_t *ap) {
+    int64_t a, b;
+    interior_cols(g, &a, &b);
+    const __m256i lane_off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                _mm256_set1_epi32((int32_t)g->sw));
+    const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he;
+        max_rows(g, oh, &hs, &he);
+        float *yr = yp + oh * g->ow;
+        int32_t *ar = ap ? ap + oh * g->ow : NULL;
+        if (hs >= he) {  // the window rows hold only padding
+            for (int64_t ow = 0; ow < g->ow; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+            continue;
+        }
+        int64_t ow = 0;
+        for (; ow < a; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+        for (; ow + 8 <= b; ow += 8) {
+            const int64_t ws = ow * g->sw - g->pw;
+            __m256 mv = neg_inf;
+            __m256i mi = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(hs * g->w + ws)), lane_off);
+            for (int64_t ih = hs; ih < he; ih += g->dh) {
+                const float *row = xp + ih * g->w + ws;
+                for (int64_t kj = 0; kj < g->kw; kj++) {
+                    const __m256 v = load8_strided(row + kj * g->dw, g->sw, lane_off);
+                    const __m256 upd = _mm256_or_ps(_mm256_cmp_ps(v, mv, _CMP_GT_OQ),
+                                                    _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                    mv = _mm256_blendv_ps(mv, v, upd);
+                    if (ar) {
+                        const __m256i idx = _mm256_add_epi32(
+                            _mm256_set1_epi32((int32_t)(ih * g->w + ws + kj * g->dw)), lane_off);
+                        mi = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(mi),
+                                                                  _mm256_castsi256_ps(idx), upd));
+                    }
+                }
+            }
+            _mm256_storeu_ps(yr + ow, mv);
+            if (ar) _mm256_storeu_si256((__m256i *)(ar + ow), mi);
+        }
+        for (; ow < g->ow; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+    }
+}
+
+EK_TARGET_AVX2 static void avgpool_plane_avx2(const pgeom *g, const float *xp, float *yp) {
+    int64_t a, b;
+    interior_cols(g, &a, &b);
+    const __m256i lane_off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                _mm256_set1_epi32((int32_t)g->sw));
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he, hpool;
+        avg_rows(g, oh, &hs, &he, &hpool);
+        float *yr = yp + oh * g->ow;
+        int64_t ow = 0;
+        if (hs < he) {
+            for (; ow < a; ow++) yr[ow] = avg_elem(g, xp, hs, he, hpool, ow);
+            const int64_t divisor = g->cip ? hpool * g->kw : (he - hs) * g->kw;
+            const __m256 vdiv = _mm256_set1_ps((float)divisor);
+            for (; ow + 8 <= b; ow += 8) {
+                const int64_t ws = ow * g->sw - g->pw;
+                __m256 sum = _mm256_setzero_ps();
+                for (int64_t ih = hs; ih < he; ih++) {
+                    const float *row = xp + ih * g->w + ws;
+                    for (int64_t kj = 0; kj < g->kw; kj++)
+                        sum = _mm256_add_ps(sum, load8_strided(row + kj, g->sw, lane_off));
+                }
+                _mm256_storeu_ps(yr + ow, _mm256_div_ps(sum, vdiv));
+            }
+        }
+        for (; ow < g->ow; ow++) yr[ow] = avg_elem(g, xp, hs, he, hpool, ow);
+    }
+}
+
+// MARK: - AVX-512 (16 output columns per vector, masked tail)
+
+// Lanes i < n (mask m) receive p[i * sw]; only those addresses are read.
+EK_TARGET_AVX512 static inline __m512 load16_strided(const float *p, int64_t sw, int64_t n,
+                                                     __mmask16 m, __m512i lane_off) {
+    if (sw == 1) return _mm512_maskz_loadu_ps(m, p);
+    if (sw == 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const int64_t need = 2 * n - 1;
+        const __mmask16 m_lo = need >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << need) - 1u);
+        const __mmask16 m_hi = need > 16 ? (__mmask16)((1u << (need - 16)) - 1u) : (__mmask16)0;
+        return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m_lo, p), even,
+                                      _mm512_maskz_loadu_ps(m_hi, p + 16));
+    }
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, lane_off, p, 4);
+}
+
+EK_TARGET_AVX512 static void maxpool_plane_avx512(const pgeom *g, const float *xp, float *yp,
+                                                  int32_t *ap) {
+    int64_t a, b;
+    interior_cols(g, &a, &b);
+    const __m512i lane_off = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int32_t)g->sw));
+    const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he;
+        max_rows(g, oh, &hs, &he);
+        float *yr = yp + oh * g->ow;
+        int32_t *ar = ap ? ap + oh * g->ow : NULL;
+        if (hs >= he) {  // the window rows hold only padding
+            for (int64_t ow = 0; ow < g->ow; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+            continue;
+        }
+        int64_t ow = 0;
+        for (; ow < a; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+        for (; ow < b; ow += 16) {
+            const int64_t n = b - ow < 16 ? b - ow : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            const int64_t ws = ow * g->sw - g->pw;
+            __m512 mv = neg_inf;
+            __m512i mi = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(hs * g->w + ws)), lane_off);
+            for (int64_t ih = hs; ih < he; ih += g->dh) {
+                const float *row = xp + ih * g->w + ws;
+                for (int64_t kj = 0; kj < g->kw; kj++) {
+                    const __m512 v = load16_strided(row + kj * g->dw, g->sw, n, m, lane_off);
+                    const __mmask16 upd = _mm512_cmp_ps_mask(v, mv, _CMP_GT_OQ) |
+                                          _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    mv = _mm512_mask_blend_ps(upd, mv, v);
+                    if (ar)
+                        mi = _mm512_mask_add_epi32(
+                            mi, upd, _mm512_set1_epi32((int32_t)(ih * g->w + ws + kj * g->dw)), lane_off);
+                }
+            }
+            _mm512_mask_storeu_ps(yr + ow, m, mv);
+            if (ar) _mm512_mask_storeu_epi32(ar + ow, m, mi);
+        }
+        for (ow = b > a ? b : a; ow < g->ow; ow++)
+            max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
+    }
+}
+
+EK_TARGET_AVX512 static void avgpool_plane_avx512(const pgeom *g, const float *xp, float *yp) {
+    int64_t a, b;
+    interior_cols(g, &a, &b);
+    const __m512i lane_off = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int32_t)g->sw));
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he, hpool;
+        avg_rows(g, oh, &hs, &he, &hpool);
+        float *yr = yp + oh * g->ow;
+        if (hs >= he) {  // the window holds only padding: PyTorch writes 0
+            for (int64_t ow = 0; ow < g->ow; ow++) yr[ow] = 0.0f;
+            continue;
+        }
+        for (int64_t ow = 0; ow < a; ow++) yr[ow] = avg_elem(g, xp, hs, he, hpool, ow);
+        const int64_t divisor = g->cip ? hpool * g->kw : (he - hs) * g->kw;
+        const __m512 vdiv = _mm512_set1_ps((float)divisor);
+        for (int64_t ow = a; ow < b; ow += 16) {
+            const int64_t n = b - ow < 16 ? b - ow : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1u);
+            const int64_t ws = ow * g->sw - g->pw;
+            __m512 sum = _mm512_setzero_ps();
+            for (int64_t ih = hs; ih < he; ih++) {
+                const float *row = xp + ih * g->w + ws;
+                for (int64_t kj = 0; kj < g->kw; kj++)
+                    sum = _mm512_add_ps(sum, load16_strided(row + kj, g->sw, n, m, lane_off));
+            }
+            _mm512_mask_storeu_ps(yr + ow, m, _mm512_div_ps(sum, vdiv));
+        }
+        for (int64_t ow = b > a ? b : a; ow < g->ow; ow++) yr[ow] = avg_elem(g, xp, hs, he, hpool, ow);
+    }
+}
+
+// MARK: - Entry points
+
+ek_status ek_maxpool2d_f32(const ek_pool2d_params *p, const float *x, float *y, int32_t *argmax) {
+    int64_t oh, ow;
+    if (x == NULL || y == NULL || ek_pool2d_output_size(p, &oh, &ow) != EK_OK ||
+        !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    if (argmax != NULL && p->h * p->w > INT32_MAX) return EK_ERR_INVALID_ARGUMENT;
+    const pgeom g = make_pgeom(p, oh, ow);
+    const ek_isa isa = ek__isa();
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    for (int64_t plane = b; plane < e; plane++) {
+        const float *xp = x + plane * p->h * p->w;
+        float *yp = y + plane * oh * ow;
+        int32_t *ap = argmax ? argmax + plane * oh * ow : NULL;
+        switch (isa) {
+        case EK_ISA_AVX512: maxpool_plane_avx512(&g, xp, yp, ap); break;
+        case EK_ISA_AVX2: maxpool_plane_avx2(&g, xp, yp, ap); break;
+        case EK_ISA_SCALAR: maxpool_plane_scalar(&g, xp, yp, ap); break;
+        }
+    }
+    return EK_OK;
+}
+
+ek_status ek_avgpool2d_f32(const ek_pool2d_params *p, const float *x, float *y) {
+    int64_t oh, ow;
+    if (x == NULL || y == NULL || ek_pool2d_output_size(p, &oh, &ow) != EK_OK ||
+        !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    if (p->dilation_h != 1 || p->dilation_w != 1) return EK_ERR_INVALID_ARGUMENT;
+    const pgeom g = make_pgeom(p, oh, ow);
+    const ek_isa isa = ek__isa();
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    for (int64_t plane = b; plane < e; plane++) {
+        const float *xp = x + plane * p->h * p->w;
+        float *yp = y + plane * oh * ow;
+        switch (isa) {
+        case EK_ISA_AVX512: avgpool_plane_avx512(&g, xp, yp); break;
+        case EK_ISA_AVX2: avgpool_plane_avx2(&g, xp, yp); break;
+        case EK_ISA_SCALAR: avgpool_plane_scalar(&g, xp, yp); break;
+        }
+    }
+    return EK_OK;
+}
