@@ -1,0 +1,15 @@
+// libFuzzer entry point: ImageDecoder.decode on PNG-like bytes (seeded with PNGs; the decoder sniffs the format).
+// Parse errors (ElucidateError) are the expected outcome for most inputs; only a crash,
+// a sanitizer report, a hang or an out-of-memory counts as a finding.
+
+import Engine
+import Foundation
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Data(bytes: data, count: size)
+    if let image = try? ImageDecoder.decode(bytes) {
+        precondition(image.pixels.count == image.width * image.height * 3, "RGB buffer size")
+    }
+    return 0
+}
