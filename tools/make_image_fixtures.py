@@ -53,7 +53,7 @@ def fnv1a64(data: bytes) -> str:
 
 # MARK: synthetic content
 
-def photo_like(width: int, height: int, seed: int) -> Image.Image:
+def photo_like(width: int, height: int, seed: int, noise: float = 6.0) -> Image.Image:
     """Gradients, shapes, fine stripes and mild noise: enough structure for JPEG and resampling."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     r = 255 * x / max(width - 1, 1)
@@ -64,7 +64,7 @@ def photo_like(width: int, height: int, seed: int) -> Image.Image:
     stripes = ((x.astype(int) // 2 + y.astype(int) // 3) % 2) * 80.0
     corner = (x < width / 3) & (y > height * 2 / 3)
     rgb[corner] = rgb[corner] * 0.5 + stripes[corner][:, None]
-    noise = np.random.default_rng(seed).normal(0.0, 6.0, size=rgb.shape)
+    noise = np.random.default_rng(seed).normal(0.0, noise, size=rgb.shape)
     rgb = np.clip(np.rint(rgb + noise), 0, 255).astype(np.uint8)
     image = Image.fromarray(rgb, "RGB")
     draw = ImageDraw.Draw(image)
@@ -196,9 +196,11 @@ def main() -> None:
         return out.getvalue()
 
     files["rgb.png"] = pillow_png(photo_like(300, 200, seed=4))
-    files["large.png"] = pillow_png(photo_like(512, 384, seed=5))
+    files["large.png"] = pillow_png(photo_like(512, 384, seed=5, noise=2.0))
     files["small.png"] = pillow_png(photo_like(97, 61, seed=6))
     files["tall.png"] = pillow_png(photo_like(61, 97, seed=7))
+    # Taller than 2:1 and wider than 256: Pillow 13 resizes it vertically first.
+    files["strip.png"] = pillow_png(photo_like(270, 600, seed=8, noise=0.0))
 
     w, h = 48, 32
     files["gray.png"] = pillow_png(Image.fromarray(pattern(w, h, 1, 255, 10)[..., 0], "L"))
@@ -281,7 +283,7 @@ def main() -> None:
         # Larger 8-bit RGB PNGs need no pixel file: the hash pins Pillow's pixels.
         if name in notes:
             entry["note"] = notes[name]
-        if name in ("photo.jpg", "rgb.png", "large.png", "small.png", "tall.png", "gray.jpg"):
+        if name in ("photo.jpg", "rgb.png", "large.png", "small.png", "tall.png", "strip.png", "gray.jpg"):
             entry["presets"] = {}
             for preset, (resize, crop) in PRESETS.items():
                 cropped = preset_crop(image, resize, crop)
@@ -309,7 +311,7 @@ def main() -> None:
 
     # Plain resizes of photo's Pillow-decoded pixels to awkward sizes.
     photo_rgb = Image.open(io.BytesIO(files["photo.jpg"])).convert("RGB")
-    for size in [(101, 77), (400, 301), (320, 100), (33, 240), (7, 5), (1, 1), (319, 241), (640, 17)]:
+    for size in [(101, 77), (400, 301), (320, 100), (33, 240), (7, 5), (1, 1), (319, 241), (640, 17), (250, 90)]:
         resized = photo_rgb.resize(size, Image.BILINEAR)
         file = f"resize/photo_{size[0]}x{size[1]}.png"
         resized.save(os.path.join(ROOT, file), "PNG")
