@@ -33,6 +33,15 @@ static float sum_scalar(const float *x, int64_t n) {
     return ek__sum16_finish(acc, x, i, n);
 }
 
+// The halving tree on 8 + 8 lanes: lane j + lane j+8, then the 128-bit halves, then
+// lanes 0+2 / 1+3, then 0+1: exactly the scalar tree's additions.
+EK_TARGET_AVX2 static inline float tree16_avx2(__m256 lo, __m256 hi) {
+    const __m256 t8 = _mm256_add_ps(lo, hi);
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
+
 EK_TARGET_AVX2 static float sum_avx2(const float *x, int64_t n) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t i = 0;
@@ -40,19 +49,28 @@ EK_TARGET_AVX2 static float sum_avx2(const float *x, int64_t n) {
         lo = _mm256_add_ps(lo, _mm256_loadu_ps(x + i));
         hi = _mm256_add_ps(hi, _mm256_loadu_ps(x + i + 8));
     }
-    float acc[16];
-    _mm256_storeu_ps(acc, lo);
-    _mm256_storeu_ps(acc + 8, hi);
-    return ek__sum16_finish(acc, x, i, n);
+    if (i < n) {
+        // Tail lanes are added; the others keep their value exactly (blend, not + 0,
+        // which would turn -0 into +0).
+        const int64_t r = n - i;
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)r), lane);
+        const __m256i m_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)r - 8), lane);
+        lo = _mm256_blendv_ps(lo, _mm256_add_ps(lo, _mm256_maskload_ps(x + i, m_lo)), _mm256_castsi256_ps(m_lo));
+        hi = _mm256_blendv_ps(hi, _mm256_add_ps(hi, _mm256_maskload_ps(x + i + 8, m_hi)), _mm256_castsi256_ps(m_hi));
+    }
+    return tree16_avx2(lo, hi);
 }
 
 EK_TARGET_AVX512 static float sum_avx512(const float *x, int64_t n) {
     __m512 s = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(x + i));
-    float acc[16];
-    _mm512_storeu_ps(acc, s);
-    return ek__sum16_finish(acc, x, i, n);
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        s = _mm512_mask_add_ps(s, m, s, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    return tree16_avx2(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
 }
 
 // MARK: - Entry points

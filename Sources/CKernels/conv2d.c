@@ -81,6 +81,13 @@ EK_TARGET_AVX512 static void gather_avx512(float *dst, const float *src, int64_t
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int64_t i = 0;
+    // Full vectors: 16 outputs need src[0..30]; src[31] may lie past the input.
+    for (; i + 16 <= n; i += 16) {
+        const float *s = src + 2 * i;
+        __m512 a = _mm512_loadu_ps(s);
+        __m512 b = _mm512_maskz_loadu_ps((__mmask16)0x7FFF, s + 16);
+        _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(a, even, b));
+    }
     for (; i < n; i += 16) {
         const int64_t left = n - i < 16 ? n - i : 16;
         const int64_t need = 2 * left - 1;  // src elements 0 .. 2*(left-1)
@@ -94,13 +101,72 @@ EK_TARGET_AVX512 static void gather_avx512(float *dst, const float *src, int64_t
     }
 }
 
-static gather_fn active_gather(void) {
-    switch (ek__isa()) {
-    case EK_ISA_AVX512: return gather_avx512;
-    case EK_ISA_AVX2: return gather_avx2;
-    case EK_ISA_SCALAR: break;
+
+// MARK: - Stride-1 rows with their zero padding: d[j] = x[j + off] for lo <= j < hi, else 0
+
+// `limit` is the end of the caller's share of the column matrix: a vector store may spill
+// past d[n) into rows written later by the same call, but never past `limit`.
+typedef void (*window_fn)(float *d, const float *xrow, int64_t off, int64_t lo, int64_t hi,
+                          int64_t n, const float *limit);
+
+static void window_scalar(float *d, const float *xrow, int64_t off, int64_t lo, int64_t hi,
+                          int64_t n, const float *limit) {
+    (void)limit;
+    if (lo > 0) memset(d, 0, (size_t)lo * sizeof(float));
+    if (hi > lo) memcpy(d + lo, xrow + lo + off, (size_t)(hi - lo) * sizeof(float));
+    if (hi < n) memset(d + hi, 0, (size_t)(n - hi) * sizeof(float));
+}
+
+// Short rows (ResNet's late layers have rows of 7 or 14 floats, where memcpy/memset
+// calls cost more than the copy) are written with one masked load and one store per
+// vector, zeros included; long rows use memcpy/memset, which are as fast there. The load
+// address is computed as an integer because lane 0 may lie in the padding, before the
+// row; masked-out lanes are never read.
+EK_TARGET_AVX2 static void window_avx2(float *d, const float *xrow, int64_t off, int64_t lo,
+                                       int64_t hi, int64_t n, const float *limit) {
+    if (n > 8) {
+        window_scalar(d, xrow, off, lo, hi, n, limit);
+        return;
     }
-    return gather_scalar;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const uintptr_t base = (uintptr_t)xrow + (uintptr_t)(off * (int64_t)sizeof(float));
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+        const int64_t len = n - j0 < 8 ? n - j0 : 8;
+        const int64_t a = lo - j0 > 0 ? lo - j0 : 0;
+        const int64_t b = hi - j0 < len ? hi - j0 : len;
+        // Lanes a <= j < b; an empty range (a >= b) gives an all-zero mask.
+        const __m256i m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)a), lane),
+                                              _mm256_cmpgt_epi32(_mm256_set1_epi32((int32_t)b), lane));
+        const __m256 v = _mm256_maskload_ps((const float *)(base + (uintptr_t)(j0 * (int64_t)sizeof(float))), m);
+        if (d + j0 + 8 <= limit) {
+            _mm256_storeu_ps(d + j0, v);  // (vmaskmovps stores are slow on AMD)
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, v);
+            memcpy(d + j0, tmp, (size_t)len * sizeof(float));
+        }
+    }
+}
+
+EK_TARGET_AVX512 static void window_avx512(float *d, const float *xrow, int64_t off, int64_t lo,
+                                           int64_t hi, int64_t n, const float *limit) {
+    if (n > 16) {
+        window_scalar(d, xrow, off, lo, hi, n, limit);
+        return;
+    }
+    const uintptr_t base = (uintptr_t)xrow + (uintptr_t)(off * (int64_t)sizeof(float));
+    for (int64_t j0 = 0; j0 < n; j0 += 16) {
+        const int64_t len = n - j0 < 16 ? n - j0 : 16;
+        const int64_t a = lo - j0 > 0 ? lo - j0 : 0;
+        const int64_t b = hi - j0 < len ? hi - j0 : len;
+        const __mmask16 m = a < b ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : (__mmask16)0;
+        const __m512 v = _mm512_maskz_loadu_ps(m, (const float *)(base + (uintptr_t)(j0 * (int64_t)sizeof(float))));
+        if (d + j0 + 16 <= limit) {
+            _mm512_storeu_ps(d + j0, v);  // a plain store is cheaper than a masked one
+        } else {
+            _mm512_mask_storeu_ps(d + j0, (__mmask16)((1u << len) - 1u), v);
+        }
+    }
 }
 
 // MARK: - im2col
@@ -115,38 +181,74 @@ static geom make_geom(const ek_conv2d_params *p, int64_t oh, int64_t ow) {
     return g;
 }
 
-// Column rows [row_begin, row_end): row (c, ki, kj) holds, for every output position,
+// Column row (c, ki, kj) holds, for every output position,
 // x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw] or 0 in the padding. The valid output
-// columns of a row form one range [ow_lo, ow_hi), computed once per row; each output row
-// is then zeros, one contiguous (stride 1) or strided run, zeros.
+// columns form one range [ow_lo, ow_hi), computed once per column row; each output row
+// is then zeros, one contiguous (stride 1) or strided run, zeros, written without a
+// per-element branch. Inlined into one function per ISA so that the window and gather
+// calls are direct.
+static inline __attribute__((always_inline)) void
+im2col_row_body(const geom *g, const float *xc, int64_t ki, int64_t kj, float *dst,
+                const float *limit, window_fn window, gather_fn gather) {
+    const int64_t off_w = kj * g->dw - g->pw;  // iw = ow*sw + off_w
+    int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + g->sw - 1) / g->sw;
+    int64_t ow_hi = (g->w - 1 - off_w) < 0 ? 0 : (g->w - 1 - off_w) / g->sw + 1;
+    if (ow_hi > g->ow) ow_hi = g->ow;
+    if (ow_lo > ow_hi) ow_lo = ow_hi;
+    const int64_t run = ow_hi - ow_lo;
+
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        float *d = dst + oh * g->ow;
+        const int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+        const int inside = ih >= 0 && ih < g->h && run > 0;
+        if (g->sw == 1) {
+            // An empty range writes a row of zeros.
+            window(d, inside ? xc + ih * g->w : xc, off_w, inside ? ow_lo : 0, inside ? ow_hi : 0,
+                   g->ow, limit);
+            continue;
+        }
+        if (!inside) {
+            memset(d, 0, (size_t)g->ow * sizeof(float));
+            continue;
+        }
+        if (ow_lo > 0) memset(d, 0, (size_t)ow_lo * sizeof(float));
+        gather(d + ow_lo, xc + ih * g->w + ow_lo * g->sw + off_w, run, g->sw);
+        if (ow_hi < g->ow) memset(d + ow_hi, 0, (size_t)(g->ow - ow_hi) * sizeof(float));
+    }
+}
+
+typedef void (*im2col_row_fn)(const geom *g, const float *xc, int64_t ki, int64_t kj, float *dst,
+                              const float *limit);
+
+static void im2col_row_scalar(const geom *g, const float *xc, int64_t ki, int64_t kj, float *dst,
+                              const float *limit) {
+    im2col_row_body(g, xc, ki, kj, dst, limit, window_scalar, gather_scalar);
+}
+EK_TARGET_AVX2 static void im2col_row_avx2(const geom *g, const float *xc, int64_t ki, int64_t kj,
+                                           float *dst, const float *limit) {
+    im2col_row_body(g, xc, ki, kj, dst, limit, window_avx2, gather_avx2);
+}
+EK_TARGET_AVX512 static void im2col_row_avx512(const geom *g, const float *xc, int64_t ki,
+                                               int64_t kj, float *dst, const float *limit) {
+    im2col_row_body(g, xc, ki, kj, dst, limit, window_avx512, gather_avx512);
+}
+
+// Column rows [row_begin, row_end) into col (which starts at row_begin).
 static void im2col_rows(const geom *g, const float *x, float *col, int64_t row_begin,
-                        int64_t row_end, gather_fn gather) {
+                        int64_t row_end) {
+    im2col_row_fn row_fn = im2col_row_scalar;
+    switch (ek__isa()) {
+    case EK_ISA_AVX512: row_fn = im2col_row_avx512; break;
+    case EK_ISA_AVX2: row_fn = im2col_row_avx2; break;
+    case EK_ISA_SCALAR: break;
+    }
     const int64_t ohw = g->oh * g->ow;
+    const float *limit = col + (row_end - row_begin) * ohw;
     for (int64_t row = row_begin; row < row_end; row++) {
         const int64_t c = row / (g->r * g->s);
         const int64_t ki = (row / g->s) % g->r;
         const int64_t kj = row % g->s;
-        const float *xc = x + c * g->h * g->w;
-        float *dst = col + (row - row_begin) * ohw;
-
-        const int64_t off_w = kj * g->dw - g->pw;  // iw = ow*sw + off_w
-        int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + g->sw - 1) / g->sw;
-        int64_t ow_hi = (g->w - 1 - off_w) < 0 ? 0 : (g->w - 1 - off_w) / g->sw + 1;
-        if (ow_hi > g->ow) ow_hi = g->ow;
-        if (ow_lo > ow_hi) ow_lo = ow_hi;
-        const int64_t run = ow_hi - ow_lo;
-
-        for (int64_t oh = 0; oh < g->oh; oh++) {
-            float *d = dst + oh * g->ow;
-            const int64_t ih = oh * g->sh - g->ph + ki * g->dh;
-            if (ih < 0 || ih >= g->h || run == 0) {
-                memset(d, 0, (size_t)g->ow * sizeof(float));
-                continue;
-            }
-            if (ow_lo > 0) memset(d, 0, (size_t)ow_lo * sizeof(float));
-            gather(d + ow_lo, xc + ih * g->w + ow_lo * g->sw + off_w, run, g->sw);
-            if (ow_hi < g->ow) memset(d + ow_hi, 0, (size_t)(g->ow - ow_hi) * sizeof(float));
-        }
+        row_fn(g, x + c * g->h * g->w, ki, kj, col + (row - row_begin) * ohw, limit);
     }
 }
 
@@ -161,7 +263,7 @@ ek_status ek_im2col_f32(const ek_conv2d_params *p, const float *x, float *col) {
     int64_t b, e;
     ek__share(p->c * p->r * p->s, p->ith, p->nth, &b, &e);
     // Rows are written at their absolute position in the column matrix.
-    if (b < e) im2col_rows(&g, x, col + b * oh * ow, b, e, active_gather());
+    if (b < e) im2col_rows(&g, x, col + b * oh * ow, b, e);
     return EK_OK;
 }
 
@@ -246,7 +348,6 @@ ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *
     if (ek_blas_load() != EK_OK) return EK_ERR_BLAS_UNAVAILABLE;
 
     const geom g = make_geom(p, oh, ow);
-    const gather_fn gather = active_gather();
     const int64_t in_image = p->c * p->h * p->w;
     const int64_t out_image = p->k * ohw;
     for (int64_t img = 0; img < p->n; img++) {
@@ -254,7 +355,7 @@ ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *
         float *yi = y + img * out_image;
         const float *b_mat = xi;  // direct: x[C, H*W] is already the column matrix
         if (!direct) {
-            im2col_rows(&g, xi, scratch, 0, crs, gather);
+            im2col_rows(&g, xi, scratch, 0, crs);
             b_mat = scratch;
         }
         ek_status st = ek__sgemm(0, 0, p->k, ohw, crs, 1.0f, weight, crs, b_mat, ohw, 0.0f, yi, ohw);

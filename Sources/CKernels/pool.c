@@ -92,11 +92,11 @@ static void max_elem(const pgeom *g, const float *xp, int64_t hs, int64_t he, in
     int64_t mi = (hs < he && ws < we) ? hs * g->w + ws : -1;
     for (int64_t ih = hs; ih < he; ih += g->dh) {
         for (int64_t iw = ws; iw < we; iw += g->dw) {
+            // Branch-free select: the comparison is unpredictable on real data.
             const float v = xp[ih * g->w + iw];
-            if (v > mv || isnan(v)) {
-                mv = v;
-                mi = ih * g->w + iw;
-            }
+            const int upd = (v > mv) | (v != v);
+            mv = upd ? v : mv;
+            mi = upd ? ih * g->w + iw : mi;
         }
     }
     *yv = mv;
@@ -175,7 +175,10 @@ EK_TARGET_AVX2 static void maxpool_plane_avx2(const pgeom *g, const float *xp, f
         }
         int64_t ow = 0;
         for (; ow < a; ow++) max_elem(g, xp, hs, he, ow, yr + ow, ar ? ar + ow : NULL);
-        for (; ow + 8 <= b; ow += 8) {
+        // The last vector is moved back to end at b (overlapping outputs are simply
+        // computed twice, identically) so the interior needs no scalar tail.
+        for (; ow < b && b - a >= 8; ow += 8) {
+            if (ow + 8 > b) ow = b - 8;
             const int64_t ws = ow * g->sw - g->pw;
             __m256 mv = neg_inf;
             __m256i mi = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(hs * g->w + ws)), lane_off);
@@ -215,7 +218,8 @@ EK_TARGET_AVX2 static void avgpool_plane_avx2(const pgeom *g, const float *xp, f
             for (; ow < a; ow++) yr[ow] = avg_elem(g, xp, hs, he, hpool, ow);
             const int64_t divisor = g->cip ? hpool * g->kw : (he - hs) * g->kw;
             const __m256 vdiv = _mm256_set1_ps((float)divisor);
-            for (; ow + 8 <= b; ow += 8) {
+            for (; ow < b && b - a >= 8; ow += 8) {
+                if (ow + 8 > b) ow = b - 8;  // overlapping last vector, as in the max pool
                 const int64_t ws = ow * g->sw - g->pw;
                 __m256 sum = _mm256_setzero_ps();
                 for (int64_t ih = hs; ih < he; ih++) {
