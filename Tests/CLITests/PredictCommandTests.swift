@@ -138,18 +138,10 @@ final class PredictCommandTests: XCTestCase {
         truncated = Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0]) + good.dropFirst(8)
         try assertRefused(["--model", try write("badheader.safetensors", truncated), "--input-tensor", input.path],
                           mentioning: "badheader.safetensors")
-        let header = #"{"fc.weight":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#
-        var unknown = Data()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { unknown.append(contentsOf: $0) }
-        unknown.append(contentsOf: header.utf8)
-        unknown.append(contentsOf: [0, 0, 0, 0])
+        let unknown = safetensors(header: #"{"fc.weight":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#, payload: 4)
         try assertRefused(["--model", try write("dtype.safetensors", unknown), "--input-tensor", input.path],
                           mentioning: "unknown dtype 'Q7'")
-        let outOfRange = #"{"fc.weight":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
-        var short = Data()
-        withUnsafeBytes(of: UInt64(outOfRange.utf8.count).littleEndian) { short.append(contentsOf: $0) }
-        short.append(contentsOf: outOfRange.utf8)
-        short.append(contentsOf: [0, 0, 0, 0])
+        let short = safetensors(header: #"{"fc.weight":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, payload: 4)
         try assertRefused(["--model", try write("offsets.safetensors", short), "--input-tensor", input.path],
                           mentioning: "offsets.safetensors")
     }
@@ -191,6 +183,15 @@ final class PredictCommandTests: XCTestCase {
             XCTAssertNotEqual(result.status, 0, "\(arguments)")
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(arguments): \(result.stderr)")
         }
+    }
+
+    /// A safetensors file with a hand-written header and `payload` zero bytes of data.
+    private func safetensors(header: String, payload: Int) -> Data {
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: header.utf8)
+        data.append(Data(count: payload))
+        return data
     }
 
     private func npy(descr: String, shape: String, payload: Int) -> Data {
