@@ -184,6 +184,27 @@ static int mentions_premature_end(const char *text) {
     return text != NULL && (strstr(text, "Premature end") != NULL || strstr(text, "premature end") != NULL);
 }
 
+/* True when the data ends inside the markers that precede the first scan (SOS): a
+   header cut short, which libjpeg reports as e.g. "missing SOS marker". */
+static int jpeg_header_is_cut_short(const uint8_t *data, size_t size) {
+    size_t position = 2; /* after SOI */
+    for (;;) {
+        if (position >= size) return 1;
+        if (data[position] != 0xFF) return 0; /* corrupt rather than cut short */
+        while (position < size && data[position] == 0xFF) position++;
+        if (position >= size) return 1;
+        uint8_t marker = data[position++];
+        if (marker == 0x01 || marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7)) continue; /* no length */
+        if (marker == 0xD9) return 0;                                                    /* EOI */
+        if (size - position < 2) return 1;
+        size_t length = ((size_t)data[position] << 8) | data[position + 1];
+        if (length < 2) return 0;
+        if (size - position < length) return 1;
+        if (marker == 0xDA) return 0; /* the first scan header is complete */
+        position += length;
+    }
+}
+
 /* Strips TurboJPEG's "tjDecompress2(): " style prefix. */
 static const char *without_function_prefix(const char *text) {
     if (text == NULL) return "libjpeg error";
@@ -211,7 +232,8 @@ static eic_status jpeg_run(const uint8_t *data, size_t size, int *width_out, int
     int width = 0, height = 0, subsampling = 0, colorspace = 0;
     if (tjDecompressHeader3(decoder, data, (unsigned long)size, &width, &height, &subsampling, &colorspace) != 0) {
         const char *text = without_function_prefix(tjGetErrorStr2(decoder));
-        eic_status status = mentions_premature_end(text) ? EIC_TRUNCATED : EIC_INVALID;
+        eic_status status =
+            mentions_premature_end(text) || jpeg_header_is_cut_short(data, size) ? EIC_TRUNCATED : EIC_INVALID;
         if (status == EIC_TRUNCATED) {
             set_message(message, capacity, "the file ends early (truncated JPEG): %s", text);
         } else {
@@ -219,6 +241,12 @@ static eic_status jpeg_run(const uint8_t *data, size_t size, int *width_out, int
         }
         tjDestroy(decoder);
         return status;
+    }
+    if ((width <= 0 || height <= 0) && jpeg_header_is_cut_short(data, size)) {
+        /* A header cut before the frame header can parse as a tables-only stream. */
+        tjDestroy(decoder);
+        set_message(message, capacity, "the file ends early (truncated JPEG)");
+        return EIC_TRUNCATED;
     }
     if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
         tjDestroy(decoder);

@@ -144,6 +144,7 @@ final class ImageDecodingTests: XCTestCase {
             let image = try ImageDecoder.load(url)
             XCTFail("\(url.lastPathComponent) decoded to \(image)", file: file, line: line)
         } catch {
+            print("refused \(url.lastPathComponent): [\(error.kind)] \(error.message)")
             XCTAssertEqual(error.kind, kind, "\(error)", file: file, line: line)
             XCTAssertEqual(error.path, url.path, file: file, line: line)
             XCTAssertTrue(error.message.contains(text), "message: \(error.message)", file: file, line: line)
@@ -155,6 +156,34 @@ final class ImageDecodingTests: XCTestCase {
         assertDecodeError(imageFixture("truncated.jpg"), kind: .invalidFormat, containing: "truncated JPEG")
         assertDecodeError(imageFixture("truncated.png"), kind: .invalidFormat, containing: "truncated PNG")
         assertDecodeError(imageFixture("truncated_header.png"), kind: .invalidFormat, containing: "truncated PNG")
+    }
+
+    /// Cutting a file anywhere inside the image data is an error, never a partly grey image
+    /// (Pillow raises "image file is truncated" for the same files).
+    func testEveryTruncationPointIsAnError() throws {
+        func jpegCuts(_ data: Data) -> [Int] {
+            Array(stride(from: 1, to: data.count, by: data.count / 60)) + [data.count - 2, data.count - 1]
+        }
+        let jpeg = try Data(contentsOf: imageFixture("photo.jpg"))
+        let progressive = try Data(contentsOf: imageFixture("progressive444.jpg"))
+        let png = try Data(contentsOf: imageFixture("small.png"))
+        let interlaced = try Data(contentsOf: imageFixture("interlaced.png"))
+        // A PNG's last 12 bytes are the IEND chunk; the image data ends before the last IDAT's CRC.
+        func pngCuts(_ data: Data) -> [Int] {
+            Array(stride(from: 1, to: data.count - 16, by: data.count / 60)) + [data.count - 17]
+        }
+        for (data, cuts) in [(jpeg, jpegCuts(jpeg)), (progressive, jpegCuts(progressive)),
+                             (png, pngCuts(png)), (interlaced, pngCuts(interlaced))] {
+            for cut in cuts {
+                XCTAssertThrowsError(try ImageDecoder.decode(data.prefix(cut)), "cut at \(cut) of \(data.count)") { error in
+                    let e = error as? ElucidateError
+                    XCTAssertEqual(e?.kind, .invalidFormat, "cut at \(cut): \(error)")
+                    XCTAssertTrue(e?.message.contains("truncated") ?? false, "cut at \(cut): \(error)")
+                }
+            }
+        }
+        // A PNG missing only its IEND chunk still holds every pixel, and decodes (as in Pillow).
+        XCTAssertEqual(try ImageDecoder.decode(png.prefix(png.count - 12)), try ImageDecoder.decode(png))
     }
 
     func testCorruptPNGIsAnError() {

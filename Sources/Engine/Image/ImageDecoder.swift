@@ -39,6 +39,11 @@ public enum ImageDecoder {
             throw ElucidateError(.invalidFormat, "empty file: not a JPEG or PNG image")
         }
         guard let format = sniff(data) else {
+            let head = [UInt8](data.prefix(8))
+            for (magic, name) in [([UInt8]([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "PNG"), ([0xFF, 0xD8, 0xFF], "JPEG")]
+            where head.count < magic.count && Array(magic.prefix(head.count)) == head {
+                throw ElucidateError(.invalidFormat, "the file ends early (truncated \(name)): only \(head.count) bytes")
+            }
             if let other = otherFormatName(data) {
                 throw ElucidateError(.unsupported, "not a JPEG or PNG image (looks like \(other), which is not supported)")
             }
