@@ -244,6 +244,9 @@ def main() -> None:
     for i in range(idat + 40, idat + 60):
         corrupt[i] ^= 0x5A
     files["corrupt.png"] = bytes(corrupt)
+    buf = io.BytesIO()
+    photo_like(16, 12, seed=9).convert("CMYK").save(buf, "JPEG", quality=90)
+    files["cmyk.jpg"] = buf.getvalue()  # valid, but CMYK is refused
     files["not_an_image.txt"] = b"This is a text file, not an image.\n"
     files["image.gif"] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 
@@ -255,7 +258,7 @@ def main() -> None:
         with open(os.path.join(ROOT, name), "wb") as f:
             f.write(data)
 
-    decodable = [n for n in files if n.endswith((".jpg", ".png")) and not n.startswith(("truncated", "corrupt"))]
+    decodable = [n for n in files if n.endswith((".jpg", ".png")) and not n.startswith(("truncated", "corrupt", "cmyk"))]
     for name in sorted(decodable):
         opened = Image.open(io.BytesIO(files[name]))
         opened.load()

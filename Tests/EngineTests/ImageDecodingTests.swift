@@ -193,6 +193,7 @@ final class ImageDecodingTests: XCTestCase {
     func testNotAnImage() {
         assertDecodeError(imageFixture("not_an_image.txt"), kind: .invalidFormat, containing: "not a JPEG or PNG image")
         assertDecodeError(imageFixture("image.gif"), kind: .unsupported, containing: "GIF")
+        assertDecodeError(imageFixture("cmyk.jpg"), kind: .unsupported, containing: "CMYK")
     }
 
     func testEmptyMissingAndFolder() throws {
