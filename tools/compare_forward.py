@@ -203,6 +203,9 @@ def main() -> int:
               f"ratio {ratio:.3f} (rounds {min(paired):.3f}-{max(paired):.3f}){verdict}")
         print(f"         per-round medians: elucidate {', '.join(f'{v:.1f}' for v in e_meds)}; "
               f"pytorch {', '.join(f'{v:.1f}' for v in t_meds)}")
+        if max(paired) > 1.25 * min(paired):
+            print("         warning: the per-round ratios disagree by more than 25 %: something else was "
+                  "using the CPU during some rounds (see `uptime`); rerun on a quiet machine")
     print(f"load average at end: {load_average()}")
     if args.json:
         for summary in summaries:
