@@ -6,7 +6,7 @@ extension Tensor {
         precondition(shape == other.shape, "cannot add \(shape) and \(other.shape)")
         let output = Tensor(uninitialized: shape)
         let count = Int64(self.count)
-        checkKernel(Runtime.parallel(maxShares: max(1, self.count / 4096)) { ith, nth in
+        checkKernel(Runtime.parallel(maxShares: self.count, elements: self.count) { ith, nth in
             ek_add_f32(count, storage.pointer, other.storage.pointer, output.storage.pointer,
                        activation.kernelValue, ith, nth)
         }, "add")
@@ -18,7 +18,7 @@ extension Tensor {
         precondition(shape == other.shape, "cannot multiply \(shape) and \(other.shape)")
         let output = Tensor(uninitialized: shape)
         let count = Int64(self.count)
-        checkKernel(Runtime.parallel(maxShares: max(1, self.count / 4096)) { ith, nth in
+        checkKernel(Runtime.parallel(maxShares: self.count, elements: self.count) { ith, nth in
             ek_mul_f32(count, storage.pointer, other.storage.pointer, output.storage.pointer, ith, nth)
         }, "mul")
         return output
@@ -28,7 +28,7 @@ extension Tensor {
     public func relu() -> Tensor {
         let output = Tensor(uninitialized: shape)
         let count = Int64(self.count)
-        checkKernel(Runtime.parallel(maxShares: max(1, self.count / 4096)) { ith, nth in
+        checkKernel(Runtime.parallel(maxShares: self.count, elements: self.count) { ith, nth in
             ek_relu_f32(count, storage.pointer, output.storage.pointer, ith, nth)
         }, "relu")
         return output

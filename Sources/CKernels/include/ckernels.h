@@ -73,7 +73,7 @@ typedef struct ek_blas_info {
 ek_status ek_blas_load(void);
 /// What the loader did. Loads first if needed.
 ek_blas_info ek_blas_get_info(void);
-/// Thread count for OpenBLAS (no-op if not loaded).
+/// Thread count for OpenBLAS (loads it first if needed).
 void ek_blas_set_num_threads(int n);
 
 /// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, through cblas_sgemm.

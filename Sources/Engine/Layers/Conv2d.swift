@@ -88,7 +88,7 @@ public struct Conv2d: Sendable {
             let yImage = y + image * k * outPlane
             let columns: UnsafePointer<Float>
             if let scratch {
-                checkKernel(Runtime.parallel(maxShares: rows) { ith, nth in
+                checkKernel(Runtime.parallel(maxShares: rows, elements: rows * outPlane) { ith, nth in
                     var share = params
                     share.ith = ith
                     share.nth = nth
@@ -101,7 +101,7 @@ public struct Conv2d: Sendable {
             checkKernel(ek_gemm_f32(0, 0, Int64(k), Int64(outPlane), Int64(rows), 1, w, Int64(rows),
                                     columns, Int64(outPlane), 0, yImage, Int64(outPlane)), "conv2d gemm")
             if b != nil || activation != .identity {
-                checkKernel(Runtime.parallel(maxShares: k) { ith, nth in
+                checkKernel(Runtime.parallel(maxShares: k, elements: k * outPlane) { ith, nth in
                     ek_bias_act_f32(Int64(k), Int64(outPlane), b, activation.kernelValue, yImage, ith, nth)
                 }, "conv2d epilogue")
             }

@@ -57,7 +57,7 @@ public struct Pool2d: Sendable {
         let output = Tensor(uninitialized: outShape)
         let base = params(for: input.shape)
         let kind = self.kind
-        checkKernel(Runtime.parallel(maxShares: outShape[0] * outShape[1]) { ith, nth in
+        checkKernel(Runtime.parallel(maxShares: outShape[0] * outShape[1], elements: input.count) { ith, nth in
             var share = base
             share.ith = ith
             share.nth = nth
@@ -91,7 +91,7 @@ public struct AdaptivePool2d: Sendable {
         let base = ek_adaptive_pool2d_params(n: Int64(s[0]), c: Int64(s[1]), h: Int64(s[2]), w: Int64(s[3]),
                                              out_h: Int64(outputSize.h), out_w: Int64(outputSize.w), ith: 0, nth: 1)
         let kind = self.kind
-        checkKernel(Runtime.parallel(maxShares: s[0] * s[1]) { ith, nth in
+        checkKernel(Runtime.parallel(maxShares: s[0] * s[1], elements: input.count) { ith, nth in
             var share = base
             share.ith = ith
             share.nth = nth

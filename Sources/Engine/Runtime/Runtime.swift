@@ -54,10 +54,18 @@ public enum Runtime {
         ek_blas_set_num_threads(Int32(threadCount))
     }
 
-    /// Runs `body(ith, nth)` for ith in 0..<nth in parallel, nth = min(threadCount, maxShares).
+    /// Below this many elements per share, handing work to another thread (~10 µs) costs
+    /// more than it saves.
+    static let minimumElementsPerShare = 32_768
+
+    /// Runs `body(ith, nth)` for ith in 0..<nth in parallel, with
+    /// nth = min(threadCount, maxShares, elements / minimumElementsPerShare), at least 1.
     /// Kernels return a status; the first failure is returned.
-    static func parallel(maxShares: Int = .max, _ body: (Int32, Int32) -> ek_status) -> ek_status {
-        let nth = max(1, min(threadCount, maxShares))
+    ///
+    /// - Parameters: maxShares: the units the kernel splits (planes, rows); elements: the
+    ///   floats the whole call touches, which decides whether splitting pays.
+    static func parallel(maxShares: Int, elements: Int, _ body: (Int32, Int32) -> ek_status) -> ek_status {
+        let nth = max(1, min(threadCount, maxShares, elements / minimumElementsPerShare))
         if nth == 1 { return body(0, 1) }
         let failure = FirstFailure()
         // The shares touch disjoint parts of buffers the caller keeps alive for the call.
