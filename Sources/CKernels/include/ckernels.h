@@ -207,6 +207,89 @@ ek_status ek_concat_channels_f32(int64_t n, int64_t hw, int32_t count,
                                  const float *const *inputs, const int64_t *channels,
                                  float *y);
 
+// MARK: - Backward kernels (issue: autodiff)
+//
+// Gradients of the forward kernels above, same shapes and params. Unless stated otherwise
+// a backward kernel OVERWRITES its output gradient (it does not accumulate); the Swift graph
+// adds contributions itself. Parameter gradients are separate kernels, so frozen models
+// never pay for them.
+
+/// Input gradient of a convolution: dx[N,C,H,W] from dy[N,K,OH,OW] and weight[K,C,R,S]:
+/// per image dcol[(C*R*S), (OH*OW)] = weightᵀ · dy (one sgemm), then col2im into dx.
+/// 1×1 / stride 1 / pad 0 writes the sgemm straight into dx. `scratch` as for the forward
+/// (`ek_conv2d_scratch_size`). Ignores ith/nth and p->activation (the caller applies the
+/// activation's backward to dy first).
+ek_status ek_conv2d_back_input_f32(const ek_conv2d_params *p, const float *dy, const float *weight,
+                                   float *dx, float *scratch, int64_t scratch_floats);
+
+/// Scatters a column matrix back to one image: dx[C,H,W] = 0, then each col element is
+/// ADDED to the input pixel it was gathered from (the adjoint of ek_im2col_f32). Channels
+/// are split into nth shares.
+ek_status ek_col2im_f32(const ek_conv2d_params *p, const float *col, float *dx);
+
+/// Parameter gradients of a convolution, ACCUMULATED into dweight[K,C,R,S] and, when not
+/// NULL, dbias[K], over the whole batch. `scratch` as for the forward.
+ek_status ek_conv2d_back_weight_f32(const ek_conv2d_params *p, const float *x, const float *dy,
+                                    float *dweight, float *dbias, float *scratch,
+                                    int64_t scratch_floats);
+
+/// Inference-form batch norm backward: dx = dy · gamma / sqrt(var + eps) (gamma NULL = 1).
+/// p->activation is ignored. dx may alias dy. Split over N*C planes.
+ek_status ek_batchnorm_back_f32(const ek_batchnorm_params *p, const float *dy, const float *var,
+                                const float *gamma, float *dx);
+
+/// Training-form batch norm (batch statistics), for completeness: forward writes y and the
+/// per-channel batch mean and inverse std (C floats each); backward computes dx (and, when not
+/// NULL, ACCUMULATES dgamma, dbeta). Biased variance as PyTorch uses for normalisation.
+/// ith/nth ignored.
+ek_status ek_batchnorm_train_forward_f32(const ek_batchnorm_params *p, const float *x,
+                                         const float *gamma, const float *beta, float *y,
+                                         float *mean, float *invstd);
+ek_status ek_batchnorm_train_back_f32(const ek_batchnorm_params *p, const float *x,
+                                      const float *dy, const float *mean, const float *invstd,
+                                      const float *gamma, float *dx, float *dgamma,
+                                      float *dbeta);
+
+/// Max pool backward through the argmax of the forward: dx = 0, then dy routed to each
+/// window's maximum (ADDED where windows overlap; argmax -1 routes nowhere).
+ek_status ek_maxpool2d_back_f32(const ek_pool2d_params *p, const float *dy, const int32_t *argmax,
+                                float *dx);
+/// Average pool backward: dx = 0, then each dy spread over its window with the forward's divisor.
+ek_status ek_avgpool2d_back_f32(const ek_pool2d_params *p, const float *dy, float *dx);
+ek_status ek_adaptive_avgpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
+                                         float *dx);
+ek_status ek_adaptive_maxpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
+                                         const int32_t *argmax, float *dx);
+
+/// ReLU backward from the forward OUTPUT y (or input x: same mask): dx = dy where y > 0, else 0.
+/// dx may alias dy. Elements split into nth shares.
+ek_status ek_relu_back_f32(int64_t count, const float *y, const float *dy, float *dx, int32_t ith,
+                           int32_t nth);
+/// Guided backpropagation's ReLU rule: dx = max(dy, 0) where y > 0, else 0.
+ek_status ek_relu_back_guided_f32(int64_t count, const float *y, const float *dy, float *dx,
+                                  int32_t ith, int32_t nth);
+/// DeepLIFT Rescale rule for ReLU: dx = dy · (y − y_ref) / (x − x_ref) where
+/// |x − x_ref| > eps, else dy · [x > 0] (the gradient), as Captum does (eps = 1e-10).
+ek_status ek_relu_back_rescale_f32(int64_t count, const float *x, const float *x_ref,
+                                   const float *y, const float *y_ref, const float *dy, float *dx,
+                                   float eps, int32_t ith, int32_t nth);
+
+/// dx[N, IN] = dy[N, OUT] · weight[OUT, IN].
+ek_status ek_linear_back_input_f32(int64_t n, int64_t in_features, int64_t out_features,
+                                   const float *dy, const float *weight, float *dx);
+/// ACCUMULATES dweight[OUT, IN] += dyᵀ · x and, when not NULL, dbias[OUT] += Σ_n dy.
+ek_status ek_linear_back_weight_f32(int64_t n, int64_t in_features, int64_t out_features,
+                                    const float *x, const float *dy, float *dweight,
+                                    float *dbias);
+
+/// Softmax backward from the forward output y: dx = y · (dy − Σ_j dy_j·y_j), row-wise.
+ek_status ek_softmax_back_f32(int64_t rows, int64_t cols, const float *y, const float *dy,
+                              float *dx);
+
+/// Splits dy[N, ΣC_i, HW] back into outputs[i] of shape [N, C_i, HW] (concat's backward).
+ek_status ek_concat_channels_back_f32(int64_t n, int64_t hw, int32_t count, const float *dy,
+                                      const int64_t *channels, float *const *outputs);
+
 #ifdef __cplusplus
 }
 #endif
