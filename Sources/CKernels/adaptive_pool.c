@@ -73,6 +73,15 @@ EK_TARGET_AVX512 static float sum_avx512(const float *x, int64_t n) {
     return tree16_avx2(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
 }
 
+float ek__sum_f32(const float *x, int64_t n) {
+    switch (ek__isa()) {
+    case EK_ISA_AVX512: return sum_avx512(x, n);
+    case EK_ISA_AVX2: return sum_avx2(x, n);
+    case EK_ISA_SCALAR: break;
+    }
+    return sum_scalar(x, n);
+}
+
 // MARK: - Entry points
 
 ek_status ek_adaptive_avgpool2d_f32(const ek_adaptive_pool2d_params *p, const float *x, float *y) {
