@@ -438,7 +438,7 @@ struct Unpickler {
             let key = pairs[i]
             switch key {
             case .list, .dict: throw fail("unhashable dict key (\(key.typeName))")
-            case .string(let text): try charge(text.utf8.count / 16 + 1)
+            case .string(let text): try charge(text.utf8.count / 8 + 1)
             default: try charge(1)
             }
             dicts[id].set(key, pairs[i + 1])
