@@ -27,6 +27,9 @@ What it writes (all under Tests/Fixtures/visualization/ unless said otherwise):
   fixture the snapshot tests draw (the snapshots themselves, `snapshots/*.png`, are
   Elucidate's own drawings, written by the tests with ELUCIDATE_UPDATE_SNAPSHOTS=1 and
   looked at by a person).
+- `captum_views/METHOD.SIGN.png`: Captum's own drawing of the snapshot fixture for each
+  method x sign at 1:1 — `visualize_image_attr` into an axes filling a 32x32-pixel Agg
+  figure — RGB (alpha-scaling is composited over the white axes there).
 - `photo_ig.npy`: float32 (1, 3, 224, 224), Captum's IntegratedGradients for
   Tests/Fixtures/images/photo.jpg (torchvision preset) through a small hand-made model
   that scores "red minus blue" (see `RednessModel`), target 0, zero baseline, 64 steps.
@@ -47,6 +50,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.colors import LinearSegmentedColormap, Normalize  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -236,6 +241,29 @@ def photo_attributions() -> np.ndarray:
     return attr[0]
 
 
+def captum_views(snapshot_photo, snapshot_attr) -> None:
+    """Captum's own drawing of each method x sign at 1:1 (one map pixel = one picture pixel):
+    visualize_image_attr into an axes that fills a 32x32-pixel Agg figure."""
+    folder = os.path.join(OUT, "captum_views")
+    os.makedirs(folder, exist_ok=True)
+    hwc = np.transpose(snapshot_attr, (1, 2, 0))
+    h, w = hwc.shape[:2]
+    for method in ["heat_map", "blended_heat_map", "original_image", "masked_image", "alpha_scaling"]:
+        for sign in SIGNS:
+            if sign == "all" and method in ("masked_image", "alpha_scaling"):
+                continue
+            fig = Figure(figsize=(w / 100, h / 100), dpi=100)
+            FigureCanvasAgg(fig)
+            ax = fig.add_axes([0, 0, 1, 1])
+            ax.set_axis_off()
+            viz.visualize_image_attr(hwc, snapshot_photo, method=method, sign=sign, plt_fig_axis=(fig, ax),
+                                     use_pyplot=False)
+            fig.canvas.draw()
+            rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+            name = f"{method}.{sign}.png".replace("_", "-")
+            Image.fromarray(rgb, "RGB").save(os.path.join(folder, name))
+
+
 def reference_figures(snapshot_photo, snapshot_attr, photo_attr) -> None:
     folder = os.path.join(OUT, "reference")
     os.makedirs(folder, exist_ok=True)
@@ -272,6 +300,7 @@ def main() -> None:
     normalisation_fixtures(manifest)
     snapshot_photo, snapshot_attr = snapshot_fixture()
     photo_attr = photo_attributions()
+    captum_views(snapshot_photo, snapshot_attr)
     reference_figures(snapshot_photo, snapshot_attr, photo_attr)
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

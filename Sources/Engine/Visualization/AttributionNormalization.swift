@@ -103,10 +103,10 @@ public struct AttributionMap: Equatable, Sendable {
             if let smallest {
                 threshold = smallest
             } else {
-                let what = switch sign {
-                case .all, .absoluteValue: "the attribution map is all zero"
-                case .positive: "the attribution map has no positive values"
-                case .negative: "the attribution map has no negative values"
+                let what = if sign == .all || sign == .absoluteValue || values.allSatisfy({ $0 == 0 }) {
+                    "the attribution map is all zero"
+                } else {
+                    "the attribution map has no \(sign == .positive ? "positive" : "negative") values"
                 }
                 warning = "\(what): sign \(sign.rawValue) draws a blank map"
                 return Normalized(map: AttributionMap(width: width, height: height,
