@@ -38,10 +38,19 @@ What it writes (all under Tests/Fixtures/visualization/ unless said otherwise):
   photo_ig.npy, to compare with Elucidate's by eye (the README shows both).
 
 Usage: python3 tools/make_visualization_fixtures.py
+       python3 tools/make_visualization_fixtures.py --check-cli N [--elucidate PATH]
+  The second form writes nothing: it draws N fresh random attribution maps (shapes, signs,
+  outlier percentages and distributions drawn at random, seeded by the clock unless
+  --seed is given) with the built `elucidate visualize --normalized-map` and prints the
+  largest difference from Captum's `_normalize_attr`.
 """
 
+import argparse
 import json
 import os
+import subprocess
+import tempfile
+import time
 import warnings
 
 import matplotlib
@@ -291,7 +300,63 @@ def reference_figures(snapshot_photo, snapshot_attr, photo_attr) -> None:
     fig.savefig(os.path.join(DOCS, "captum_photo_ig_seed_cmap.png"), dpi=70)
 
 
+def check_cli(count: int, elucidate: str, seed: int) -> None:
+    """Elucidate's normalised maps against Captum's on maps no test has seen."""
+    rng = np.random.default_rng(seed)
+    worst, failures, compared = 0.0, 0, 0
+    with tempfile.TemporaryDirectory() as folder:
+        for i in range(count):
+            c, h, w = int(rng.choice([1, 3])), int(rng.integers(1, 80)), int(rng.integers(1, 80))
+            kind = rng.integers(0, 5)
+            if kind == 0:
+                attr = rng.laplace(0, 10.0 ** rng.uniform(-8, 2), (c, h, w))
+            elif kind == 1:
+                attr = rng.standard_normal((c, h, w)) * (rng.random((c, h, w)) < rng.uniform(0.01, 1))
+            elif kind == 2:
+                attr = rng.integers(-3, 4, (c, h, w)) * 10.0 ** rng.uniform(-4, 1)
+            elif kind == 3:
+                attr = np.abs(rng.standard_normal((c, h, w))) * rng.choice([-1, 1])
+            else:
+                attr = rng.standard_cauchy((c, h, w))
+            attr = attr.astype(np.float32)
+            perc = float(rng.choice([0, 0.5, 1, 2, 5, 10, 25, 50, 99, rng.uniform(0, 100)]))
+            path = os.path.join(folder, "a.npy")
+            np.save(path, attr)
+            panels = "heat-map:all,heat-map:positive,heat-map:negative,heat-map:absolute-value"
+            run = subprocess.run([elucidate, "visualize", path, "--panels", panels, "--outlier-perc", repr(perc),
+                                  "--normalized-map", os.path.join(folder, "n.npy"), "--out",
+                                  os.path.join(folder, "p.png")], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"elucidate failed: {run.stderr}")
+            ours = np.load(os.path.join(folder, "n.npy"))
+            summed = np.sum(np.transpose(attr, (1, 2, 0)), axis=2)
+            for s, sign in enumerate(SIGNS):
+                try:
+                    with warnings.catch_warnings(), np.errstate(all="ignore"):
+                        warnings.simplefilter("ignore")
+                        captum = _normalize_attr(summed, sign, perc)
+                    if not np.all(np.isfinite(captum)):
+                        raise AssertionError
+                except (AssertionError, IndexError):
+                    failures += 1
+                    continue
+                worst = max(worst, float(np.max(np.abs(ours[s] - captum))))
+                compared += 1
+    print(f"{compared} maps compared with Captum (seed {seed}), largest difference {worst:.3g}; "
+          f"{failures} where Captum fails")
+    if worst > 1e-6:
+        raise SystemExit(1)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check-cli", type=int, metavar="N")
+    parser.add_argument("--elucidate", default=os.path.join(ROOT, ".build", "debug", "elucidate"))
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    if args.check_cli:
+        check_cli(args.check_cli, args.elucidate, args.seed if args.seed is not None else int(time.time()))
+        return
     os.makedirs(OUT, exist_ok=True)
     os.makedirs(DOCS, exist_ok=True)
     manifest: dict = {"matplotlib": matplotlib.__version__, "numpy": np.__version__}
