@@ -12,6 +12,9 @@ Cases:
   * ResNet34 at 224x224 (batch 1): saliency, input-x-gradient, guided-backprop,
     deconvolution, integrated-gradients with each quadrature (16 steps; Captum's
     trapezoid weights sum to (n-1)/n, Elucidate's to 1: the test scales by that factor).
+  * DeepLIFT on ResNet34 at 224x224, on ResNet18 with a constant baseline, and DeepLIFT SHAP
+    over three deterministic baselines (Captum needs one ReLU module per use: see
+    `distinct_relus`).
   * ResNet18 at 64x48 (batch 2, different targets): saliency (signed), integrated-gradients.
   * Stochastic methods at many samples, compared by correlation (ResNet18, 64x48, batch 1):
     NoiseTunnel(Saliency) smoothgrad with 500 samples, stdev 0.2; GradientSHAP with 500
@@ -25,12 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import torch
 from captum.attr import (
     Deconvolution,
+    DeepLift,
+    DeepLiftShap,
     GradientShap,
     GuidedBackprop,
     InputXGradient,
@@ -57,6 +63,37 @@ def non_inplace(model: torch.nn.Module) -> torch.nn.Module:
         if isinstance(module, torch.nn.ReLU):
             module.inplace = False
     return model
+
+
+def distinct_relus(model: torch.nn.Module) -> torch.nn.Module:
+    """The same network with one ReLU module per use.
+
+    torchvision's blocks call one `relu` module two or three times; Captum's DeepLift keeps
+    each ReLU's input and output on the module, so it refuses (or, in older versions,
+    silently mixes up) reused modules. Elucidate has no such restriction; the reference is
+    computed on this equivalent network."""
+
+    def basic_forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu_a(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu_out(out + identity)
+
+    def bottleneck_forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu_a(self.bn1(self.conv1(x)))
+        out = self.relu_b(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu_out(out + identity)
+
+    for module in list(model.modules()):
+        if isinstance(module, resnet.BasicBlock):
+            module.relu_a, module.relu_out = torch.nn.ReLU(), torch.nn.ReLU()
+            module.forward = types.MethodType(basic_forward, module)
+        elif isinstance(module, resnet.Bottleneck):
+            module.relu_a, module.relu_b, module.relu_out = torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.ReLU()
+            module.forward = types.MethodType(bottleneck_forward, module)
+    return non_inplace(model)
 
 
 def main() -> None:
@@ -96,6 +133,10 @@ def main() -> None:
                                            return_convergence_delta=True)
         save(f"r34_ig_{ours}", r34, "integrated-gradients", {"steps": 16, "quadrature": ours}, targets, attributions, delta)
 
+    dl_model = distinct_relus(resnet.deterministic_model("resnet34", 1000))
+    attributions, delta = DeepLift(dl_model).attribute(x, target=target, return_convergence_delta=True)
+    save("r34_deeplift", r34, "deeplift", {}, targets, attributions, delta)
+
     # ResNet18, 64x48, batch 2 with different targets.
     r18 = {"arch": "resnet18", "num_classes": 10, "input": {"key": "input", "shape": [2, 3, 64, 48]}}
     model = non_inplace(resnet.deterministic_model("resnet18", 10))
@@ -107,6 +148,14 @@ def main() -> None:
         x, target=t, n_steps=20, baselines=0.25, return_convergence_delta=True)
     save("r18_ig_baseline", r18, "integrated-gradients", {"steps": 20, "quadrature": "gausslegendre", "baseline": 0.25},
          targets, attributions, delta)
+
+    dl_model = distinct_relus(resnet.deterministic_model("resnet18", 10))
+    attributions, delta = DeepLift(dl_model).attribute(x, target=t, baselines=0.25, return_convergence_delta=True)
+    save("r18_deeplift_baseline", r18, "deeplift", {"baseline": 0.25}, targets, attributions, delta)
+    shap_baselines = torch.from_numpy(resnet.deterministic_input("shap-baselines", (3, 3, 64, 48)))
+    attributions = DeepLiftShap(dl_model).attribute(x, target=t, baselines=shap_baselines)
+    save("r18_deeplift_shap", r18, "deeplift-shap", {"baselines": "deterministic key shap-baselines (3,3,64,48)"},
+         targets, attributions)
 
     # Stochastic methods, many samples: compared by correlation.
     r18one = {"arch": "resnet18", "num_classes": 10, "input": {"key": "input", "shape": [1, 3, 64, 48]}}

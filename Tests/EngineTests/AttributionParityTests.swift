@@ -81,6 +81,16 @@ final class AttributionParityTests: XCTestCase {
         _ = try check("r18_ig_baseline", IntegratedGradients(steps: 20, baseline: .constant(0.25)), tolerance: 5e-3)
     }
 
+    func testDeepLiftAndDeepLiftSHAP() throws {
+        let attribution = try check("r34_deeplift", DeepLift(), tolerance: 5e-3)
+        let captumDelta = try XCTUnwrap(try golden("r34_deeplift").4.captum_delta)
+        XCTAssertEqual(try XCTUnwrap(attribution.convergenceDelta)[0], captumDelta[0], accuracy: 1e-3)
+        _ = try check("r18_deeplift_baseline", DeepLift(baseline: .constant(0.25)), tolerance: 5e-3)
+        let baselines = DeterministicWeights.input(key: "shap-baselines", shape: [3, 3, 64, 48])
+        let shap = try check("r18_deeplift_shap", DeepLiftSHAP(baselines: baselines), tolerance: 5e-3)
+        XCTAssertEqual(shap.convergenceDelta?.count, 2)
+    }
+
     func testStochasticMethodsCorrelateWithCaptumAtManySamples() throws {
         let (network, input, targets, expected, _) = try golden("r18_nt_saliency_smoothgrad")
         let tunnel = NoiseTunnel(Saliency(signed: true, batchSize: 50), kind: .smoothgrad, samples: 500, stdev: 0.2,

@@ -67,7 +67,9 @@ extension Graph {
         }
     }
 
-    /// Max or average pooling.
+    /// Max or average pooling. Under every rule, DeepLIFT's included, the gradient (or
+    /// multiplier) of each window goes to its maximum: the DeepLIFT paper's rule for max
+    /// pooling, and what Captum's DeepLift computes on ResNets.
     public func pool(_ x: Variable, _ layer: Pool2d) throws(ElucidateError) -> Variable {
         let inputShape = x.shape
         guard case .max = layer.kind else {
