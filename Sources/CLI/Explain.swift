@@ -7,7 +7,7 @@ struct Explain: ParsableCommand {
         abstract: "Attribute a prediction to the input pixels and write the attributions as .npy.",
         subcommands: [
             ExplainSaliency.self, ExplainInputXGradient.self, ExplainIntegratedGradients.self, ExplainGradientSHAP.self,
-            ExplainGuidedBackprop.self, ExplainDeconvolution.self,
+            ExplainDeepLift.self, ExplainDeepLiftSHAP.self, ExplainGuidedBackprop.self, ExplainDeconvolution.self,
         ])
 }
 

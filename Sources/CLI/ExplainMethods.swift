@@ -118,3 +118,32 @@ func parseBaseline(_ text: String) throws(ElucidateError) -> Baseline {
 }
 
 extension Quadrature: ExpressibleByArgument {}
+
+struct ExplainDeepLift: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deeplift", abstract: "DeepLIFT with the Rescale rule.")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("internal-batch-size"), help: "Inputs per pass (each pass also runs their baselines).")
+    var internalBatchSize: Int = 8
+
+    func run() throws {
+        try common.run(DeepLift(baseline: try parseBaseline(baseline), batchSize: internalBatchSize), name: "deeplift",
+                       options: ["baseline": baseline])
+    }
+}
+
+struct ExplainDeepLiftSHAP: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deeplift-shap", abstract: "DeepLIFT averaged over a set of baselines.")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .long, help: "A .npy of baselines (B,3,H,W).")
+    var baselines: String
+    @Option(name: .customLong("internal-batch-size"), help: "Input-baseline pairs per pass.")
+    var internalBatchSize: Int = 8
+
+    func run() throws {
+        let distribution = try NPY.readFloat32(URL(fileURLWithPath: baselines))
+        try common.run(DeepLiftSHAP(baselines: distribution, batchSize: internalBatchSize), name: "deeplift-shap",
+                       options: ["baselines": baselines])
+    }
+}
