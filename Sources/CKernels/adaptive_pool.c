@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 static inline int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 static inline int64_t bin_end(int64_t i, int64_t in, int64_t out) {
@@ -71,6 +72,15 @@ EK_TARGET_AVX512 static float sum_avx512(const float *x, int64_t n) {
         s = _mm512_mask_add_ps(s, m, s, _mm512_maskz_loadu_ps(m, x + i));
     }
     return tree16_avx2(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
+}
+
+float ek__sum_f32(const float *x, int64_t n) {
+    switch (ek__isa()) {
+    case EK_ISA_AVX512: return sum_avx512(x, n);
+    case EK_ISA_AVX2: return sum_avx2(x, n);
+    case EK_ISA_SCALAR: break;
+    }
+    return sum_scalar(x, n);
 }
 
 // MARK: - Entry points
@@ -144,6 +154,61 @@ ek_status ek_adaptive_maxpool2d_f32(const ek_adaptive_pool2d_params *p, const fl
                 if (ap) ap[oh * p->out_w + ow] = (int32_t)mi;
             }
         }
+    }
+    return EK_OK;
+}
+
+// MARK: - Backward
+//
+// dx = 0, then each output gradient is ADDED to its bin: dy / bin size to every element
+// (average; the global pool writes dy / HW across the plane) or dy to the argmax
+// (max). Bins overlap when the input is not a multiple of the output, so contributions
+// sum. Scalar on every level (not a hot loop: ResNet's head pool is 512 planes of 49).
+
+ek_status ek_adaptive_avgpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
+                                         float *dx) {
+    if (!params_ok(p) || dy == NULL || dx == NULL) return EK_ERR_INVALID_ARGUMENT;
+    const int64_t hw = p->h * p->w, ohw = p->out_h * p->out_w;
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    for (int64_t plane = b; plane < e; plane++) {
+        const float *dyp = dy + plane * ohw;
+        float *dxp = dx + plane * hw;
+        if (ohw == 1) {
+            const float v = dyp[0] / (float)hw;
+            for (int64_t i = 0; i < hw; i++) dxp[i] = v;
+            continue;
+        }
+        memset(dxp, 0, (size_t)hw * sizeof(float));
+        for (int64_t oh = 0; oh < p->out_h; oh++) {
+            const int64_t hs = bin_start(oh, p->h, p->out_h), he = bin_end(oh, p->h, p->out_h);
+            for (int64_t ow = 0; ow < p->out_w; ow++) {
+                const int64_t ws = bin_start(ow, p->w, p->out_w), we = bin_end(ow, p->w, p->out_w);
+                const float v = dyp[oh * p->out_w + ow] / (float)((he - hs) * (we - ws));
+                for (int64_t ih = hs; ih < he; ih++)
+                    for (int64_t iw = ws; iw < we; iw++) dxp[ih * p->w + iw] = dxp[ih * p->w + iw] + v;
+            }
+        }
+    }
+    return EK_OK;
+}
+
+ek_status ek_adaptive_maxpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
+                                         const int32_t *argmax, float *dx) {
+    if (!params_ok(p) || dy == NULL || argmax == NULL || dx == NULL) return EK_ERR_INVALID_ARGUMENT;
+    const int64_t hw = p->h * p->w, ohw = p->out_h * p->out_w;
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    // An index outside the plane would write outside dx: checked before anything is written.
+    for (int64_t i = b * ohw; i < e * ohw; i++)
+        if (argmax[i] < -1 || argmax[i] >= hw) return EK_ERR_INVALID_ARGUMENT;
+    for (int64_t plane = b; plane < e; plane++) {
+        const float *dyp = dy + plane * ohw;
+        const int32_t *ap = argmax + plane * ohw;
+        float *dxp = dx + plane * hw;
+        memset(dxp, 0, (size_t)hw * sizeof(float));
+        for (int64_t o = 0; o < ohw; o++)
+            if (ap[o] >= 0) dxp[ap[o]] = dxp[ap[o]] + dyp[o];
     }
     return EK_OK;
 }

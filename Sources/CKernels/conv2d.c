@@ -364,3 +364,252 @@ ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *
     }
     return EK_OK;
 }
+
+// MARK: - Backward: col2im (the adjoint of im2col)
+//
+// dx[c] = 0, then for every column row (c, ki, kj) and output row oh whose input row ih is
+// inside the image, the run of valid output columns [ow_lo, ow_hi) (the same range
+// im2col copies) is ADDED to dx[c, ih, ow*sw + off_w]. Every path visits (ki, kj, oh, ow)
+// in the same order, and a vector only ever holds distinct output columns of one row, so
+// each dx element receives the same additions in the same order on every ISA: the AVX2 and
+// AVX-512 results equal the scalar reference bit for bit. One channel plane at a time: the
+// plane (12.5 KB at 56x56) stays in L1 while its R*S column rows stream through.
+
+// dst[i * stride] += src[i] for i < n. `limit` is the end of the channel plane: a full
+// vector load/store of dst may cover elements between the ones written (left unchanged),
+// but never past `limit`.
+typedef void (*scatter_add_fn)(float *dst, const float *src, int64_t n, int64_t stride,
+                               const float *limit);
+
+static void scatter_add_scalar(float *dst, const float *src, int64_t n, int64_t stride,
+                               const float *limit) {
+    (void)limit;
+    if (stride == 1) {
+        for (int64_t i = 0; i < n; i++) dst[i] = dst[i] + src[i];
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i * stride] = dst[i * stride] + src[i];
+}
+
+EK_TARGET_AVX2 static void scatter_add_avx2(float *dst, const float *src, int64_t n,
+                                            int64_t stride, const float *limit) {
+    int64_t i = 0;
+    if (stride == 1) {
+        for (; i + 16 <= n; i += 16) {
+            const __m256 a = _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(src + i));
+            const __m256 b = _mm256_add_ps(_mm256_loadu_ps(dst + i + 8), _mm256_loadu_ps(src + i + 8));
+            _mm256_storeu_ps(dst + i, a);
+            _mm256_storeu_ps(dst + i + 8, b);
+        }
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(src + i)));
+        for (; i < n; i++) dst[i] = dst[i] + src[i];
+        return;
+    }
+    if (stride == 2) {
+        // 8 sources go to dst[0, 2, ..., 14]; dst[1..15] is loaded and stored back
+        // unchanged (blend), so the block needs dst[0..15] inside the plane.
+        const __m256i spread_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+        const __m256i spread_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+        for (; i + 8 <= n && dst + 2 * i + 16 <= limit; i += 8) {
+            float *d = dst + 2 * i;
+            const __m256 s = _mm256_loadu_ps(src + i);
+            const __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
+            const __m256 sa = _mm256_permutevar8x32_ps(s, spread_lo);
+            const __m256 sb = _mm256_permutevar8x32_ps(s, spread_hi);
+            _mm256_storeu_ps(d, _mm256_blend_ps(a, _mm256_add_ps(a, sa), 0x55));
+            _mm256_storeu_ps(d + 8, _mm256_blend_ps(b, _mm256_add_ps(b, sb), 0x55));
+        }
+    }
+    for (; i < n; i++) dst[i * stride] = dst[i * stride] + src[i];
+}
+
+EK_TARGET_AVX512 static void scatter_add_avx512(float *dst, const float *src, int64_t n,
+                                                int64_t stride, const float *limit) {
+    (void)limit;
+    int64_t i = 0;
+    if (stride == 1) {
+        for (; i + 32 <= n; i += 32) {
+            const __m512 a = _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i));
+            const __m512 b = _mm512_add_ps(_mm512_loadu_ps(dst + i + 16), _mm512_loadu_ps(src + i + 16));
+            _mm512_storeu_ps(dst + i, a);
+            _mm512_storeu_ps(dst + i + 16, b);
+        }
+        for (; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+            const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i));
+            _mm512_mask_storeu_ps(dst + i, m, v);
+        }
+        return;
+    }
+    if (stride == 2) {
+        // 16 sources go to the even lanes of dst[0..31]; only those lanes are loaded and
+        // stored (mask 0x5555 and its tail), so nothing outside the row is touched.
+        const __m512i spread_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        const __m512i spread_hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        for (; i < n; i += 16) {
+            const int64_t left = n - i < 16 ? n - i : 16;
+            const __mmask16 ms = (__mmask16)((1u << left) - 1u);
+            // Even lanes 2j with j < left: j < 8 in the low half, j >= 8 in the high half.
+            const uint32_t lo_n = left < 8 ? (uint32_t)left : 8u;
+            const uint32_t hi_n = left > 8 ? (uint32_t)(left - 8) : 0u;
+            const __mmask16 m_lo = (__mmask16)(0x5555u & ((1u << (2 * lo_n)) - 1u));
+            const __mmask16 m_hi = (__mmask16)(0x5555u & ((1u << (2 * hi_n)) - 1u));
+            float *d = dst + 2 * i;
+            const __m512 s = _mm512_maskz_loadu_ps(ms, src + i);
+            const __m512 a = _mm512_maskz_loadu_ps(m_lo, d);
+            const __m512 b = _mm512_maskz_loadu_ps(m_hi, d + 16);
+            _mm512_mask_storeu_ps(d, m_lo, _mm512_add_ps(a, _mm512_permutexvar_ps(spread_lo, s)));
+            _mm512_mask_storeu_ps(d + 16, m_hi, _mm512_add_ps(b, _mm512_permutexvar_ps(spread_hi, s)));
+        }
+        return;
+    }
+    for (; i < n; i++) dst[i * stride] = dst[i * stride] + src[i];
+}
+
+// One channel: dxc[H*W] from its R*S column rows at colc.
+static inline __attribute__((always_inline)) void
+col2im_channel_body(const geom *g, const float *colc, float *dxc, scatter_add_fn add) {
+    const int64_t ohw = g->oh * g->ow;
+    memset(dxc, 0, (size_t)(g->h * g->w) * sizeof(float));
+    const float *limit = dxc + g->h * g->w;
+    for (int64_t ki = 0; ki < g->r; ki++) {
+        for (int64_t kj = 0; kj < g->s; kj++) {
+            const float *src = colc + (ki * g->s + kj) * ohw;
+            // The same valid column range as im2col_row_body.
+            const int64_t off_w = kj * g->dw - g->pw;
+            int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + g->sw - 1) / g->sw;
+            int64_t ow_hi = (g->w - 1 - off_w) < 0 ? 0 : (g->w - 1 - off_w) / g->sw + 1;
+            if (ow_hi > g->ow) ow_hi = g->ow;
+            if (ow_lo >= ow_hi) continue;
+            const int64_t run = ow_hi - ow_lo;
+            for (int64_t oh = 0; oh < g->oh; oh++) {
+                const int64_t ih = oh * g->sh - g->ph + ki * g->dh;
+                if (ih < 0 || ih >= g->h) continue;
+                add(dxc + ih * g->w + ow_lo * g->sw + off_w, src + oh * g->ow + ow_lo, run, g->sw,
+                    limit);
+            }
+        }
+    }
+}
+
+typedef void (*col2im_channel_fn)(const geom *g, const float *colc, float *dxc);
+
+static void col2im_channel_scalar(const geom *g, const float *colc, float *dxc) {
+    col2im_channel_body(g, colc, dxc, scatter_add_scalar);
+}
+EK_TARGET_AVX2 static void col2im_channel_avx2(const geom *g, const float *colc, float *dxc) {
+    col2im_channel_body(g, colc, dxc, scatter_add_avx2);
+}
+EK_TARGET_AVX512 static void col2im_channel_avx512(const geom *g, const float *colc, float *dxc) {
+    col2im_channel_body(g, colc, dxc, scatter_add_avx512);
+}
+
+// Channels [c_begin, c_end) of one image; col and dx are the whole image's matrices.
+static void col2im_channels(const geom *g, const float *col, float *dx, int64_t c_begin,
+                            int64_t c_end) {
+    col2im_channel_fn fn = col2im_channel_scalar;
+    switch (ek__isa()) {
+    case EK_ISA_AVX512: fn = col2im_channel_avx512; break;
+    case EK_ISA_AVX2: fn = col2im_channel_avx2; break;
+    case EK_ISA_SCALAR: break;
+    }
+    const int64_t rows = g->r * g->s, ohw = g->oh * g->ow, hw = g->h * g->w;
+    for (int64_t c = c_begin; c < c_end; c++) fn(g, col + c * rows * ohw, dx + c * hw);
+}
+
+ek_status ek_col2im_f32(const ek_conv2d_params *p, const float *col, float *dx) {
+    if (p == NULL || col == NULL || dx == NULL) return EK_ERR_INVALID_ARGUMENT;
+    ek_conv2d_params one = *p;
+    one.n = 1;  // one image; p->n is ignored
+    int64_t oh, ow;
+    if (ek_conv2d_output_size(&one, &oh, &ow) != EK_OK || !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    const geom g = make_geom(&one, oh, ow);
+    int64_t b, e;
+    ek__share(p->c, p->ith, p->nth, &b, &e);
+    if (b < e) col2im_channels(&g, col, dx, b, e);
+    return EK_OK;
+}
+
+// MARK: - Backward: convolution
+
+// The shared checks of the two backward entry points: sizes fit the sgemm interface and
+// the scratch is large enough. On success the output size and the 1x1 flag are set.
+static ek_status back_check(const ek_conv2d_params *p, const float *scratch,
+                            int64_t scratch_floats, int64_t *oh_out, int64_t *ow_out,
+                            int *direct_out) {
+    int64_t oh, ow;
+    if (ek_conv2d_output_size(p, &oh, &ow) != EK_OK) return EK_ERR_INVALID_ARGUMENT;
+    const int64_t crs = p->c * p->r * p->s, ohw = oh * ow;
+    if (p->k > INT_MAX || ohw > INT_MAX || crs > INT_MAX || p->h * p->w > INT_MAX)
+        return EK_ERR_INVALID_ARGUMENT;
+    const int direct = is_direct_1x1(p);
+    const int64_t need = direct ? 0 : crs * ohw;
+    if (need > 0 && (scratch_floats < need || scratch == NULL)) return EK_ERR_SCRATCH_TOO_SMALL;
+    *oh_out = oh;
+    *ow_out = ow;
+    *direct_out = direct;
+    return EK_OK;
+}
+
+ek_status ek_conv2d_back_input_f32(const ek_conv2d_params *p, const float *dy, const float *weight,
+                                   float *dx, float *scratch, int64_t scratch_floats) {
+    if (p == NULL || dy == NULL || weight == NULL || dx == NULL) return EK_ERR_INVALID_ARGUMENT;
+    int64_t oh, ow;
+    int direct;
+    // p->activation is not applied, but an undefined value is still rejected (as by the
+    // forward), so the forward's params can be passed unchanged.
+    ek_status st = back_check(p, scratch, scratch_floats, &oh, &ow, &direct);
+    if (st != EK_OK) return st;
+    if (ek_blas_load() != EK_OK) return EK_ERR_BLAS_UNAVAILABLE;
+
+    const int64_t crs = p->c * p->r * p->s, ohw = oh * ow;
+    const geom g = make_geom(p, oh, ow);
+    const int64_t in_image = p->c * p->h * p->w, out_image = p->k * ohw;
+    for (int64_t img = 0; img < p->n; img++) {
+        const float *dyi = dy + img * out_image;
+        float *dxi = dx + img * in_image;
+        if (direct) {
+            // dx[C, HW] = weight[K, C]^T * dy[K, HW]
+            st = ek__sgemm(1, 0, p->c, ohw, p->k, 1.0f, weight, p->c, dyi, ohw, 0.0f, dxi, ohw);
+            if (st != EK_OK) return st;
+            continue;
+        }
+        // dcol[CRS, OHW] = weight[K, CRS]^T * dy[K, OHW], then scattered into dx.
+        st = ek__sgemm(1, 0, crs, ohw, p->k, 1.0f, weight, crs, dyi, ohw, 0.0f, scratch, ohw);
+        if (st != EK_OK) return st;
+        col2im_channels(&g, scratch, dxi, 0, p->c);
+    }
+    return EK_OK;
+}
+
+ek_status ek_conv2d_back_weight_f32(const ek_conv2d_params *p, const float *x, const float *dy,
+                                    float *dweight, float *dbias, float *scratch,
+                                    int64_t scratch_floats) {
+    if (p == NULL || x == NULL || dy == NULL || dweight == NULL) return EK_ERR_INVALID_ARGUMENT;
+    int64_t oh, ow;
+    int direct;
+    ek_status st = back_check(p, scratch, scratch_floats, &oh, &ow, &direct);
+    if (st != EK_OK) return st;
+    if (ek_blas_load() != EK_OK) return EK_ERR_BLAS_UNAVAILABLE;
+
+    const int64_t crs = p->c * p->r * p->s, ohw = oh * ow;
+    const geom g = make_geom(p, oh, ow);
+    const int64_t in_image = p->c * p->h * p->w, out_image = p->k * ohw;
+    for (int64_t img = 0; img < p->n; img++) {
+        const float *xi = x + img * in_image;
+        const float *dyi = dy + img * out_image;
+        const float *col = xi;  // direct: x[C, H*W] is the column matrix
+        if (!direct) {
+            im2col_rows(&g, xi, scratch, 0, crs);
+            col = scratch;
+        }
+        // dweight[K, CRS] += dy[K, OHW] * col[CRS, OHW]^T
+        st = ek__sgemm(0, 1, p->k, crs, ohw, 1.0f, dyi, ohw, col, ohw, 1.0f, dweight, crs);
+        if (st != EK_OK) return st;
+        if (dbias != NULL)
+            for (int64_t k = 0; k < p->k; k++) dbias[k] = dbias[k] + ek__sum_f32(dyi + k * ohw, ohw);
+    }
+    return EK_OK;
+}

@@ -201,3 +201,54 @@ ek_status ek_softmax_f32(int64_t rows, int64_t cols, const float *x, float *y) {
     }
     return EK_OK;
 }
+
+// MARK: - Backward
+
+ek_status ek_linear_back_input_f32(int64_t n, int64_t in_features, int64_t out_features,
+                                   const float *dy, const float *weight, float *dx) {
+    if (n < 1 || in_features < 1 || out_features < 1 || dy == NULL || weight == NULL || dx == NULL)
+        return EK_ERR_INVALID_ARGUMENT;
+    if (n > INT_MAX || in_features > INT_MAX || out_features > INT_MAX) return EK_ERR_INVALID_ARGUMENT;
+    // dx[N, IN] = dy[N, OUT] * weight[OUT, IN]
+    return ek__sgemm(0, 0, n, in_features, out_features, 1.0f, dy, out_features, weight,
+                     in_features, 0.0f, dx, in_features);
+}
+
+ek_status ek_linear_back_weight_f32(int64_t n, int64_t in_features, int64_t out_features,
+                                    const float *x, const float *dy, float *dweight,
+                                    float *dbias) {
+    if (n < 1 || in_features < 1 || out_features < 1 || x == NULL || dy == NULL || dweight == NULL)
+        return EK_ERR_INVALID_ARGUMENT;
+    if (n > INT_MAX || in_features > INT_MAX || out_features > INT_MAX) return EK_ERR_INVALID_ARGUMENT;
+    // dweight[OUT, IN] += dy[N, OUT]^T * x[N, IN]
+    ek_status st = ek__sgemm(1, 0, out_features, in_features, n, 1.0f, dy, out_features, x,
+                             in_features, 1.0f, dweight, in_features);
+    if (st != EK_OK) return st;
+    // dbias += dy row by row: one addition per element and row, the same on every ISA.
+    if (dbias != NULL)
+        for (int64_t i = 0; i < n; i++) ek__add_run(out_features, dbias, dy + i * out_features, dbias, EK_ACT_NONE);
+    return EK_OK;
+}
+
+// dx = y * (dy - Σ_j dy_j * y_j) per row. The dot product uses 16 interleaved partial
+// sums of fmaf(dy, y, acc) and the halving tree of ek__sum16_finish; scalar on every
+// level (a classifier row is ~1000 floats). dx may alias dy or y: the dot product is
+// complete before the row is written.
+ek_status ek_softmax_back_f32(int64_t rows, int64_t cols, const float *y, const float *dy,
+                              float *dx) {
+    if (rows < 1 || cols < 1 || y == NULL || dy == NULL || dx == NULL) return EK_ERR_INVALID_ARGUMENT;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *gr = dy + r * cols;
+        float *dr = dx + r * cols;
+        float acc[16] = {0};
+        int64_t i = 0;
+        for (; i + 16 <= cols; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] = fmaf(gr[i + j], yr[i + j], acc[j]);
+        for (int j = 0; i + j < cols; j++) acc[j] = fmaf(gr[i + j], yr[i + j], acc[j]);
+        for (int width = 8; width >= 1; width /= 2)
+            for (int j = 0; j < width; j++) acc[j] += acc[j + width];
+        const float dot = acc[0];
+        for (int64_t j = 0; j < cols; j++) dr[j] = yr[j] * (gr[j] - dot);
+    }
+    return EK_OK;
+}

@@ -70,4 +70,10 @@ ek_status ek__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, f
 // y[i] = act(a[i] + b[i]) over [0, count) with the active ISA; y may alias a or b.
 void ek__add_run(int64_t count, const float *a, const float *b, float *y, ek_activation act);
 
+// MARK: Sums (adaptive_pool.c)
+
+// Σ x[0..n) in the interleaved order of ek__sum16_finish with the active ISA: every
+// level gives the same bits. n >= 0 (0 gives +0).
+float ek__sum_f32(const float *x, int64_t n);
+
 #endif  // ELUCIDATE_CKERNELS_INTERNAL_H

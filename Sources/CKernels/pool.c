@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 typedef struct pgeom {
     int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
@@ -371,6 +372,179 @@ ek_status ek_avgpool2d_f32(const ek_pool2d_params *p, const float *x, float *y) 
         case EK_ISA_AVX512: avgpool_plane_avx512(&g, xp, yp); break;
         case EK_ISA_AVX2: avgpool_plane_avx2(&g, xp, yp); break;
         case EK_ISA_SCALAR: avgpool_plane_scalar(&g, xp, yp); break;
+        }
+    }
+    return EK_OK;
+}
+
+// MARK: - Backward
+//
+// Both kernels zero their planes and then ADD each output gradient to the input elements
+// it came from, so overlapping windows sum. Work is split over the N*C planes.
+//
+// Max pool: dy[o] goes to argmax[o] (the forward's flat index h*W + w; -1 routes
+// nowhere), in output order. A scatter through an index: scalar on every level.
+//
+// Average pool: dy[o] / divisor goes to every real element of window o, with the divisor
+// of the forward (avg_rows / avg_elem: count_include_pad, ceil_mode clipping). The plane
+// is walked like the forward: per output row, the border columns element by element, then
+// the interior columns [a, b) tap by tap, dx[ih, ow*sw - pw + kj] += dy[ow] / divisor for
+// ow in [a, b): a contiguous (stride 1) or strided row update that the SIMD paths do 8 or
+// 16 output columns at a time. Every path performs the same divisions and additions in
+// the same order (a vector holds distinct columns), so the results are bit-identical.
+
+// dst[i * stride] += src[i] / div, i < n. A full vector access of dst may cover elements
+// between the ones written (stored back unchanged) but never reaches `limit`.
+typedef void (*avg_scatter_fn)(float *dst, const float *src, int64_t n, int64_t stride,
+                               float div, const float *limit);
+
+static void avg_scatter_scalar(float *dst, const float *src, int64_t n, int64_t stride,
+                               float div, const float *limit) {
+    (void)limit;
+    for (int64_t i = 0; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
+}
+
+EK_TARGET_AVX2 static void avg_scatter_avx2(float *dst, const float *src, int64_t n,
+                                            int64_t stride, float div, const float *limit) {
+    const __m256 vd = _mm256_set1_ps(div);
+    int64_t i = 0;
+    if (stride == 1) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i),
+                                                    _mm256_div_ps(_mm256_loadu_ps(src + i), vd)));
+    } else if (stride == 2) {
+        // As in col2im: dst[0..15] loaded, the even lanes updated, the odd ones kept.
+        const __m256i spread_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+        const __m256i spread_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+        for (; i + 8 <= n && dst + 2 * i + 16 <= limit; i += 8) {
+            float *d = dst + 2 * i;
+            const __m256 s = _mm256_div_ps(_mm256_loadu_ps(src + i), vd);
+            const __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
+            _mm256_storeu_ps(d, _mm256_blend_ps(a, _mm256_add_ps(a, _mm256_permutevar8x32_ps(s, spread_lo)), 0x55));
+            _mm256_storeu_ps(d + 8, _mm256_blend_ps(b, _mm256_add_ps(b, _mm256_permutevar8x32_ps(s, spread_hi)), 0x55));
+        }
+    }
+    for (; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
+}
+
+EK_TARGET_AVX512 static void avg_scatter_avx512(float *dst, const float *src, int64_t n,
+                                                int64_t stride, float div, const float *limit) {
+    (void)limit;
+    const __m512 vd = _mm512_set1_ps(div);
+    if (stride == 1) {
+        for (int64_t i = 0; i < n; i += 16) {
+            const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+            const __m512 s = _mm512_div_ps(_mm512_maskz_loadu_ps(m, src + i), vd);
+            _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), s));
+        }
+        return;
+    }
+    if (stride == 2) {
+        const __m512i spread_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        const __m512i spread_hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+        for (int64_t i = 0; i < n; i += 16) {
+            const int64_t left = n - i < 16 ? n - i : 16;
+            const uint32_t lo_n = left < 8 ? (uint32_t)left : 8u;
+            const uint32_t hi_n = left > 8 ? (uint32_t)(left - 8) : 0u;
+            const __mmask16 m_lo = (__mmask16)(0x5555u & ((1u << (2 * lo_n)) - 1u));
+            const __mmask16 m_hi = (__mmask16)(0x5555u & ((1u << (2 * hi_n)) - 1u));
+            float *d = dst + 2 * i;
+            // Masked-off source lanes are 0 / div = 0 and never stored.
+            const __m512 s = _mm512_div_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1u), src + i), vd);
+            _mm512_mask_storeu_ps(d, m_lo, _mm512_add_ps(_mm512_maskz_loadu_ps(m_lo, d), _mm512_permutexvar_ps(spread_lo, s)));
+            _mm512_mask_storeu_ps(d + 16, m_hi, _mm512_add_ps(_mm512_maskz_loadu_ps(m_hi, d + 16), _mm512_permutexvar_ps(spread_hi, s)));
+        }
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
+}
+
+// One border output column: avg_elem's window and divisor, in its order.
+static void avg_back_elem(const pgeom *g, float *dxp, int64_t hs, int64_t he, int64_t hpool,
+                          int64_t ow, float dyv) {
+    const int64_t s = ow * g->sw - g->pw;
+    const int64_t e = ek__min64(s + g->kw, g->w + g->pw);
+    const int64_t wpool = e - s;
+    const int64_t ws = ek__max64(s, 0), we = ek__min64(e, g->w);
+    if (hs >= he || ws >= we) return;
+    const int64_t divisor = g->cip ? hpool * wpool : (he - hs) * (we - ws);
+    const float v = dyv / (float)divisor;
+    for (int64_t ih = hs; ih < he; ih++)
+        for (int64_t iw = ws; iw < we; iw++) dxp[ih * g->w + iw] = dxp[ih * g->w + iw] + v;
+}
+
+static inline __attribute__((always_inline)) void
+avgpool_back_plane_body(const pgeom *g, const float *dyp, float *dxp, avg_scatter_fn scatter) {
+    memset(dxp, 0, (size_t)(g->h * g->w) * sizeof(float));
+    const float *limit = dxp + g->h * g->w;
+    int64_t a, b;
+    interior_cols(g, &a, &b);
+    for (int64_t oh = 0; oh < g->oh; oh++) {
+        int64_t hs, he, hpool;
+        avg_rows(g, oh, &hs, &he, &hpool);
+        if (hs >= he) continue;  // the window rows hold only padding: no gradient
+        const float *dyr = dyp + oh * g->ow;
+        for (int64_t ow = 0; ow < a; ow++) avg_back_elem(g, dxp, hs, he, hpool, ow, dyr[ow]);
+        if (a < b) {
+            const float div = (float)(g->cip ? hpool * g->kw : (he - hs) * g->kw);
+            for (int64_t ih = hs; ih < he; ih++)
+                for (int64_t kj = 0; kj < g->kw; kj++)
+                    scatter(dxp + ih * g->w + a * g->sw - g->pw + kj, dyr + a, b - a, g->sw, div, limit);
+        }
+        for (int64_t ow = b; ow < g->ow; ow++) avg_back_elem(g, dxp, hs, he, hpool, ow, dyr[ow]);
+    }
+}
+
+static void avgpool_back_plane_scalar(const pgeom *g, const float *dyp, float *dxp) {
+    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_scalar);
+}
+EK_TARGET_AVX2 static void avgpool_back_plane_avx2(const pgeom *g, const float *dyp, float *dxp) {
+    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_avx2);
+}
+EK_TARGET_AVX512 static void avgpool_back_plane_avx512(const pgeom *g, const float *dyp, float *dxp) {
+    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_avx512);
+}
+
+ek_status ek_maxpool2d_back_f32(const ek_pool2d_params *p, const float *dy, const int32_t *argmax,
+                                float *dx) {
+    int64_t oh, ow;
+    if (dy == NULL || argmax == NULL || dx == NULL || ek_pool2d_output_size(p, &oh, &ow) != EK_OK ||
+        !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    const int64_t hw = p->h * p->w, ohw = oh * ow;
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    // An index outside the plane would write outside dx: checked before anything is written.
+    for (int64_t i = b * ohw; i < e * ohw; i++)
+        if (argmax[i] < -1 || argmax[i] >= hw) return EK_ERR_INVALID_ARGUMENT;
+    for (int64_t plane = b; plane < e; plane++) {
+        float *dxp = dx + plane * hw;
+        const float *dyp = dy + plane * ohw;
+        const int32_t *ap = argmax + plane * ohw;
+        memset(dxp, 0, (size_t)hw * sizeof(float));
+        for (int64_t o = 0; o < ohw; o++)
+            if (ap[o] >= 0) dxp[ap[o]] = dxp[ap[o]] + dyp[o];
+    }
+    return EK_OK;
+}
+
+ek_status ek_avgpool2d_back_f32(const ek_pool2d_params *p, const float *dy, float *dx) {
+    int64_t oh, ow;
+    if (dy == NULL || dx == NULL || ek_pool2d_output_size(p, &oh, &ow) != EK_OK ||
+        !ek__share_ok(p->ith, p->nth))
+        return EK_ERR_INVALID_ARGUMENT;
+    if (p->dilation_h != 1 || p->dilation_w != 1) return EK_ERR_INVALID_ARGUMENT;
+    const pgeom g = make_pgeom(p, oh, ow);
+    const ek_isa isa = ek__isa();
+    int64_t b, e;
+    ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
+    for (int64_t plane = b; plane < e; plane++) {
+        const float *dyp = dy + plane * oh * ow;
+        float *dxp = dx + plane * p->h * p->w;
+        switch (isa) {
+        case EK_ISA_AVX512: avgpool_back_plane_avx512(&g, dyp, dxp); break;
+        case EK_ISA_AVX2: avgpool_back_plane_avx2(&g, dyp, dxp); break;
+        case EK_ISA_SCALAR: avgpool_back_plane_scalar(&g, dyp, dxp); break;
         }
     }
     return EK_OK;

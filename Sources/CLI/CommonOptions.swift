@@ -4,7 +4,7 @@ import Foundation
 
 /// Where the model comes from and how it is run.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Weights file (.safetensors).")
+    @Option(name: .long, help: "Weights file (.safetensors or .pth).")
     var model: String
 
     @Option(name: .long, help: "Check the weights against this architecture (resnet18, resnet34, resnet50, resnet101, resnet152).")

@@ -78,6 +78,28 @@ eic_status eic_jpeg_header(const uint8_t *data, size_t size, int *width, int *he
 eic_status eic_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint8_t *out, size_t out_size,
                                 char *message, size_t message_capacity);
 
+/* MARK: Encoding (png_encode.c) */
+
+/**
+ * Encodes `pixels` — `height` rows of `width` pixels, each `channels` bytes (3: R, G, B;
+ * 4: R, G, B, straight alpha), no row padding — as an 8-bit PNG (colour type RGB or
+ * RGBA, not interlaced, zlib level 9, no ancillary chunks). On success `*out` points to
+ * `*out_size` bytes the caller releases with `eic_free`; on failure `*out` is NULL.
+ */
+eic_status eic_png_encode(const uint8_t *pixels, int width, int height, int channels, uint8_t **out,
+                          size_t *out_size, char *message, size_t message_capacity);
+
+/** Releases memory this layer returned (`eic_png_encode`, `eic_png_decode_rgba8`). */
+void eic_free(void *pointer);
+
+/**
+ * Decodes any PNG to RGBA8 (straight alpha; opaque where the file has none) with
+ * libpng's simplified API: for reading back pictures with transparency. On success
+ * `*out` points to width * height * 4 bytes the caller releases with `eic_free`.
+ */
+eic_status eic_png_decode_rgba8(const uint8_t *data, size_t size, int *width, int *height, uint8_t **out,
+                                char *message, size_t message_capacity);
+
 #ifdef __cplusplus
 }
 #endif

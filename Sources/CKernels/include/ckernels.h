@@ -217,18 +217,21 @@ ek_status ek_concat_channels_f32(int64_t n, int64_t hw, int32_t count,
 /// Input gradient of a convolution: dx[N,C,H,W] from dy[N,K,OH,OW] and weight[K,C,R,S]:
 /// per image dcol[(C*R*S), (OH*OW)] = weightᵀ · dy (one sgemm), then col2im into dx.
 /// 1×1 / stride 1 / pad 0 writes the sgemm straight into dx. `scratch` as for the forward
-/// (`ek_conv2d_scratch_size`). Ignores ith/nth and p->activation (the caller applies the
-/// activation's backward to dy first).
+/// (`ek_conv2d_scratch_size`). Ignores ith/nth and does not apply p->activation (the caller
+/// applies the activation's backward to dy first), though an undefined activation value is
+/// still rejected, as by the forward, so the forward's params can be passed unchanged.
 ek_status ek_conv2d_back_input_f32(const ek_conv2d_params *p, const float *dy, const float *weight,
                                    float *dx, float *scratch, int64_t scratch_floats);
 
 /// Scatters a column matrix back to one image: dx[C,H,W] = 0, then each col element is
-/// ADDED to the input pixel it was gathered from (the adjoint of ek_im2col_f32). Channels
-/// are split into nth shares.
+/// ADDED to the input pixel it was gathered from (the adjoint of ek_im2col_f32; elements
+/// that im2col took from the padding are dropped). p->n is ignored. Channels are split into
+/// nth shares. Every ISA gives the same bits.
 ek_status ek_col2im_f32(const ek_conv2d_params *p, const float *col, float *dx);
 
 /// Parameter gradients of a convolution, ACCUMULATED into dweight[K,C,R,S] and, when not
-/// NULL, dbias[K], over the whole batch. `scratch` as for the forward.
+/// NULL, dbias[K], over the whole batch. `scratch` as for the forward. Ignores ith/nth; does
+/// not apply p->activation.
 ek_status ek_conv2d_back_weight_f32(const ek_conv2d_params *p, const float *x, const float *dy,
                                     float *dweight, float *dbias, float *scratch,
                                     int64_t scratch_floats);
@@ -240,8 +243,10 @@ ek_status ek_batchnorm_back_f32(const ek_batchnorm_params *p, const float *dy, c
 
 /// Training-form batch norm (batch statistics), for completeness: forward writes y and the
 /// per-channel batch mean and inverse std (C floats each); backward computes dx (and, when not
-/// NULL, ACCUMULATES dgamma, dbeta). Biased variance as PyTorch uses for normalisation.
-/// ith/nth ignored.
+/// NULL, ACCUMULATES dgamma, dbeta). Biased variance as PyTorch uses for normalisation
+/// (statistics accumulated in double, two passes). gamma/beta may be NULL (1/0). The forward
+/// applies p->activation like ek_batchnorm_forward_f32; the backward does not (the caller
+/// applies ReLU's backward to dy first). y may alias x; dx may alias dy. ith/nth ignored.
 ek_status ek_batchnorm_train_forward_f32(const ek_batchnorm_params *p, const float *x,
                                          const float *gamma, const float *beta, float *y,
                                          float *mean, float *invstd);
@@ -251,25 +256,30 @@ ek_status ek_batchnorm_train_back_f32(const ek_batchnorm_params *p, const float 
                                       float *dbeta);
 
 /// Max pool backward through the argmax of the forward: dx = 0, then dy routed to each
-/// window's maximum (ADDED where windows overlap; argmax -1 routes nowhere).
+/// window's maximum (ADDED where windows overlap; argmax -1 routes nowhere). An index outside
+/// [-1, H*W) gives EK_ERR_INVALID_ARGUMENT before anything is written. Pool backward kernels
+/// split the N*C planes into nth shares, like their forwards.
 ek_status ek_maxpool2d_back_f32(const ek_pool2d_params *p, const float *dy, const int32_t *argmax,
                                 float *dx);
-/// Average pool backward: dx = 0, then each dy spread over its window with the forward's divisor.
+/// Average pool backward: dx = 0, then each dy / divisor ADDED to every real element of its
+/// window, with the forward's divisor (count_include_pad, ceil_mode clipping).
 ek_status ek_avgpool2d_back_f32(const ek_pool2d_params *p, const float *dy, float *dx);
 ek_status ek_adaptive_avgpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
                                          float *dx);
 ek_status ek_adaptive_maxpool2d_back_f32(const ek_adaptive_pool2d_params *p, const float *dy,
                                          const int32_t *argmax, float *dx);
 
-/// ReLU backward from the forward OUTPUT y (or input x: same mask): dx = dy where y > 0, else 0.
-/// dx may alias dy. Elements split into nth shares.
+/// ReLU backward from the forward OUTPUT y (or input x: same mask): dx = dy where y > 0, else +0
+/// (also where y is NaN). dx may alias dy. Elements split into nth shares (all three rules).
+/// Every ISA gives the same bits.
 ek_status ek_relu_back_f32(int64_t count, const float *y, const float *dy, float *dx, int32_t ith,
                            int32_t nth);
-/// Guided backpropagation's ReLU rule: dx = max(dy, 0) where y > 0, else 0.
+/// Guided backpropagation's ReLU rule: dx = max(dy, 0) where y > 0, else +0 (a NaN dy stays NaN).
 ek_status ek_relu_back_guided_f32(int64_t count, const float *y, const float *dy, float *dx,
                                   int32_t ith, int32_t nth);
-/// DeepLIFT Rescale rule for ReLU: dx = dy · (y − y_ref) / (x − x_ref) where
-/// |x − x_ref| > eps, else dy · [x > 0] (the gradient), as Captum does (eps = 1e-10).
+/// DeepLIFT Rescale rule for ReLU: dx = (dy · (y − y_ref)) / (x − x_ref) where
+/// |x − x_ref| > eps, else the gradient (x > 0 ? dy : +0), as Captum does (eps = 1e-10).
+/// eps must be >= 0. dx may alias dy.
 ek_status ek_relu_back_rescale_f32(int64_t count, const float *x, const float *x_ref,
                                    const float *y, const float *y_ref, const float *dy, float *dx,
                                    float eps, int32_t ith, int32_t nth);
@@ -283,6 +293,7 @@ ek_status ek_linear_back_weight_f32(int64_t n, int64_t in_features, int64_t out_
                                     float *dbias);
 
 /// Softmax backward from the forward output y: dx = y · (dy − Σ_j dy_j·y_j), row-wise.
+/// dx may alias dy or y.
 ek_status ek_softmax_back_f32(int64_t rows, int64_t cols, const float *y, const float *dy,
                               float *dx);
 

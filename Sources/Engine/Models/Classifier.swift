@@ -29,16 +29,25 @@ public struct Classifier: Sendable {
         self.source = source
     }
 
-    /// Loads weights from a `.safetensors` file.
+    /// Loads weights from a `.safetensors` file or a PyTorch checkpoint (`.pth`/`.pt` as
+    /// `torch.save` writes it), chosen by the file's contents, not its name.
     ///
     /// - Parameter architecture: a name from `ResNetArchitecture.named` (e.g. `resnet34`) to
     ///   check the file against; nil infers the architecture from the keys and shapes.
     /// - Throws: a one-line `ElucidateError` naming the file and what is wrong with it.
     public static func load(from url: URL, architecture: String? = nil) throws(ElucidateError) -> Classifier {
         do throws(ElucidateError) {
-            let file = try SafetensorsFile(url: url)
-            let metadata = file.metadata
-            let stateDict = StateDict(try file.floatTensors()).strippingPrefix("module.")
+            let metadata: [String: String]
+            let stateDict: StateDict
+            if TorchCheckpoint.looksLikeCheckpoint(at: url) {
+                // A ZIP archive (or the legacy format, refused with advice). No metadata.
+                metadata = [:]
+                stateDict = try TorchCheckpoint.load(url)
+            } else {
+                let file = try SafetensorsFile(url: url)
+                metadata = file.metadata
+                stateDict = StateDict(try file.floatTensors()).strippingPrefix("module.")
+            }
             var arch: ResNetArchitecture
             if let name = architecture ?? metadata["arch"] {
                 arch = try ResNetArchitecture.parse(name)

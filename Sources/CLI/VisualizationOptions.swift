@@ -1,0 +1,141 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// How attributions are drawn: the options of Captum's `visualize_image_attr(_multiple)`.
+/// Shared by `elucidate visualize` (with `--out`) and `elucidate explain` (with
+/// `--visualize OUT.png`), which adds it as
+///
+/// ```swift
+/// @Option(name: .customLong("visualize"), help: "Also draw the attributions to this PNG.") var visualize: String?
+/// @OptionGroup var visualization: VisualizationOptions
+/// // in run(), once the attributions and the photo are known:
+/// if let visualize { try visualization.draw(attributions, index: i, photo: photo, to: visualize, protectedInputs: inputs) }
+/// ```
+struct VisualizationOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Views side by side, METHOD:SIGN[,METHOD:SIGN…]; methods heat-map, blended-heat-map, original-image, "
+        + "masked-image, alpha-scaling; signs all, positive, negative, absolute-value (the default).",
+        valueName: "views"))
+    var panels: String = "heat-map:absolute-value"
+
+    @Option(name: .long, help: ArgumentHelp("A title per view, comma-separated (write \\, for a comma in a title).",
+                                            valueName: "titles"))
+    var titles: String?
+
+    @Option(name: .long, help: "A title over the whole picture.")
+    var title: String?
+
+    @Option(name: .customLong("outlier-perc"), help: "Percentage of the attribution mass treated as outliers and saturated (0…100).")
+    var outlierPerc: Double = 2
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Heat-map colormap: viridis, magma, inferno, plasma, cividis, gray, Greys, Greens, Reds, Blues, Purples, "
+        + "Oranges, RdYlGn, RdBu, bwr, coolwarm, seismic, hot, jet, turbo, RdWhGn (any with _r), or a gradient "
+        + "such as 0:#ffffff,0.25:#000000,1:#000000 (default: by sign, as Captum).", valueName: "colormap"))
+    var cmap: String?
+
+    @Option(name: .customLong("alpha-overlay"), help: "Opacity of the heat map in blended-heat-map views (0…1).")
+    var alphaOverlay: Double = 0.5
+
+    @Flag(name: .long, help: "Draw a colorbar under each heat map.")
+    var colorbar = false
+
+    @Option(name: .long, help: "Enlarge each map pixel to K×K picture pixels (1…64).")
+    var scale: Int = 1
+
+    @Option(name: .long, help: "How --scale enlarges: nearest (blocks) or bilinear (smooth).")
+    var resample: Canvas.Resampling = .nearest
+
+    @Option(name: .customLong("normalized-map"), help: ArgumentHelp(
+        "Also write each view's normalised map, float32 (views, H, W), to this .npy file.", valueName: "file.npy"))
+    var normalizedMap: String?
+
+    func validate() throws {
+        do {
+            _ = try parsedPanels()
+            _ = try style()
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// The views `--panels` and `--titles` describe.
+    func parsedPanels() throws(ElucidateError) -> [VisualizationPanel] {
+        let specs = panels.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var parsed: [VisualizationPanel] = []
+        for spec in specs { parsed.append(try VisualizationPanel.parse(spec)) }
+        if let titles {
+            let names = Self.splitTitles(titles)
+            guard names.count == parsed.count else {
+                throw ElucidateError(.invalidArgument,
+                                     "--titles gives \(names.count) title\(names.count == 1 ? "" : "s") for \(parsed.count) view\(parsed.count == 1 ? "" : "s")")
+            }
+            for i in parsed.indices { parsed[i].title = names[i].isEmpty ? nil : names[i] }
+        }
+        return parsed
+    }
+
+    /// The style the options describe.
+    func style() throws(ElucidateError) -> VisualizationStyle {
+        var style = VisualizationStyle()
+        style.outlierPercentage = outlierPerc
+        if let cmap { style.colormap = try Colormap.parse(cmap) }
+        style.alphaOverlay = alphaOverlay
+        style.showColorbar = colorbar
+        style.title = title
+        style.scale = scale
+        style.resampling = resample
+        try style.validate()
+        return style
+    }
+
+    /// Comma-separated titles; `\,` is a comma inside a title.
+    static func splitTitles(_ text: String) -> [String] {
+        var out: [String] = [], current = ""
+        var escaped = false
+        for ch in text {
+            if escaped { current.append(ch); escaped = false }
+            else if ch == "\\" { escaped = true }
+            else if ch == "," { out.append(current.trimmingCharacters(in: .whitespaces)); current = "" }
+            else { current.append(ch) }
+        }
+        if escaped { current.append("\\") }
+        out.append(current.trimmingCharacters(in: .whitespaces))
+        return out
+    }
+
+    /// Whether any view draws the photo (all but heat-map do).
+    var needsPhoto: Bool { (try? parsedPanels())?.contains { $0.method.needsPhoto } ?? false }
+
+    /// Draws item `index` of `attributions` over `photo` and writes the PNG to `output`
+    /// (and the normalised maps, if asked), atomically, never over `protectedInputs`;
+    /// prints each warning to stderr as `elucidate: warning: …`.
+    @discardableResult
+    func draw(_ attributions: Tensor, index: Int = 0, photo: RGBImage?, to output: String,
+              protectedInputs: [URL]) throws(ElucidateError) -> AttributionFigure {
+        let outputURL = URL(fileURLWithPath: output)
+        var protected = protectedInputs
+        if let normalizedMap {
+            let mapURL = URL(fileURLWithPath: normalizedMap)
+            if mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
+                throw ElucidateError(.invalidArgument, "the picture and the normalised map cannot be the same file", path: normalizedMap)
+            }
+            protected.append(outputURL)
+        }
+        let figure = try AttributionFigure.draw(attributions: attributions, index: index, photo: photo,
+                                                panels: try parsedPanels(), style: try style())
+        try figure.write(to: outputURL, protectedInputs: protectedInputs)
+        if let normalizedMap {
+            let maps = figure.normalizedMaps
+            let tensor = Tensor(shape: [maps.count, maps[0].height, maps[0].width], values: maps.flatMap(\.values))
+            try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protected)
+        }
+        for warning in figure.warnings {
+            FileHandle.standardError.write(Data("elucidate: warning: \(warning)\n".utf8))
+        }
+        return figure
+    }
+}
+
+extension Canvas.Resampling: ExpressibleByArgument {}

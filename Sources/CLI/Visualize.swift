@@ -1,0 +1,81 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Visualize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw attributions as a PNG picture, as Captum's visualize_image_attr does.",
+        discussion: """
+            ATTR.npy holds float32 attributions (N,C,H,W), (C,H,W) or (H,W); channels are summed. \
+            The photo is --image (decoded, resized and cropped like --preset, shown as its real pixels) \
+            or --input-tensor (the model input, de-normalised with --preset's mean/std; default torchvision, \
+            none for a tensor already in [0,1]). Heat-map views need no photo. One view without title or \
+            colorbar is exactly the picture at the map's resolution times --scale.
+
+            Example: elucidate visualize attr.npy --image cat.jpg --out cat.png \
+            --panels original-image:all,heat-map:positive,blended-heat-map:absolute-value --colorbar --scale 2
+            """)
+
+    @Argument(help: ArgumentHelp("Attributions, a float32 .npy file.", valueName: "attr.npy"))
+    var attributions: String
+
+    @Option(name: .long, help: "The photo: a JPEG or PNG image.")
+    var image: String?
+
+    @Option(name: .customLong("input-tensor"), help: "The photo as the model's input tensor, a float32 .npy (N,3,H,W) or (3,H,W).")
+    var inputTensor: String?
+
+    @Option(name: .long, help: "Preprocessing of the photo: torchvision (default), fastai or none.")
+    var preset: PreprocessingPreset?
+
+    @Option(name: .long, help: "The item of the batch to draw (of the attributions and of the input tensor).")
+    var index: Int = 0
+
+    @Option(name: .long, help: ArgumentHelp("The PNG file to write.", valueName: "out.png"))
+    var out: String
+
+    @OptionGroup var visualization: VisualizationOptions
+
+    func validate() throws {
+        if image != nil && inputTensor != nil {
+            throw ValidationError("give --image or --input-tensor, not both")
+        }
+        if index < 0 { throw ValidationError("--index must be at least 0") }
+        if image == nil && inputTensor == nil, let panel = (try? visualization.parsedPanels())?.first(where: { $0.method.needsPhoto }) {
+            throw ValidationError("the \(panel.method.rawValue) view needs the photo: give --image IMAGE or --input-tensor X.npy")
+        }
+    }
+
+    func run() throws {
+        let attributionsURL = URL(fileURLWithPath: attributions)
+        let tensor = try NPY.readFloat32(attributionsURL)
+        let map: AttributionMap
+        do { map = try AttributionMap(summingChannelsOf: tensor, index: index) } catch { throw error.at(attributions) }
+
+        var inputs = [attributionsURL]
+        var photo: RGBImage?
+        var photoPath: String?
+        if let image {
+            let url = URL(fileURLWithPath: image)
+            inputs.append(url)
+            photo = try VisualizationPhoto.load(url, preset: preset ?? .torchvision)
+            photoPath = image
+        } else if let inputTensor {
+            let url = URL(fileURLWithPath: inputTensor)
+            inputs.append(url)
+            let input = try NPY.readFloat32(url)
+            do { photo = try VisualizationPhoto.denormalized(input, preset: preset ?? .torchvision, index: index) } catch {
+                throw error.at(inputTensor)
+            }
+            photoPath = inputTensor
+        }
+        if let photo, let photoPath, photo.width != map.width || photo.height != map.height {
+            let how = image != nil ? " after \((preset ?? .torchvision).rawValue) preprocessing" : ""
+            throw ElucidateError(.invalidArgument,
+                "is \(photo.width)×\(photo.height) pixels\(how) but the attributions in \(attributions) are \(map.width)×\(map.height)"
+                + (image != nil ? " (use the --preset the model used)" : ""), path: photoPath)
+        }
+        let figure = try visualization.draw(tensor, index: index, photo: photo, to: out, protectedInputs: inputs)
+        print("\(out): \(figure.canvas.width)×\(figure.canvas.height) pixels")
+    }
+}
