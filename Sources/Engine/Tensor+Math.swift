@@ -71,3 +71,28 @@ extension Tensor {
         return output
     }
 }
+
+extension Tensor {
+    /// Splits `[N, ΣCᵢ, …]` into tensors shaped like `shapes` (the backward of concatenation).
+    static func splittingChannels(_ tensor: Tensor, like shapes: [[Int]]) -> [Tensor] {
+        let parts = shapes.map { Tensor(uninitialized: $0) }
+        let hw = Int64(tensor.shape.dropFirst(2).reduce(1, *))
+        let channels = shapes.map { Int64($0[1]) }
+        var outputs: [UnsafeMutablePointer<Float>?] = parts.map { $0.storage.pointer }
+        checkKernel(channels.withUnsafeBufferPointer { ch in
+            outputs.withUnsafeMutableBufferPointer { out in
+                ek_concat_channels_back_f32(Int64(tensor.shape[0]), hw, Int32(parts.count), tensor.storage.pointer,
+                                            ch.baseAddress, out.baseAddress)
+            }
+        }, "concat backward")
+        return parts
+    }
+
+    /// dL/dx of a row-wise softmax from its output and dL/dy.
+    static func softmaxGradient(output: Tensor, gradient: Tensor) -> Tensor {
+        let result = Tensor(uninitialized: output.shape)
+        checkKernel(ek_softmax_back_f32(Int64(output.shape[0]), Int64(output.shape[1]), output.storage.pointer,
+                                        gradient.storage.pointer, result.storage.pointer), "softmax backward")
+        return result
+    }
+}

@@ -53,6 +53,12 @@ public struct Pool2d: Sendable {
     }
 
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try forward(input, argmax: nil)
+    }
+
+    /// The forward pass; for a max pool `argmax` (one Int32 per output element) receives each
+    /// window's maximum as a flat index into its input plane, -1 where the window is all padding.
+    func forward(_ input: Tensor, argmax: UnsafeMutablePointer<Int32>?) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
         let output = Tensor(uninitialized: outShape)
         let base = params(for: input.shape)
@@ -62,11 +68,25 @@ public struct Pool2d: Sendable {
             share.ith = ith
             share.nth = nth
             switch kind {
-            case .max: return ek_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, nil)
+            case .max: return ek_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, argmax)
             case .average: return ek_avgpool2d_f32(&share, input.storage.pointer, output.storage.pointer)
             }
         }, "pool2d")
         return output
+    }
+
+    /// Input gradient `[N, C, H, W]` from the output gradient; a max pool needs the forward's argmax.
+    func inputGradient(_ outputGradient: Tensor, inputShape: [Int], argmax: UnsafePointer<Int32>?) -> Tensor {
+        let gradient = Tensor(uninitialized: inputShape)
+        var p = params(for: inputShape)
+        switch kind {
+        case .max:
+            precondition(argmax != nil, "max-pool backward needs the forward's argmax")
+            checkKernel(ek_maxpool2d_back_f32(&p, outputGradient.storage.pointer, argmax, gradient.storage.pointer), "max-pool backward")
+        case .average:
+            checkKernel(ek_avgpool2d_back_f32(&p, outputGradient.storage.pointer, gradient.storage.pointer), "avg-pool backward")
+        }
+        return gradient
     }
 }
 
@@ -83,23 +103,49 @@ public struct AdaptivePool2d: Sendable {
     }
 
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try forward(input, argmax: nil)
+    }
+
+    private func params(for s: [Int]) -> ek_adaptive_pool2d_params {
+        ek_adaptive_pool2d_params(n: Int64(s[0]), c: Int64(s[1]), h: Int64(s[2]), w: Int64(s[3]),
+                                  out_h: Int64(outputSize.h), out_w: Int64(outputSize.w), ith: 0, nth: 1)
+    }
+
+    /// The forward pass; for a max pool `argmax` receives each bin's maximum (flat index
+    /// into its input plane).
+    func forward(_ input: Tensor, argmax: UnsafeMutablePointer<Int32>?) throws(ElucidateError) -> Tensor {
         guard input.rank == 4, input.shape[2] > 0, input.shape[3] > 0 else {
             throw ElucidateError(.invalidArgument, "adaptive pooling expects a non-empty [N, C, H, W], got \(input.shape)")
         }
         let s = input.shape
         let output = Tensor(uninitialized: [s[0], s[1], outputSize.h, outputSize.w])
-        let base = ek_adaptive_pool2d_params(n: Int64(s[0]), c: Int64(s[1]), h: Int64(s[2]), w: Int64(s[3]),
-                                             out_h: Int64(outputSize.h), out_w: Int64(outputSize.w), ith: 0, nth: 1)
+        let base = params(for: s)
         let kind = self.kind
         checkKernel(Runtime.parallel(maxShares: s[0] * s[1], elements: input.count) { ith, nth in
             var share = base
             share.ith = ith
             share.nth = nth
             switch kind {
-            case .max: return ek_adaptive_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, nil)
+            case .max: return ek_adaptive_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, argmax)
             case .average: return ek_adaptive_avgpool2d_f32(&share, input.storage.pointer, output.storage.pointer)
             }
         }, "adaptive pool2d")
         return output
+    }
+
+    /// Input gradient `[N, C, H, W]`; a max pool needs the forward's argmax.
+    func inputGradient(_ outputGradient: Tensor, inputShape: [Int], argmax: UnsafePointer<Int32>?) -> Tensor {
+        let gradient = Tensor(uninitialized: inputShape)
+        var p = params(for: inputShape)
+        switch kind {
+        case .max:
+            precondition(argmax != nil, "adaptive max-pool backward needs the forward's argmax")
+            checkKernel(ek_adaptive_maxpool2d_back_f32(&p, outputGradient.storage.pointer, argmax, gradient.storage.pointer),
+                        "adaptive max-pool backward")
+        case .average:
+            checkKernel(ek_adaptive_avgpool2d_back_f32(&p, outputGradient.storage.pointer, gradient.storage.pointer),
+                        "adaptive avg-pool backward")
+        }
+        return gradient
     }
 }

@@ -65,21 +65,26 @@ public struct ResNet: Sendable {
 
     /// The pooled features `[N, channels]` that feed the classifier.
     public func features(_ input: Tensor) throws(ElucidateError) -> Tensor {
-        guard input.rank == 4 else {
-            throw ElucidateError(.invalidArgument, "the model expects an input of shape [N, \(inputChannels), H, W], got \(input.shape)")
-        }
-        guard input.shape[1] == inputChannels else {
-            throw ElucidateError(.invalidArgument, "the model expects \(inputChannels) input channels, got \(input.shape[1])")
-        }
-        guard input.shape[0] > 0, input.shape[2] > 0, input.shape[3] > 0 else {
-            throw ElucidateError(.inputTooSmall, "the input \(input.shape) is empty")
-        }
+        try validate(inputShape: input.shape)
         var x = try stem(input)
         if let stemPool { x = try stemPool(x) }
         for stage in stages {
             for block in stage { x = try block(x) }
         }
         return try globalPool(x).flattened()
+    }
+
+    /// Checks that a batch `[N, inputChannels, H, W]` fits the network.
+    func validate(inputShape shape: [Int]) throws(ElucidateError) {
+        guard shape.count == 4 else {
+            throw ElucidateError(.invalidArgument, "the model expects an input of shape [N, \(inputChannels), H, W], got \(shape)")
+        }
+        guard shape[1] == inputChannels else {
+            throw ElucidateError(.invalidArgument, "the model expects \(inputChannels) input channels, got \(shape[1])")
+        }
+        guard shape[0] > 0, shape[2] > 0, shape[3] > 0 else {
+            throw ElucidateError(.inputTooSmall, "the input \(shape) is empty")
+        }
     }
 
     // MARK: - State dict mapping

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Attribute a prediction to the input pixels and write the attributions as .npy.",
+        subcommands: [
+            ExplainSaliency.self, ExplainInputXGradient.self, ExplainIntegratedGradients.self, ExplainGradientSHAP.self,
+            ExplainDeepLift.self, ExplainDeepLiftSHAP.self, ExplainGuidedBackprop.self, ExplainDeconvolution.self,
+        ])
+}
+
+/// What every `explain` method shares: the model, the input, the target, the output and
+/// an optional noise tunnel.
+struct ExplainOptions: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "Class to explain: an index, or 'predicted' (default).")
+    var target: String = "predicted"
+
+    @Option(name: .long, help: "Write the attributions, float32 with the input tensor's shape (N,3,H,W), to this .npy file.")
+    var attributions: String
+
+    @Flag(name: .long, help: "Print one JSON document describing the run.")
+    var json = false
+
+    @Option(name: .customLong("noise-tunnel"), help: "Wrap the method in a noise tunnel: smoothgrad, smoothgrad-sq or vargrad.")
+    var noiseTunnel: NoiseTunnelKind?
+
+    @Option(name: .customLong("nt-samples"), help: "Noisy samples per input for the noise tunnel.")
+    var ntSamples: Int = 5
+
+    @Option(name: .customLong("nt-stdev"), help: "Standard deviation of the noise tunnel's Gaussian noise, in input units.")
+    var ntStdev: Float = 1.0
+
+    @Option(name: .customLong("nt-batch-size"), help: "Noisy samples processed together (default: all).")
+    var ntBatchSize: Int?
+
+    @Option(name: .long, help: "Seed for every random draw, for bit-for-bit reproducible runs.")
+    var seed: UInt64?
+
+    func validate() throws {
+        if target != "predicted", Int(target).map({ $0 < 0 }) ?? true {
+            throw ValidationError("--target must be a class index ≥ 0 or 'predicted'")
+        }
+        if ntSamples < 1 { throw ValidationError("--nt-samples must be at least 1") }
+        if !(ntStdev >= 0) || !ntStdev.isFinite { throw ValidationError("--nt-stdev must be a number ≥ 0") }
+        if let ntBatchSize, ntBatchSize < 1 { throw ValidationError("--nt-batch-size must be at least 1") }
+    }
+
+    /// Runs `method` (inside a noise tunnel if asked) on every input batch, writes the
+    /// attributions and prints the report.
+    func run(_ method: some AttributionMethod, name: String, options: [String: String]) throws {
+        let started = Date()
+        let classifier = try model.loadClassifier()
+        let batches = try input.loadBatches(for: classifier)
+        let seed = self.seed ?? SeededRandom.randomSeed()
+        var names: [String] = []
+        var values: [Tensor] = []
+        var reports: [ExplanationReport.Input] = []
+        var details: [String: String] = [:]
+        for batch in batches {
+            let logits = try classifier.logits(batch.tensor)
+            let best = classifier.topClasses(logits: logits, k: 1).map { $0[0] }
+            let targets = try best.map { score throws(ElucidateError) -> Int in
+                guard let fixed = Int(target) else { return score.index }
+                guard fixed < classifier.classes else {
+                    throw ElucidateError(.invalidArgument, "--target \(fixed) is out of range: the model has \(classifier.classes) classes")
+                }
+                return fixed
+            }
+            let attribution: Attribution
+            if let noiseTunnel {
+                let tunnel = NoiseTunnel(method, kind: noiseTunnel, samples: ntSamples, stdev: ntStdev,
+                                         sampleBatchSize: ntBatchSize, seed: seed)
+                attribution = try tunnel.attribute(classifier, inputs: batch.tensor, targets: targets)
+            } else {
+                attribution = try method.attribute(classifier, inputs: batch.tensor, targets: targets)
+            }
+            details.merge(attribution.details) { $1 }
+            let probabilities = logits.softmax()
+            for (row, name) in batch.names.enumerated() {
+                reports.append(ExplanationReport.Input(
+                    input: name, target: targets[row], targetLabel: classifier.labels?[targets[row]],
+                    predicted: best[row].index, predictedLabel: best[row].label, probability: best[row].probability,
+                    targetProbability: probabilities[row, targets[row]],
+                    convergenceDelta: attribution.convergenceDelta?[row]))
+            }
+            names += batch.names
+            values.append(attribution.values)
+        }
+        let all = Tensor.concatenatingRows(values)
+        try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: model.inputURLs + input.inputURLs)
+        var used = options
+        if let noiseTunnel {
+            used["noise-tunnel"] = noiseTunnel.rawValue
+            used["nt-samples"] = String(ntSamples)
+            used["nt-stdev"] = String(ntStdev)
+        }
+        if self.seed != nil || method.isStochastic || noiseTunnel != nil { used["seed"] = String(seed) }
+        let elapsed = Date().timeIntervalSince(started)
+        if json {
+            print(try JSONOutput.string(ExplanationReport(
+                method: name, model: model.model, architecture: classifier.architecture.name, attributions: attributions,
+                shape: all.shape, options: used, details: details, elapsedSeconds: elapsed, inputs: reports)))
+        } else {
+            for report in reports {
+                let label = report.targetLabel.map { " (\($0))" } ?? ""
+                var line = "\(report.input): \(name) for class \(report.target)\(label)"
+                if let delta = report.convergenceDelta { line += String(format: ", convergence delta %.3g", delta) }
+                print(line)
+            }
+            print(String(format: "wrote %@ %@ in %.2f s", attributions, all.shape.map(String.init).joined(separator: "×"), elapsed))
+        }
+    }
+}
+
+extension NoiseTunnelKind: ExpressibleByArgument {}
+
+extension AttributionMethod {
+    /// Whether the method draws random numbers by itself (so the seed is worth reporting).
+    var isStochastic: Bool { self is GradientSHAP }
+}
+
+struct ExplanationReport: Encodable {
+    struct Input: Encodable {
+        let input: String
+        let target: Int
+        let targetLabel: String?
+        let predicted: Int
+        let predictedLabel: String?
+        /// Probability of the predicted class.
+        let probability: Float
+        let targetProbability: Float
+        let convergenceDelta: Float?
+    }
+    let method: String
+    let model: String
+    let architecture: String
+    let attributions: String
+    let shape: [Int]
+    let options: [String: String]
+    let details: [String: String]
+    let elapsedSeconds: Double
+    let inputs: [Input]
+}

@@ -1,0 +1,65 @@
+/// A classifier that attribution methods can run forward and differentiate.
+public protocol AttributionModel: Sendable {
+    /// Number of classes (columns of the logits).
+    var classes: Int { get }
+    /// Logits `[N, classes]` for a batch `[N, C, H, W]`.
+    func logits(_ input: Tensor) throws(ElucidateError) -> Tensor
+    /// The same forward pass, recorded in `graph`.
+    func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable
+}
+
+extension ResNet: AttributionModel {}
+
+extension Classifier: AttributionModel {
+    public func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
+        try network.logits(input, in: graph)
+    }
+}
+
+/// What an attribution method returns.
+public struct Attribution: Sendable {
+    /// One attribution per input element: the inputs' shape `[N, C, H, W]`.
+    public var values: Tensor
+    /// Per input, Σ attributions − (F(input) − F(baseline)) for methods that satisfy
+    /// completeness (Integrated Gradients, GradientSHAP, DeepLIFT); nil otherwise.
+    public var convergenceDelta: [Float]?
+    /// Facts about the run worth reporting, e.g. which baselines GradientSHAP drew from.
+    public var details: [String: String]
+
+    public init(values: Tensor, convergenceDelta: [Float]? = nil, details: [String: String] = [:]) {
+        self.values = values
+        self.convergenceDelta = convergenceDelta
+        self.details = details
+    }
+}
+
+/// An attribution method: explains `targets[i]`'s logit for each input row `i`.
+public protocol AttributionMethod: Sendable {
+    /// - Parameters:
+    ///   - inputs: `[N, C, H, W]`, preprocessed as the model expects.
+    ///   - targets: N class indices.
+    func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution
+
+    /// The same method for inputs whose rows are each repeated `times` times (a, a, b, b):
+    /// per-input settings such as a baseline batch must be repeated alike. NoiseTunnel uses it.
+    func repeatingPerInputSettings(_ times: Int) -> Self
+}
+
+extension AttributionMethod {
+    public func repeatingPerInputSettings(_ times: Int) -> Self { self }
+}
+
+extension AttributionMethod {
+    /// Checks the inputs' shape and `targets` against the model's classes.
+    func validate(inputs: Tensor, targets: [Int], classes: Int) throws(ElucidateError) {
+        guard inputs.rank == 4, inputs.shape[0] > 0 else {
+            throw ElucidateError(.invalidArgument, "inputs must be a non-empty batch [N, C, H, W], got \(inputs.shape)")
+        }
+        guard targets.count == inputs.shape[0] else {
+            throw ElucidateError(.invalidArgument, "\(targets.count) targets for \(inputs.shape[0]) inputs")
+        }
+        if let bad = targets.first(where: { $0 < 0 || $0 >= classes }) {
+            throw ElucidateError(.invalidArgument, "target class \(bad) is out of range: the model has \(classes) classes")
+        }
+    }
+}

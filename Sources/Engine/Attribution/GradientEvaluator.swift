@@ -1,0 +1,60 @@
+/// Gradients of target logits with respect to input batches, computed in chunks so that
+/// memory stays bounded by `batchSize` forward passes.
+struct GradientEvaluator<Model: AttributionModel> {
+    let model: Model
+    /// Inputs per forward/backward pass.
+    let batchSize: Int
+    var reluRule: ReLUBackwardRule = .gradient
+
+    /// For inputs `[B, C, H, W]` and B targets: d logit[b, targets[b]] / d inputs[b], and the
+    /// target logits themselves.
+    func gradients(_ inputs: Tensor, targets: [Int]) throws(ElucidateError) -> (gradients: Tensor, scores: [Float]) {
+        precondition(targets.count == inputs.shape[0], "one target per input")
+        let rows = inputs.shape[0]
+        let rowSize = inputs.count / max(rows, 1)
+        var gradients = Tensor(uninitialized: inputs.shape)
+        var scores: [Float] = []
+        scores.reserveCapacity(rows)
+        var start = 0
+        while start < rows {
+            let end = min(rows, start + max(1, batchSize))
+            let chunk = inputs.rows(start..<end)
+            let graph = Graph(reluRule: reluRule)
+            let x = graph.input(chunk)
+            let logits = try model.logits(x, in: graph)
+            let classes = logits.shape[1]
+            var seed = Tensor(zeros: logits.shape)
+            seed.withUnsafeMutableBufferPointer { s in
+                for (row, target) in targets[start..<end].enumerated() {
+                    s[row * classes + target] = 1
+                    scores.append(logits.value.storage.pointer[row * classes + target])
+                }
+            }
+            let gradient = try graph.gradients(of: logits, seed: seed, for: [x])[0]
+            gradients.withUnsafeMutableBufferPointer { g in
+                gradient.withUnsafeBufferPointer { src in
+                    (g.baseAddress! + start * rowSize).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+            start = end
+        }
+        return (gradients, scores)
+    }
+
+    /// Target logits only (no graph).
+    func scores(_ inputs: Tensor, targets: [Int]) throws(ElucidateError) -> [Float] {
+        var scores: [Float] = []
+        let rows = inputs.shape[0]
+        var start = 0
+        while start < rows {
+            let end = min(rows, start + max(1, batchSize))
+            let logits = try model.logits(inputs.rows(start..<end))
+            let classes = logits.shape[1]
+            for (row, target) in targets[start..<end].enumerated() {
+                scores.append(logits.storage.pointer[row * classes + target])
+            }
+            start = end
+        }
+        return scores
+    }
+}

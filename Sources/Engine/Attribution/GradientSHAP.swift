@@ -1,0 +1,88 @@
+/// GradientSHAP, as Captum's `GradientShap`: for each of `samples` draws, a baseline chosen
+/// at random from a distribution, a random point on the segment from it to the (noisy)
+/// input, and (input − baseline) × gradient there; the mean over the draws.
+public struct GradientSHAP: AttributionMethod {
+    /// Where baselines are drawn from.
+    public enum Baselines: Sendable {
+        /// Rows of a tensor `[B, C, H, W]`.
+        case tensor(Tensor)
+        /// A zero image plus `noiseImages` images of standard Gaussian noise (drawn from the seed).
+        case zeroAndNoise(noiseImages: Int)
+    }
+
+    public var samples: Int
+    /// Standard deviation of Gaussian noise added to the inputs (Captum's `stdevs`).
+    public var stdev: Float
+    public var baselines: Baselines
+    public var batchSize: Int
+    public var seed: UInt64
+
+    public init(samples: Int = 5, stdev: Float = 0, baselines: Baselines = .zeroAndNoise(noiseImages: 4),
+                batchSize: Int = 16, seed: UInt64 = SeededRandom.randomSeed()) {
+        self.samples = samples
+        self.stdev = stdev
+        self.baselines = baselines
+        self.batchSize = batchSize
+        self.seed = seed
+    }
+
+    public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
+        try validate(inputs: inputs, targets: targets, classes: model.classes)
+        guard samples >= 1 else { throw ElucidateError(.invalidArgument, "GradientSHAP needs at least 1 sample") }
+        guard stdev >= 0, stdev.isFinite else { throw ElucidateError(.invalidArgument, "the noise standard deviation must be ≥ 0") }
+        var random = SeededRandom(seed: seed)
+        let rowShape = Array(inputs.shape.dropFirst())
+        let distribution: Tensor
+        let description: String
+        switch baselines {
+        case .tensor(let tensor):
+            guard tensor.rank == 4, tensor.shape[0] >= 1, Array(tensor.shape.dropFirst()) == rowShape else {
+                throw ElucidateError(.invalidArgument, "baselines must have shape (B, \(rowShape.map(String.init).joined(separator: ", "))), got \(tensor.shape)")
+            }
+            distribution = tensor
+            description = "\(tensor.shape[0]) given"
+        case .zeroAndNoise(let count):
+            let noise = random.addingNoise(to: Tensor(zeros: [max(0, count)] + rowShape), stdev: 1)
+            distribution = Tensor.concatenatingRows([Tensor(zeros: [1] + rowShape), noise])
+            description = "a zero image and \(count) images of standard Gaussian noise"
+        }
+
+        let rows = inputs.shape[0], rowSize = inputs.count / rows
+        let draws = rows * samples
+        let noisy = random.addingNoise(to: inputs.repeatingRows(samples), stdev: stdev)
+        // Per draw: which baseline row, and where on the segment.
+        let chosen = (0..<draws).map { _ in Int(random.next() % UInt64(distribution.shape[0])) }
+        let alphas = (0..<draws).map { _ in Float(random.nextUniform()) }
+        var drawnBaselines = Tensor(uninitialized: noisy.shape)
+        var scaled = Tensor(uninitialized: noisy.shape)
+        drawnBaselines.withUnsafeMutableBufferPointer { b in
+            scaled.withUnsafeMutableBufferPointer { s in
+                for draw in 0..<draws {
+                    let source = distribution.storage.pointer + chosen[draw] * rowSize
+                    let input = noisy.storage.pointer + draw * rowSize
+                    for i in 0..<rowSize {
+                        b[draw * rowSize + i] = source[i]
+                        s[draw * rowSize + i] = source[i] + alphas[draw] * (input[i] - source[i])
+                    }
+                }
+            }
+        }
+        let expandedTargets = targets.flatMap { Array(repeating: $0, count: samples) }
+        let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
+        let gradients = try evaluator.gradients(scaled, targets: expandedTargets).gradients
+        let perDraw = noisy.zipMap(drawnBaselines) { $0 - $1 }.multiplying(gradients)
+        let drawDeltas = try convergenceDelta(perDraw, model: model, inputs: noisy, baselines: drawnBaselines,
+                                              targets: expandedTargets, batchSize: batchSize)
+        var mean = [Float](repeating: 0, count: inputs.count)
+        var deltas = [Float](repeating: 0, count: rows)
+        perDraw.withUnsafeBufferPointer { values in
+            for draw in 0..<draws {
+                let row = draw / samples
+                for i in 0..<rowSize { mean[row * rowSize + i] += values[draw * rowSize + i] / Float(samples) }
+                deltas[row] += drawDeltas[draw] / Float(samples)
+            }
+        }
+        return Attribution(values: Tensor(shape: inputs.shape, values: mean), convergenceDelta: deltas,
+                           details: ["baselines": description])
+    }
+}

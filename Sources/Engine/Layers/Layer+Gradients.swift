@@ -1,0 +1,92 @@
+import CKernels
+
+// Input gradients of the layers: the backward halves of their `callAsFunction`s, used by
+// the autodiff graph. Parameters are frozen: no weight gradient is computed here.
+
+extension Conv2d {
+    /// dL/dx `[N, C, H, W]` from dL/dy `[N, K, OH, OW]` (dL/dy of the convolution itself:
+    /// the activation's backward must already be applied).
+    func inputGradient(_ outputGradient: Tensor, inputShape: [Int]) throws(ElucidateError) -> Tensor {
+        try Runtime.ensureBLAS()
+        var params = kernelParams(for: inputShape)
+        params.activation = EK_ACT_NONE
+        let gradient = Tensor(uninitialized: inputShape)
+        let scratchCount = Int(ek_conv2d_scratch_size(&params))
+        let scratch = scratchCount > 0 ? ScratchBuffer.shared.acquire(count: scratchCount) : nil
+        defer { if let scratch { ScratchBuffer.shared.release(scratch) } }
+        checkKernel(ek_conv2d_back_input_f32(&params, outputGradient.storage.pointer, weight.storage.pointer,
+                                             gradient.storage.pointer, scratch?.pointer, Int64(scratchCount)),
+                    "conv2d backward")
+        return gradient
+    }
+}
+
+extension Linear {
+    /// dL/dx `[N, in]` from dL/dy `[N, out]`.
+    func inputGradient(_ outputGradient: Tensor) throws(ElucidateError) -> Tensor {
+        try Runtime.ensureBLAS()
+        let n = outputGradient.shape[0]
+        let gradient = Tensor(uninitialized: [n, inFeatures])
+        checkKernel(ek_linear_back_input_f32(Int64(n), Int64(inFeatures), Int64(outFeatures),
+                                             outputGradient.storage.pointer, weight.storage.pointer,
+                                             gradient.storage.pointer), "linear backward")
+        return gradient
+    }
+}
+
+extension BatchNorm2d {
+    /// dL/dx from dL/dy for the inference form (a per-channel scale); the activation's
+    /// backward must already be applied.
+    func inputGradient(_ outputGradient: Tensor) -> Tensor {
+        let gradient = Tensor(uninitialized: outputGradient.shape)
+        let shape = outputGradient.shape
+        let params = ek_batchnorm_params(n: Int64(shape[0]), c: Int64(channels), hw: Int64(shape.dropFirst(2).reduce(1, *)),
+                                         eps: eps, activation: EK_ACT_NONE, ith: 0, nth: 1)
+        checkKernel(Runtime.parallel(maxShares: shape[0] * channels, elements: outputGradient.count) { ith, nth in
+            var share = params
+            share.ith = ith
+            share.nth = nth
+            return ek_batchnorm_back_f32(&share, outputGradient.storage.pointer, runningVar.storage.pointer,
+                                         weight?.storage.pointer, gradient.storage.pointer)
+        }, "batch-norm backward")
+        return gradient
+    }
+}
+
+extension ReLUBackwardRule {
+    /// dL/dx of `y = relu(x)` from dL/dy and the forward output (rules other than `.rescale`,
+    /// which needs the forward input and the references too).
+    func apply(output: Tensor, gradient: Tensor) -> Tensor {
+        let result = Tensor(uninitialized: gradient.shape)
+        let count = Int64(gradient.count)
+        let rule = self
+        checkKernel(Runtime.parallel(maxShares: gradient.count, elements: gradient.count) { ith, nth in
+            switch rule {
+            case .gradient, .rescale:
+                ek_relu_back_f32(count, output.storage.pointer, gradient.storage.pointer, result.storage.pointer, ith, nth)
+            case .guided:
+                ek_relu_back_guided_f32(count, output.storage.pointer, gradient.storage.pointer, result.storage.pointer, ith, nth)
+            case .deconvolution:
+                // Deconvolution passes relu(dy) back whatever the forward did.
+                ek_relu_f32(count, gradient.storage.pointer, result.storage.pointer, ith, nth)
+            }
+        }, "relu backward")
+        return result
+    }
+
+    /// DeepLIFT's Rescale multipliers for `y = relu(x)` on a batch `[inputs; references]`:
+    /// both halves get Δy/Δx of their pair (the gradient where |Δx| ≤ 1e-10).
+    static func rescale(input: Tensor, output: Tensor, gradient: Tensor) -> Tensor {
+        precondition(input.shape[0] % 2 == 0, "DeepLIFT needs a batch of inputs followed by as many references")
+        let result = Tensor(uninitialized: gradient.shape)
+        let half = gradient.count / 2
+        let x = input.storage.pointer, y = output.storage.pointer
+        let dy = gradient.storage.pointer, dx = result.storage.pointer
+        checkKernel(Runtime.parallel(maxShares: half, elements: gradient.count) { ith, nth in
+            let first = ek_relu_back_rescale_f32(Int64(half), x, x + half, y, y + half, dy, dx, 1e-10, ith, nth)
+            guard first == EK_OK else { return first }
+            return ek_relu_back_rescale_f32(Int64(half), x + half, x, y + half, y, dy + half, dx + half, 1e-10, ith, nth)
+        }, "relu rescale backward")
+        return result
+    }
+}
