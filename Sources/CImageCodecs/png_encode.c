@@ -109,7 +109,7 @@ eic_status eic_png_encode(const uint8_t *pixels, int width, int height, int chan
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8,
                  channels == 4 ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_set_compression_level(png, 9);
+    png_set_compression_level(png, 6);
     png_write_info(png, info);
     size_t row_bytes = (size_t)width * (size_t)channels;
     for (int y = 0; y < height; y++) {

@@ -83,7 +83,7 @@ eic_status eic_jpeg_decode_rgb8(const uint8_t *data, size_t size, uint8_t *out, 
 /**
  * Encodes `pixels` — `height` rows of `width` pixels, each `channels` bytes (3: R, G, B;
  * 4: R, G, B, straight alpha), no row padding — as an 8-bit PNG (colour type RGB or
- * RGBA, not interlaced, zlib level 9, no ancillary chunks). On success `*out` points to
+ * RGBA, not interlaced, zlib level 6, no ancillary chunks). On success `*out` points to
  * `*out_size` bytes the caller releases with `eic_free`; on failure `*out` is NULL.
  */
 eic_status eic_png_encode(const uint8_t *pixels, int width, int height, int channels, uint8_t **out,
