@@ -7,10 +7,15 @@ import Foundation
 /// `--visualize OUT.png`), which adds it as
 ///
 /// ```swift
-/// @Option(name: .customLong("visualize"), help: "Also draw the attributions to this PNG.") var visualize: String?
+/// @Option(name: .customLong("visualize"), help: "Also draw the first input's attributions to this PNG.") var visualize: String?
 /// @OptionGroup var visualization: VisualizationOptions
-/// // in run(), once the attributions and the photo are known:
-/// if let visualize { try visualization.draw(attributions, index: i, photo: photo, to: visualize, protectedInputs: inputs) }
+/// // in run(), after the attributions are written: the photo is the model input with the
+/// // preset's normalisation undone (the exact pixels the preset made from the image file)
+/// if let visualize {
+///     let photo = try VisualizationPhoto.denormalized(batches[0].tensor, preset: preset)
+///     try visualization.draw(all, index: 0, photo: photo, to: visualize,
+///                            protectedInputs: model.inputURLs + input.inputURLs + [URL(fileURLWithPath: attributions)])
+/// }
 /// ```
 struct VisualizationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
