@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Creates the picture-drawing fixtures under Tests/Fixtures/visualization/ and the
 colormap tables in Sources/Engine/Visualization/Colormap+Tables.swift, with Captum and
-matplotlib (versions pinned in tools/requirements.txt; matplotlib 3.11).
+matplotlib (Captum, torch, numpy and Pillow as pinned in tools/requirements.txt; the committed
+fixtures were made with matplotlib 3.11.2, which manifest.json records).
 
 Deterministic: every array comes from formulas and fixed-seed generators.
 
