@@ -7,13 +7,14 @@ import PackageDescription
 //   cd fuzz && swift build -c debug --sanitize fuzzer --sanitize address --product fuzz-npy
 //   SWIFT_BACKTRACE=enable=no ./.build/debug/fuzz-npy -max_total_time=60 corpus/npy
 //
-// `./run-all.sh SECONDS` builds and runs all four (see README.md).
+// `./run-all.sh SECONDS` builds and runs all five (see README.md).
 
 let targets: [(product: String, target: String)] = [
     ("fuzz-safetensors", "FuzzSafetensors"),
     ("fuzz-npy", "FuzzNPY"),
     ("fuzz-jpeg", "FuzzJPEG"),
     ("fuzz-png", "FuzzPNG"),
+    ("fuzz-pth", "FuzzPth"),
 ]
 
 let package = Package(

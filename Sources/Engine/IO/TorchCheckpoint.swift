@@ -219,7 +219,7 @@ public enum TorchCheckpoint {
             total = total.addingReportingOverflow(tensor.count).overflow ? Int.max : total + tensor.count
         }
         let backing = storageElements.values.reduce(0) { $0.addingReportingOverflow($1).overflow ? Int.max / 8 : $0 + $1 }
-        let allowed = min(Int.max / 8, backing) * 4 + (1 << 24)
+        let allowed = min(Int.max / 8, backing) * 4 + (1 << 22)
         guard total <= allowed else {
             throw ElucidateError(.invalidFormat,
                                  "tensors would expand to \(total) elements from storages of \(backing); refusing views that repeat their storage so often")
