@@ -41,6 +41,11 @@ struct ExplainOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random draw, for bit-for-bit reproducible runs.")
     var seed: UInt64?
 
+    @Option(name: .customLong("visualize"), help: "Also draw the first input's attributions to this PNG.")
+    var visualize: String?
+
+    @OptionGroup(title: "Picture options (with --visualize)") var visualization: VisualizationOptions
+
     func validate() throws {
         if target != "predicted", Int(target).map({ $0 < 0 }) ?? true {
             throw ValidationError("--target must be a class index ≥ 0 or 'predicted'")
@@ -93,6 +98,14 @@ struct ExplainOptions: ParsableArguments {
         }
         let all = Tensor.concatenatingRows(values)
         try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: model.inputURLs + input.inputURLs)
+        if let visualize, let first = batches.first {
+            // The photo is the model input with the preset's normalisation undone: exactly
+            // the pixels the preset made from the image file.
+            let preset = input.preset ?? classifier.preset ?? .torchvision
+            let photo = try VisualizationPhoto.denormalized(first.tensor, preset: preset)
+            try visualization.draw(all, index: 0, photo: photo, to: visualize,
+                                   protectedInputs: model.inputURLs + input.inputURLs + [URL(fileURLWithPath: attributions)])
+        }
         var used = options
         if let noiseTunnel {
             used["noise-tunnel"] = noiseTunnel.rawValue

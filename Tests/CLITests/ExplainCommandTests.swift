@@ -90,6 +90,21 @@ final class ExplainCommandTests: XCTestCase {
         }
     }
 
+    func testVisualizeWritesThePictureBesideTheAttributions() throws {
+        let picture = path("ig.png")
+        let result = try runElucidate(["explain", "integrated-gradients", "--model", model, fixtureURL("images/photo.jpg").path,
+                                       "--steps", "4", "--attributions", path("ig.npy"), "--visualize", picture,
+                                       "--panels", "original-image:all,heat-map:positive,blended-heat-map:absolute-value", "--colorbar"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: picture))
+        XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        let bad = try runElucidate(["explain", "saliency", "--model", model, "--input-tensor", input, "--attributions", path("s.npy"),
+                                    "--visualize", path("s.png"), "--panels", "masked-image:all"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("s.npy")))
+    }
+
     func testBadOptionsAreOneLine() throws {
         for (method, extra) in [("saliency", ["--target", "3"]), ("saliency", ["--target", "-1"]),
                                 ("integrated-gradients", ["--steps", "1", "--quadrature", "riemann-left"]),
