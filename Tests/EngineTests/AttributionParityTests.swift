@@ -5,34 +5,24 @@ import XCTest
 
 /// Gradient attribution methods against Captum's golden outputs (`tools/golden_attributions.py`).
 final class AttributionParityTests: XCTestCase {
-    struct Manifest: Decodable {
-        struct Case: Decodable {
-            struct Input: Decodable {
-                let key: String
-                let shape: [Int]
-            }
-            let name: String
-            let arch: String
-            let num_classes: Int
-            let input: Input
-            let method: String
-            let targets: [Int]
-            let output: String
-            let captum_delta: [Float]?
-        }
-        let cases: [Case]
+    struct Case: Decodable {
+        let name: String
+        let arch: String
+        let num_classes: Int
+        let input: GoldenInput
+        let method: String
+        let targets: [Int]
+        let output: String
+        let captum_delta: [Float]?
     }
 
-    static let manifest: Manifest = {
-        let data = try! Data(contentsOf: fixtureURL("attributions/manifest.json"))
-        return try! JSONDecoder().decode(Manifest.self, from: data)
-    }()
+    static let cases: [Case] = try! goldenCases("attributions/manifest.json")
 
     /// Networks are built once per architecture and class count (weights cost seconds in debug).
     nonisolated(unsafe) static var networks: [String: ResNet] = [:]
 
-    func golden(_ name: String) throws -> (ResNet, Tensor, [Int], Tensor, Manifest.Case) {
-        let goldenCase = try XCTUnwrap(Self.manifest.cases.first { $0.name == name }, name)
+    func golden(_ name: String) throws -> (ResNet, Tensor, [Int], Tensor, Case) {
+        let goldenCase = try XCTUnwrap(Self.cases.first { $0.name == name }, name)
         let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
         if Self.networks[key] == nil {
             let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))

@@ -5,31 +5,19 @@ import XCTest
 
 /// Forward parity with PyTorch on the golden cases of `tools/golden.py`.
 final class ResNetParityTests: XCTestCase {
-    struct Manifest: Decodable {
-        struct Case: Decodable {
-            struct Input: Decodable {
-                let key: String
-                let shape: [Int]
-            }
-            let name: String
-            let arch: String
-            let num_classes: Int
-            let input: Input
-            let output: String
-            let torch_f32_vs_f64_rel_l2: Double
-        }
-        let cases: [Case]
-    }
-
-    static func manifest() throws -> Manifest {
-        let data = try Data(contentsOf: fixtureURL("golden/manifest.json"))
-        return try JSONDecoder().decode(Manifest.self, from: data)
+    struct Case: Decodable {
+        let name: String
+        let arch: String
+        let num_classes: Int
+        let input: GoldenInput
+        let output: String
+        let torch_f32_vs_f64_rel_l2: Double
     }
 
     func testEveryGoldenCaseMatchesPyTorch() throws {
-        let manifest = try Self.manifest()
-        XCTAssertGreaterThanOrEqual(manifest.cases.count, 5)
-        for goldenCase in manifest.cases {
+        let cases = try goldenCases("golden/manifest.json", as: Case.self)
+        XCTAssertGreaterThanOrEqual(cases.count, 5)
+        for goldenCase in cases {
             let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
             let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
             XCTAssertEqual(network.architecture, arch)
