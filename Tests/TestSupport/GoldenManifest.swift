@@ -6,9 +6,13 @@ public struct GoldenInput: Decodable, Sendable {
     public let shape: [Int]
 }
 
-/// The `cases` of a `manifest.json` written by a `tools/` golden script, decoded as `Case`.
+/// A `manifest.json` written by a `tools/` golden script: its cases, decoded as `Case`.
+private struct GoldenManifest<Case: Decodable>: Decodable {
+    let cases: [Case]
+}
+
+/// The `cases` of a golden manifest under Tests/Fixtures.
 public func goldenCases<Case: Decodable>(_ manifestPath: String, as _: Case.Type = Case.self) throws -> [Case] {
-    struct Manifest: Decodable { let cases: [Case] }
     let data = try Data(contentsOf: fixtureURL(manifestPath))
-    return try JSONDecoder().decode(Manifest.self, from: data).cases
+    return try JSONDecoder().decode(GoldenManifest<Case>.self, from: data).cases
 }
