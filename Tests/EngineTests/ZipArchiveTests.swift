@@ -230,7 +230,8 @@ final class ZipArchiveTests: XCTestCase {
         for name in ["../evil", "/etc/passwd", "a\\b", "a//b", "./a", "a/../b", "a/.", "c:/x", "a\u{1}b", "a\u{7F}"] {
             assertRefused(build([File(name: name, contents: hello)]), .invalidFormat, "unsafe entry name")
         }
-        XCTAssertNoThrow(try ZipArchive(bytes: build([File(name: "folder/", contents: Data()), File(name: "folder/a.b", contents: hello)])))
+        XCTAssertNoThrow(try ZipArchive(bytes: build([File(name: "folder/", contents: Data()), File(name: "folder/a.b", contents: hello),
+                                                        File(name: "my:model/data.pkl", contents: hello)])))
     }
 
     func testEntryCountMustFitTheDirectory() {

@@ -492,8 +492,10 @@ public struct ZipArchive: Sendable {
         }
         var components = name.split(separator: "/", omittingEmptySubsequences: false)
         if name.hasSuffix("/") { components.removeLast() }  // a folder entry
-        guard !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-              !(components.first?.contains(":") ?? false) else {
+        // A drive letter ("c:") would make the name absolute on Windows.
+        let first = components.first.map(Array.init) ?? []
+        let driveLetter = first.count == 2 && first[1] == ":" && first[0].isLetter
+        guard !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }), !driveLetter else {
             throw fail("unsafe entry name '\(shown)'")
         }
         return name
