@@ -1,0 +1,60 @@
+/// Feature ablation, as Captum's `FeatureAblation`: each group of the feature mask in turn
+/// is replaced by the baseline, and every element of the group is attributed the drop of
+/// the target's logit.
+public struct FeatureAblation: AttributionMethod {
+    public var mask: FeatureMask
+    public var baseline: Baseline
+    /// Ablated copies per forward pass (Captum's `perturbations_per_eval`).
+    public var perturbationsPerEval: Int
+    public var progress: (@Sendable (Int, Int) -> Void)?
+
+    public init(mask: FeatureMask, baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
+                progress: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.mask = mask
+        self.baseline = baseline
+        self.perturbationsPerEval = perturbationsPerEval
+        self.progress = progress
+    }
+
+    public func repeatingPerInputSettings(_ times: Int) -> FeatureAblation {
+        var copy = self
+        copy.baseline = baseline.repeatingRows(times)
+        return copy
+    }
+
+    public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
+        try validate(inputs: inputs, targets: targets, classes: model.classes)
+        guard perturbationsPerEval >= 1 else {
+            throw ElucidateError(.invalidArgument, "perturbations per eval must be at least 1")
+        }
+        let baselines = try baseline.expanded(like: inputs)
+        let rowShape = Array(inputs.shape.dropFirst())
+        let rowSize = rowShape.reduce(1, *)
+        let rows = inputs.shape[0]
+        let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
+        let initial = try batcher.initialScores(inputs, targets: targets)
+        var values = [Float](repeating: 0, count: inputs.count)
+        var featureCount = 0
+        for row in 0..<rows {
+            let ids = try mask.expanded(row: row, inputShape: inputs.shape)
+            let (features, members) = featureGroups(ids)
+            featureCount = max(featureCount, features.count)
+            let input = inputs.storage.pointer + row * rowSize
+            let base = baselines.storage.pointer + row * rowSize
+            var done = 0
+            let scores = try batcher.scores(count: features.count, rowShape: rowShape, target: targets[row]) { index, out in
+                out.update(from: input, count: rowSize)
+                for element in members[index] { out[element] = base[element] }
+                done += 1
+                if done % perturbationsPerEval == 0 || done == features.count {
+                    progress?(row * features.count + done, rows * features.count)
+                }
+            }
+            for (index, group) in members.enumerated() {
+                let difference = initial[row] - scores[index]
+                for element in group { values[row * rowSize + element] = difference }
+            }
+        }
+        return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["features": String(featureCount)])
+    }
+}

@@ -1,0 +1,69 @@
+/// Groups of input elements that perturbation methods switch on and off together: one
+/// integer id per element, broadcastable to the inputs `[N, C, H, W]` (e.g. `[1, 1, H, W]`
+/// for groups of pixels shared by every channel and input).
+public struct FeatureMask: Sendable, Equatable {
+    public let shape: [Int]
+    public let ids: [Int32]
+
+    public init(shape: [Int], ids: [Int32]) throws(ElucidateError) {
+        guard shape.reduce(1, *) == ids.count, !ids.isEmpty else {
+            throw ElucidateError(.invalidArgument, "a feature mask of shape \(shape) needs \(shape.reduce(1, *)) ids, got \(ids.count)")
+        }
+        guard shape.count <= 4 else {
+            throw ElucidateError(.invalidArgument, "a feature mask has at most 4 dimensions, got \(shape)")
+        }
+        self.shape = shape
+        self.ids = ids
+    }
+
+    /// `cells` × `cells` equal rectangles over an H × W image (row-major ids), shared by
+    /// every channel: element (y, x) belongs to cell (⌊y·cells/H⌋, ⌊x·cells/W⌋).
+    public static func grid(_ cells: Int, height: Int, width: Int) throws(ElucidateError) -> FeatureMask {
+        guard cells >= 1, cells <= height, cells <= width else {
+            throw ElucidateError(.invalidArgument, "a grid of \(cells)×\(cells) cells does not fit \(height)×\(width)")
+        }
+        var ids = [Int32](repeating: 0, count: height * width)
+        for y in 0..<height {
+            for x in 0..<width { ids[y * width + x] = Int32((y * cells / height) * cells + x * cells / width) }
+        }
+        return try FeatureMask(shape: [1, 1, height, width], ids: ids)
+    }
+
+    /// The ids for one input row `[C, H, W]` of a batch `inputShape`, broadcast.
+    func expanded(row: Int, inputShape: [Int]) throws(ElucidateError) -> [Int32] {
+        let padded = [Int](repeating: 1, count: 4 - shape.count) + shape
+        for d in 0..<4 where padded[d] != 1 && padded[d] != inputShape[d] {
+            throw ElucidateError(.invalidArgument, "the feature mask \(shape) does not broadcast to the input \(inputShape)")
+        }
+        let (c, h, w) = (inputShape[1], inputShape[2], inputShape[3])
+        var strides = [0, 0, 0, 0]
+        var running = 1
+        for d in stride(from: 3, through: 0, by: -1) {
+            strides[d] = padded[d] == 1 ? 0 : running
+            running *= padded[d]
+        }
+        var result = [Int32](repeating: 0, count: c * h * w)
+        let rowBase = row * strides[0]
+        var i = 0
+        for ci in 0..<c {
+            for yi in 0..<h {
+                let base = rowBase + ci * strides[1] + yi * strides[2]
+                for xi in 0..<w {
+                    result[i] = ids[base + xi * strides[3]]
+                    i += 1
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// The distinct ids of a row's mask in increasing order, and each element's index into them.
+func featureGroups(_ ids: [Int32]) -> (features: [Int32], members: [[Int]]) {
+    let features = Array(Set(ids)).sorted()
+    var index: [Int32: Int] = [:]
+    for (i, f) in features.enumerated() { index[f] = i }
+    var members = [[Int]](repeating: [], count: features.count)
+    for (element, id) in ids.enumerated() { members[index[id]!].append(element) }
+    return (features, members)
+}

@@ -1,0 +1,147 @@
+/// Occlusion (Zeiler & Fergus), as Captum's `Occlusion`: a window slides over the input in
+/// steps of `stride`, each position is replaced by the baseline, and every element's
+/// attribution is the average drop of the target's logit over the windows that covered it.
+///
+/// Windows start at multiples of the stride; along each dimension there are
+/// ⌈(D − W) / S⌉ + 1 of them, the last one cropped at the border (Captum's arithmetic).
+public struct Occlusion: AttributionMethod {
+    /// How occluded copies are evaluated.
+    public enum Evaluation: Sendable, Equatable {
+        /// Every occluded copy runs through the whole network.
+        case full
+        /// For a `ResNet` (or a `Classifier` around one): the unoccluded activations are
+        /// computed once and each copy recomputes only the region its window can reach,
+        /// layer by layer. Exact (same result as `.full` up to float rounding). Other
+        /// models fall back to `.full`.
+        case incremental
+    }
+
+    /// Window extent (C, H, W) per input row.
+    public var window: [Int]
+    /// Step between windows (C, H, W).
+    public var stride: [Int]
+    public var baseline: Baseline
+    /// Occluded copies per forward pass (Captum's `perturbations_per_eval`).
+    public var perturbationsPerEval: Int
+    public var evaluation: Evaluation
+    /// Called after each evaluated batch with (done, total) window positions.
+    public var progress: (@Sendable (Int, Int) -> Void)?
+    /// Incremental evaluation recomputes a layer whole once the region covers this fraction of it.
+    var fullThreshold = 0.6
+
+    public init(window: [Int], stride: [Int], baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
+                evaluation: Evaluation = .incremental, progress: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.window = window
+        self.stride = stride
+        self.baseline = baseline
+        self.perturbationsPerEval = perturbationsPerEval
+        self.evaluation = evaluation
+        self.progress = progress
+    }
+
+    public func repeatingPerInputSettings(_ times: Int) -> Occlusion {
+        var copy = self
+        copy.baseline = baseline.repeatingRows(times)
+        return copy
+    }
+
+    /// Window starts along one dimension of extent `size`.
+    static func starts(size: Int, window: Int, stride: Int) -> [Int] {
+        let count = (size - window + stride - 1) / stride + 1
+        return (0..<count).map { $0 * stride }
+    }
+
+    /// One window position: a box [c0, c1) × [y0, y1) × [x0, x1) in a row (cropped at the border).
+    struct Box: Sendable {
+        var c0: Int, c1: Int, y0: Int, y1: Int, x0: Int, x1: Int
+    }
+
+    func boxes(rowShape: [Int]) throws(ElucidateError) -> [Box] {
+        guard window.count == 3, stride.count == 3 else {
+            throw ElucidateError(.invalidArgument, "occlusion needs a window and a stride of 3 values (C,H,W)")
+        }
+        guard stride.allSatisfy({ $0 > 0 }), window.allSatisfy({ $0 > 0 }) else {
+            throw ElucidateError(.invalidArgument, "occlusion window and stride must be positive")
+        }
+        for d in 0..<3 where window[d] > rowShape[d] {
+            throw ElucidateError(.invalidArgument, "the occlusion window \(window) exceeds the input \(rowShape)")
+        }
+        let cs = Self.starts(size: rowShape[0], window: window[0], stride: stride[0])
+        let ys = Self.starts(size: rowShape[1], window: window[1], stride: stride[1])
+        let xs = Self.starts(size: rowShape[2], window: window[2], stride: stride[2])
+        var result: [Box] = []
+        result.reserveCapacity(cs.count * ys.count * xs.count)
+        for c in cs {
+            for y in ys {
+                for x in xs {
+                    result.append(Box(c0: c, c1: min(rowShape[0], c + window[0]), y0: y, y1: min(rowShape[1], y + window[1]),
+                                      x0: x, x1: min(rowShape[2], x + window[2])))
+                }
+            }
+        }
+        return result
+    }
+
+    public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
+        try validate(inputs: inputs, targets: targets, classes: model.classes)
+        guard perturbationsPerEval >= 1 else {
+            throw ElucidateError(.invalidArgument, "perturbations per eval must be at least 1")
+        }
+        let baselines = try baseline.expanded(like: inputs)
+        let rowShape = Array(inputs.shape.dropFirst())
+        let (channels, height, width) = (rowShape[0], rowShape[1], rowShape[2])
+        let rowSize = channels * height * width
+        let boxes = try self.boxes(rowShape: rowShape)
+        let rows = inputs.shape[0]
+        var values = [Float](repeating: 0, count: inputs.count)
+        let network: ResNet? = evaluation == .incremental ? (model as? ResNet) ?? (model as? Classifier)?.network : nil
+        let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
+        let initial = try batcher.initialScores(inputs, targets: targets)
+        let total = boxes.count * rows
+        for row in 0..<rows {
+            let input = inputs.storage.pointer + row * rowSize
+            let base = baselines.storage.pointer + row * rowSize
+            let scores: [Float]
+            if let network {
+                let single = inputs.rows(row..<(row + 1))
+                let evaluator = try IncrementalEvaluator(network: network, input: single, fullThreshold: fullThreshold)
+                scores = try evaluator.scores(boxes: boxes, baseline: baselines.rows(row..<(row + 1)), target: targets[row],
+                                              perPass: perturbationsPerEval) { done in
+                    progress?(row * boxes.count + done, total)
+                }
+            } else {
+                var done = 0
+                scores = try batcher.scores(count: boxes.count, rowShape: rowShape, target: targets[row]) { index, out in
+                    out.update(from: input, count: rowSize)
+                    let box = boxes[index]
+                    for c in box.c0..<box.c1 {
+                        for y in box.y0..<box.y1 {
+                            let offset = (c * height + y) * width
+                            (out + offset + box.x0).update(from: base + offset + box.x0, count: box.x1 - box.x0)
+                        }
+                    }
+                    done += 1
+                    if done % perturbationsPerEval == 0 || done == boxes.count { progress?(row * boxes.count + done, total) }
+                }
+            }
+            // Captum: Σ (initial − occluded) · mask / Σ mask, in float32.
+            var sums = [Float](repeating: 0, count: rowSize)
+            var counts = [Float](repeating: 0, count: rowSize)
+            for (box, score) in zip(boxes, scores) {
+                let difference = initial[row] - score
+                for c in box.c0..<box.c1 {
+                    for y in box.y0..<box.y1 {
+                        let offset = (c * height + y) * width
+                        for x in box.x0..<box.x1 {
+                            sums[offset + x] += difference
+                            counts[offset + x] += 1
+                        }
+                    }
+                }
+            }
+            for i in 0..<rowSize { values[row * rowSize + i] = counts[i] > 0 ? sums[i] / counts[i] : 0 }
+        }
+        return Attribution(values: Tensor(shape: inputs.shape, values: values),
+                           details: ["windows": String(boxes.count), "evaluation": network == nil ? "full" : "incremental"])
+    }
+}

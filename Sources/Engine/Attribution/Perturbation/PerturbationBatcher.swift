@@ -1,0 +1,41 @@
+/// Runs a model on perturbed copies of one input, `perPass` copies per forward pass, and
+/// returns the target's logit for each copy: the shared engine of the perturbation methods.
+struct PerturbationBatcher<Model: AttributionModel> {
+    let model: Model
+    let perPass: Int
+
+    /// Scores of `count` perturbed copies; `fill(index, row)` writes copy `index` (one input
+    /// row of `rowShape`) into `row`.
+    func scores(count: Int, rowShape: [Int], target: Int,
+                fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws(ElucidateError) -> [Float] {
+        let rowSize = rowShape.reduce(1, *)
+        var result: [Float] = []
+        result.reserveCapacity(count)
+        var start = 0
+        while start < count {
+            let end = min(count, start + max(1, perPass))
+            var batch = Tensor(uninitialized: [end - start] + rowShape)
+            batch.withUnsafeMutableBufferPointer { out in
+                for index in start..<end { fill(index, out.baseAddress! + (index - start) * rowSize) }
+            }
+            let logits = try model.logits(batch)
+            for row in 0..<(end - start) { result.append(logits[row, target]) }
+            start = end
+        }
+        return result
+    }
+
+    /// The target's logit for every row of `inputs`.
+    func initialScores(_ inputs: Tensor, targets: [Int]) throws(ElucidateError) -> [Float] {
+        var result: [Float] = []
+        let rows = inputs.shape[0]
+        var start = 0
+        while start < rows {
+            let end = min(rows, start + max(1, perPass))
+            let logits = try model.logits(inputs.rows(start..<end))
+            for row in start..<end { result.append(logits[row - start, targets[row]]) }
+            start = end
+        }
+        return result
+    }
+}

@@ -1,0 +1,261 @@
+/// Exact incremental evaluation of a ResNet on many copies of one image that each differ
+/// from it inside one small box (occlusion): the unoccluded activations are computed once,
+/// and each copy recomputes, layer by layer, only the region its change can reach (the
+/// box's projective field through each convolution and pooling), reading the stored
+/// activations everywhere else. A layer whose region covers most of it is recomputed whole.
+///
+/// This is the exact incremental inference of Nakandala, Kumar & Papakonstantinou
+/// (SIGMOD 2019), without their approximate or adaptive (drill-down) parts.
+struct IncrementalEvaluator {
+    /// A rectangle [y0, y1) × [x0, x1) of an activation's spatial plane.
+    struct Region: Equatable {
+        var y0: Int, y1: Int, x0: Int, x1: Int
+        var height: Int { y1 - y0 }
+        var width: Int { x1 - x0 }
+        var area: Int { max(0, height) * max(0, width) }
+        static func whole(_ height: Int, _ width: Int) -> Region { Region(y0: 0, y1: height, x0: 0, x1: width) }
+        func union(_ other: Region) -> Region {
+            Region(y0: min(y0, other.y0), y1: max(y1, other.y1), x0: min(x0, other.x0), x1: max(x1, other.x1))
+        }
+    }
+
+    /// An activation `[1, C, H, W]` as the unoccluded one with `values` `[1, C, h, w]` over `region`.
+    struct Patch {
+        var region: Region
+        var values: Tensor
+    }
+
+    /// Kernel, stride and padding of a convolution or pooling along both axes.
+    struct Geometry {
+        var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)
+        init(_ conv: Conv2d) {
+            precondition(conv.dilation == (1, 1), "incremental evaluation needs undilated convolutions")
+            kernel = conv.kernelSize
+            stride = conv.stride
+            padding = conv.padding
+        }
+        init(_ pool: Pool2d) {
+            precondition(pool.dilation == (1, 1) && !pool.ceilMode, "incremental evaluation needs plain pooling")
+            kernel = pool.kernelSize
+            stride = pool.stride
+            padding = pool.padding
+        }
+    }
+
+    /// One layer: how to run it on a `[1, C, H, W]` tensor, and its geometry.
+    struct Step {
+        let geometry: Geometry
+        let run: (Tensor) throws(ElucidateError) -> Tensor
+    }
+
+    struct BlockActivations {
+        let input: Tensor
+        /// Outputs of every convolution of the main path but the last.
+        let intermediates: [Tensor]
+        let output: Tensor
+    }
+
+    let network: ResNet
+    let image: Tensor
+    let stemOutput: Tensor
+    let poolOutput: Tensor?
+    let blocks: [(ResidualBlock, BlockActivations)]
+    /// Fraction of a layer's plane above which it is recomputed whole.
+    let fullThreshold: Double
+
+    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.6) throws(ElucidateError) {
+        precondition(input.shape[0] == 1, "one image at a time")
+        try network.validate(inputShape: input.shape)
+        self.network = network
+        self.image = input
+        self.fullThreshold = fullThreshold
+        stemOutput = try network.stem(input)
+        var x = stemOutput
+        if let pool = network.stemPool {
+            x = try pool(x)
+            poolOutput = x
+        } else {
+            poolOutput = nil
+        }
+        var blocks: [(ResidualBlock, BlockActivations)] = []
+        for stage in network.stages {
+            for block in stage {
+                var intermediates: [Tensor] = []
+                var y = x
+                for conv in block.convolutions.dropLast() {
+                    y = try conv(y)
+                    intermediates.append(y)
+                }
+                let output = try block(x)
+                blocks.append((block, BlockActivations(input: x, intermediates: intermediates, output: output)))
+                x = output
+            }
+        }
+        self.blocks = blocks
+    }
+
+    // MARK: - Region arithmetic
+
+    /// Output rows an input range [a, b) can change through one axis of a layer.
+    static func affected(_ a: Int, _ b: Int, kernel k: Int, stride s: Int, padding p: Int, outSize: Int) -> (Int, Int) {
+        let lower = floorDiv(a + p - k + 1 + s - 1, s)
+        let upper = floorDiv(b - 1 + p, s) + 1
+        return (max(0, lower), min(outSize, upper))
+    }
+
+    static func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
+
+    func affected(_ region: Region, _ g: Geometry, outHeight: Int, outWidth: Int) -> Region {
+        let (y0, y1) = Self.affected(region.y0, region.y1, kernel: g.kernel.0, stride: g.stride.0, padding: g.padding.0, outSize: outHeight)
+        let (x0, x1) = Self.affected(region.x0, region.x1, kernel: g.kernel.1, stride: g.stride.1, padding: g.padding.1, outSize: outWidth)
+        return widened(Region(y0: y0, y1: max(y0, y1), x0: x0, x1: max(x0, x1)), height: outHeight, width: outWidth)
+    }
+
+    /// The whole plane when `region` covers more than `fullThreshold` of it.
+    func widened(_ region: Region, height: Int, width: Int) -> Region {
+        Double(region.area) > fullThreshold * Double(height * width) ? .whole(height, width) : region
+    }
+
+    // MARK: - Tensor plumbing
+
+    /// `base` `[1, C, H, W]` with `patch` pasted, cropped to `region` (inside the plane).
+    static func crop(_ base: Tensor, _ patch: Patch, _ region: Region) -> Tensor {
+        let (c, h, w) = (base.shape[1], base.shape[2], base.shape[3])
+        if region == .whole(h, w) && patch.region == region { return patch.values }
+        let out = Tensor(uninitialized: [1, c, region.height, region.width])
+        copy(from: base.storage.pointer, height: h, width: w, origin: (0, 0), channels: c,
+             to: out.storage.pointer, height: region.height, width: region.width, origin: (region.y0, region.x0),
+             rows: region.y0..<region.y1, columns: region.x0..<region.x1)
+        let p = patch.region
+        let rows = max(p.y0, region.y0)..<max(max(p.y0, region.y0), min(p.y1, region.y1))
+        let columns = max(p.x0, region.x0)..<max(max(p.x0, region.x0), min(p.x1, region.x1))
+        if !rows.isEmpty && !columns.isEmpty {
+            copy(from: patch.values.storage.pointer, height: p.height, width: p.width, origin: (p.y0, p.x0), channels: c,
+                 to: out.storage.pointer, height: region.height, width: region.width, origin: (region.y0, region.x0),
+                 rows: rows, columns: columns)
+        }
+        return out
+    }
+
+    /// Copies the plane rows × columns (absolute coordinates) of every channel between two
+    /// tensors that cover different windows of the same plane.
+    static func copy(from source: UnsafeMutablePointer<Float>, height sh: Int, width sw: Int, origin so: (Int, Int), channels: Int,
+                     to destination: UnsafeMutablePointer<Float>, height dh: Int, width dw: Int, origin dOrigin: (Int, Int),
+                     rows: Range<Int>, columns: Range<Int>) {
+        let count = columns.count
+        for channel in 0..<channels {
+            let s = source + channel * sh * sw
+            let d = destination + channel * dh * dw
+            for y in rows {
+                (d + (y - dOrigin.0) * dw + (columns.lowerBound - dOrigin.1))
+                    .update(from: s + (y - so.0) * sw + (columns.lowerBound - so.1), count: count)
+            }
+        }
+    }
+
+    /// Runs one layer on `output` (a region of its output plane) of the input `base` changed by `patch`.
+    func apply(_ layer: (Tensor) throws(ElucidateError) -> Tensor, _ g: Geometry, base: Tensor, patch: Patch,
+               output: Region) throws(ElucidateError) -> Patch {
+        let (h, w) = (base.shape[2], base.shape[3])
+        // Crop rows [c0, c1): c0 a multiple of the stride so the crop's output grid lines up
+        // with the layer's; the layer's own padding then applies only at the true border
+        // (interior edges get padded outputs, which are discarded).
+        func span(_ o0: Int, _ o1: Int, _ k: Int, _ s: Int, _ p: Int, _ size: Int) -> (Int, Int) {
+            let start = max(0, o0 * s - p) / s * s
+            return (start, min(size, (o1 - 1) * s - p + k))
+        }
+        let (cy0, cy1) = span(output.y0, output.y1, g.kernel.0, g.stride.0, g.padding.0, h)
+        let (cx0, cx1) = span(output.x0, output.x1, g.kernel.1, g.stride.1, g.padding.1, w)
+        let cropRegion = Region(y0: cy0, y1: cy1, x0: cx0, x1: cx1)
+        let result = try layer(Self.crop(base, patch, cropRegion))
+        let (oy, ox) = (cy0 / g.stride.0, cx0 / g.stride.1)
+        let (rh, rw) = (result.shape[2], result.shape[3])
+        if oy == output.y0, ox == output.x0, rh == output.height, rw == output.width {
+            return Patch(region: output, values: result)
+        }
+        let values = Tensor(uninitialized: [1, result.shape[1], output.height, output.width])
+        Self.copy(from: result.storage.pointer, height: rh, width: rw, origin: (oy, ox), channels: result.shape[1],
+                  to: values.storage.pointer, height: output.height, width: output.width, origin: (output.y0, output.x0),
+                  rows: output.y0..<output.y1, columns: output.x0..<output.x1)
+        return Patch(region: output, values: values)
+    }
+
+    func apply(_ conv: Conv2d, base: Tensor, patch: Patch, output: Region? = nil, outShape: [Int]) throws(ElucidateError) -> Patch {
+        let g = Geometry(conv)
+        let region = output ?? affected(patch.region, g, outHeight: outShape[2], outWidth: outShape[3])
+        return try apply({ (x: Tensor) throws(ElucidateError) -> Tensor in try conv(x) }, g, base: base, patch: patch, output: region)
+    }
+
+    // MARK: - Evaluation
+
+    /// The last block's output for the image changed by `patch` (a patch of the input).
+    func features(_ patch: Patch) throws(ElucidateError) -> Tensor {
+        var current = try apply(network.stem, base: image, patch: patch, outShape: stemOutput.shape)
+        if let pool = network.stemPool, let poolOutput {
+            let g = Geometry(pool)
+            let region = affected(current.region, g, outHeight: poolOutput.shape[2], outWidth: poolOutput.shape[3])
+            current = try apply({ (x: Tensor) throws(ElucidateError) -> Tensor in try pool(x) }, g, base: stemOutput,
+                                patch: current, output: region)
+        }
+        for (block, activations) in blocks {
+            current = try self.block(block, activations, current)
+        }
+        let last = blocks.last?.1.output ?? poolOutput ?? stemOutput
+        return Self.crop(last, current, .whole(last.shape[2], last.shape[3]))
+    }
+
+    func block(_ block: ResidualBlock, _ activations: BlockActivations, _ input: Patch) throws(ElucidateError) -> Patch {
+        var current = input
+        var base = activations.input
+        for (index, conv) in block.convolutions.dropLast().enumerated() {
+            current = try apply(conv, base: base, patch: current, outShape: activations.intermediates[index].shape)
+            base = activations.intermediates[index]
+        }
+        let outShape = activations.output.shape
+        let last = block.convolutions.last!
+        var region = affected(current.region, Geometry(last), outHeight: outShape[2], outWidth: outShape[3])
+        if let downsample = block.downsample {
+            region = region.union(affected(input.region, Geometry(downsample), outHeight: outShape[2], outWidth: outShape[3]))
+        } else {
+            region = region.union(input.region)
+        }
+        region = widened(region, height: outShape[2], width: outShape[3])
+        let main = try apply(last, base: base, patch: current, output: region, outShape: outShape)
+        let shortcut: Tensor
+        if let downsample = block.downsample {
+            shortcut = try apply(downsample, base: activations.input, patch: input, output: region, outShape: outShape).values
+        } else {
+            shortcut = Self.crop(activations.input, input, region)
+        }
+        return Patch(region: region, values: main.values.adding(shortcut, activation: .relu))
+    }
+
+    /// The target's logit for the image with each box replaced by the baseline.
+    func scores(boxes: [Occlusion.Box], baseline: Tensor, target: Int, perPass: Int,
+                progress: (Int) -> Void) throws(ElucidateError) -> [Float] {
+        let (h, w) = (image.shape[2], image.shape[3])
+        var result: [Float] = []
+        var start = 0
+        while start < boxes.count {
+            let end = min(boxes.count, start + max(1, perPass))
+            var features: [Tensor] = []
+            for box in boxes[start..<end] {
+                let region = Region(y0: box.y0, y1: box.y1, x0: box.x0, x1: box.x1)
+                let values = Self.crop(image, Patch(region: Region(y0: 0, y1: 0, x0: 0, x1: 0), values: image), region)
+                let occluded = Patch(region: region, values: values)
+                let channelSize = region.area
+                for channel in box.c0..<box.c1 {
+                    Self.copy(from: baseline.storage.pointer + channel * h * w, height: h, width: w, origin: (0, 0), channels: 1,
+                              to: values.storage.pointer + channel * channelSize, height: region.height, width: region.width,
+                              origin: (region.y0, region.x0), rows: region.y0..<region.y1, columns: region.x0..<region.x1)
+                }
+                features.append(try self.features(occluded))
+            }
+            let logits = try network.head(Tensor.concatenatingRows(features))
+            for row in 0..<(end - start) { result.append(logits[row, target]) }
+            progress(end)
+            start = end
+        }
+        return result
+    }
+}

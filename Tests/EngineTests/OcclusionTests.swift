@@ -1,0 +1,147 @@
+@testable import Engine
+import Foundation
+import TestSupport
+import XCTest
+
+/// Occlusion: Captum parity (`tools/golden_perturbation.py`) and exactness of the incremental
+/// evaluation against full recomputation.
+final class OcclusionTests: XCTestCase {
+    func testMatchesCaptumOnResNet34() throws {
+        let (network, input, targets, expected) = try PerturbationGolden.load("r34_occlusion")
+        for evaluation in [Occlusion.Evaluation.incremental, .full] {
+            let attribution = try Occlusion(window: [3, 45, 45], stride: [3, 40, 40], evaluation: evaluation)
+                .attribute(network, inputs: input, targets: targets)
+            XCTAssertEqual(attribution.values.shape, expected.shape)
+            let error = relativeL2Error(attribution.values.scalars, expected.scalars)
+            print("r34_occlusion (\(evaluation)): relative L2 error vs Captum \(error)")
+            XCTAssertLessThanOrEqual(error, 1e-3, "\(evaluation)")
+            XCTAssertEqual(attribution.details["windows"], "36")
+        }
+    }
+
+    func testMatchesCaptumWithBaselineChannelWindowsAndPerRowTargets() throws {
+        let (network, input, targets, expected) = try PerturbationGolden.load("r18_occlusion_baseline")
+        let attribution = try Occlusion(window: [1, 9, 7], stride: [1, 5, 4], baseline: .constant(0.25), perturbationsPerEval: 8)
+            .attribute(network, inputs: input, targets: targets)
+        let error = relativeL2Error(attribution.values.scalars, expected.scalars)
+        print("r18_occlusion_baseline: relative L2 error vs Captum \(error)")
+        XCTAssertLessThanOrEqual(error, 1e-3)
+    }
+
+    func testWindowCountsFollowCaptum() {
+        // ⌈(224 − 15) / 8⌉ + 1 = 28 starts: 0, 8, …, 216 (the last cropped to 216..<224).
+        let starts = Occlusion.starts(size: 224, window: 15, stride: 8)
+        XCTAssertEqual(starts.count, 28)
+        XCTAssertEqual(starts.last, 216)
+        XCTAssertEqual(Occlusion.starts(size: 10, window: 10, stride: 3), [0])
+        XCTAssertEqual(Occlusion.starts(size: 11, window: 4, stride: 3), [0, 3, 6, 9])
+    }
+
+    /// Incremental evaluation equals full recomputation on several window, stride and
+    /// image-size combinations (windows overrunning the border included), on basic and
+    /// bottleneck blocks and on both stems.
+    func testIncrementalEqualsFullRecomputation() throws {
+        let basic = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [2, 1, 1, 1]), classes: 5))
+        let bottleneck = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .bottleneck, blocksPerStage: [1, 1, 1, 1]), classes: 4))
+        let small = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1], stem: .small), classes: 3))
+        let cases: [(ResNet, [Int], [Int], [Int], Baseline)] = [
+            (basic, [1, 3, 48, 40], [3, 7, 7], [3, 5, 5], .zero),
+            (basic, [2, 3, 37, 29], [1, 11, 9], [1, 6, 10], .constant(-0.5)),
+            (basic, [1, 3, 64, 64], [3, 15, 15], [3, 8, 8], .zero),
+            (basic, [1, 3, 33, 35], [2, 4, 33], [1, 3, 7], .constant(0.3)),
+            (bottleneck, [1, 3, 45, 51], [3, 9, 5], [3, 7, 6], .zero),
+            (small, [1, 3, 20, 18], [3, 5, 5], [3, 4, 3], .zero),
+        ]
+        for (index, (network, shape, window, stride, baseline)) in cases.enumerated() {
+            let input = DeterministicWeights.input(key: "occlusion-\(index)", shape: shape)
+            let targets = (0..<shape[0]).map { ($0 + index) % network.classes }
+            let full = try Occlusion(window: window, stride: stride, baseline: baseline, perturbationsPerEval: 7, evaluation: .full)
+                .attribute(network, inputs: input, targets: targets)
+            for threshold in [0.6, 2.0] {
+                // 2.0: never fall back to a whole layer, so every region path is exercised.
+                var occlusion = Occlusion(window: window, stride: stride, baseline: baseline, perturbationsPerEval: 5)
+                occlusion.fullThreshold = threshold
+                let incremental = try occlusion.attribute(network, inputs: input, targets: targets)
+                XCTAssertEqual(incremental.details["evaluation"], "incremental")
+                let error = relativeL2Error(incremental.values.scalars, full.values.scalars)
+                XCTAssertLessThanOrEqual(error, 1e-4, "case \(index), threshold \(threshold)")
+                XCTAssertGreaterThan(full.values.scalars.map(abs).max()!, 0, "case \(index)")
+            }
+        }
+    }
+
+    func testIncrementalScoresEqualFullForwardPasses() throws {
+        let network = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 6))
+        let input = DeterministicWeights.input(key: "scores", shape: [1, 3, 50, 42])
+        let occlusion = Occlusion(window: [3, 12, 12], stride: [3, 9, 9])
+        let boxes = try occlusion.boxes(rowShape: [3, 50, 42])
+        for threshold in [0.0, 0.3, 0.6, 2.0] {
+            let evaluator = try IncrementalEvaluator(network: network, input: input, fullThreshold: threshold)
+            let baseline = Tensor(shape: input.shape, repeating: 0.1)
+            let scores = try evaluator.scores(boxes: boxes, baseline: baseline, target: 2, perPass: 4) { _ in }
+            var expected: [Float] = []
+            for box in boxes {
+                var copy = input
+                copy.withUnsafeMutableBufferPointer { values in
+                    for c in box.c0..<box.c1 { for y in box.y0..<box.y1 { for x in box.x0..<box.x1 { values[(c * 50 + y) * 42 + x] = 0.1 } } }
+                }
+                expected.append(try network.logits(copy)[0, 2])
+            }
+            XCTAssertLessThanOrEqual(relativeL2Error(scores, expected), 1e-5, "threshold \(threshold)")
+        }
+    }
+
+    func testRejectsBadWindows() throws {
+        let network = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 2))
+        let input = DeterministicWeights.input(shape: [1, 3, 32, 32])
+        XCTAssertThrowsError(try Occlusion(window: [3, 40, 4], stride: [3, 4, 4]).attribute(network, inputs: input, targets: [0]))
+        XCTAssertThrowsError(try Occlusion(window: [3, 4], stride: [3, 4, 4]).attribute(network, inputs: input, targets: [0]))
+        XCTAssertThrowsError(try Occlusion(window: [3, 4, 4], stride: [3, 0, 4]).attribute(network, inputs: input, targets: [0]))
+    }
+}
+
+/// Loads a case of `Tests/Fixtures/perturbation/manifest.json`.
+enum PerturbationGolden {
+    struct Manifest: Decodable {
+        struct Case: Decodable {
+            struct Input: Decodable {
+                let key: String
+                let shape: [Int]
+            }
+            let name: String
+            let arch: String
+            let num_classes: Int
+            let input: Input
+            let targets: [Int]
+            let output: String
+        }
+        let cases: [Case]
+    }
+
+    static let manifest: Manifest = {
+        let data = try! Data(contentsOf: fixtureURL("perturbation/manifest.json"))
+        return try! JSONDecoder().decode(Manifest.self, from: data)
+    }()
+
+    nonisolated(unsafe) static var networks: [String: ResNet] = [:]
+    static let lock = NSLock()
+
+    static func load(_ name: String) throws -> (ResNet, Tensor, [Int], Tensor) {
+        let goldenCase = try XCTUnwrap(manifest.cases.first { $0.name == name }, name)
+        let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
+        lock.lock()
+        defer { lock.unlock() }
+        if networks[key] == nil {
+            let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
+            networks[key] = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
+        }
+        let input = DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape)
+        let expected = try NPY.readFloat32(fixtureURL("perturbation/\(goldenCase.output)"))
+        return (networks[key]!, input, goldenCase.targets, expected)
+    }
+}
