@@ -1,0 +1,150 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ExplainOcclusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "occlusion", abstract: "Occlusion: slide a baseline window over the input (Captum's Occlusion).")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .long, help: "Window extent C,H,W.")
+    var window: String = "3,15,15"
+    @Option(name: .long, help: "Step between windows C,H,W.")
+    var stride: String = "3,8,8"
+    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("perturbations-per-eval"), help: "Occluded copies per forward pass.")
+    var perturbationsPerEval: Int = 16
+    @Option(name: .long, help: "incremental (default: recompute only what each window can change; exact) or full.")
+    var evaluation: String = "incremental"
+    @Flag(name: .long, help: "No progress bar on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        _ = try parseTriple(window, "--window")
+        _ = try parseTriple(stride, "--stride")
+        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+        if !["incremental", "full"].contains(evaluation) { throw ValidationError("--evaluation must be incremental or full") }
+    }
+
+    func run() throws {
+        let progress = ProgressBar(label: "occlusion", enabled: !quiet)
+        let method = Occlusion(window: try parseTriple(window, "--window"), stride: try parseTriple(stride, "--stride"),
+                               baseline: try parseBaseline(baseline), perturbationsPerEval: perturbationsPerEval,
+                               evaluation: evaluation == "full" ? .full : .incremental,
+                               progress: { progress.update($0, of: $1) })
+        defer { progress.finish() }
+        try common.run(method, name: "occlusion",
+                       options: ["window": window, "stride": stride, "baseline": baseline,
+                                 "perturbations-per-eval": String(perturbationsPerEval), "evaluation": evaluation])
+    }
+}
+
+struct ExplainFeatureAblation: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "feature-ablation", abstract: "Feature ablation over groups of pixels (Captum's FeatureAblation).")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
+    var featureMask: String?
+    @Option(name: .long, help: "Split the image into N×N equal cells.")
+    var grid: Int?
+    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("perturbations-per-eval"), help: "Ablated copies per forward pass.")
+    var perturbationsPerEval: Int = 16
+    @Flag(name: .long, help: "No progress bar on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
+        if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
+        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+    }
+
+    func run() throws {
+        var options = ["baseline": baseline, "perturbations-per-eval": String(perturbationsPerEval)]
+        let mask: FeatureMask
+        if let featureMask {
+            let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
+            mask = try FeatureMask(shape: file.shape, ids: file.values)
+            options["feature-mask"] = featureMask
+        } else {
+            let shape = try common.inputShape()
+            mask = try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
+            options["grid"] = String(grid!)
+        }
+        let progress = ProgressBar(label: "feature-ablation", enabled: !quiet)
+        defer { progress.finish() }
+        try common.run(FeatureAblation(mask: mask, baseline: try parseBaseline(baseline),
+                                       perturbationsPerEval: perturbationsPerEval, progress: { progress.update($0, of: $1) }),
+                       name: "feature-ablation", options: options)
+    }
+}
+
+extension ExplainOptions {
+    /// The shape `[N, C, H, W]` of the first input batch as the model will see it.
+    func inputShape() throws -> [Int] {
+        let classifier = try model.loadClassifier()
+        guard let first = try input.loadBatches(for: classifier).first else {
+            throw ValidationError("no input")
+        }
+        return first.tensor.shape
+    }
+}
+
+/// "C,H,W" → three positive integers.
+func parseTriple(_ text: String, _ option: String) throws -> [Int] {
+    let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("\(option) must be three positive integers C,H,W, got '\(text)'")
+    }
+    return parts.map { $0! }
+}
+
+/// A progress bar with the time left, on stderr, only when stderr is a terminal.
+final class ProgressBar: @unchecked Sendable {
+    private let label: String
+    private let enabled: Bool
+    private let lock = NSLock()
+    private let started = Date()
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    init(label: String, enabled: Bool) {
+        self.label = label
+        self.enabled = enabled && isatty(2) != 0
+    }
+
+    func update(_ done: Int, of total: Int) {
+        guard enabled, total > 0 else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        let fraction = Double(done) / Double(total)
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let elapsed = now.timeIntervalSince(started)
+        let left = done > 0 ? elapsed * Double(total - done) / Double(done) : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = String(format: "\r%@ [%@] %d/%d %3.0f%% %@ left", label, bar, done, total, fraction * 100, Self.clock(left))
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        drawn = false
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
