@@ -42,6 +42,13 @@ CASES: list[tuple[str, int, int, int, int]] = [
     ("resnet18", 1, 64, 48, 2),
 ]
 
+#: fastai layout (tools/resnet.py fastai_model): (arch, batch, height, width, num_classes).
+#: Written to fastai.json beside manifest.json, so the torchvision manifest stays as it was.
+FASTAI_CASES: list[tuple[str, int, int, int, int]] = [
+    ("resnet34", 2, 224, 224, 37),
+    ("resnet18", 1, 64, 48, 2),
+]
+
 INPUT_KEY = "input"
 THREADS = 2
 
@@ -60,8 +67,12 @@ def rel_l2(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(diff / norm) if norm > 0 else float(diff)
 
 
-def run_case(arch: str, batch: int, height: int, width: int, classes: int) -> tuple[np.ndarray, dict]:
-    model = resnet.deterministic_model(arch, classes)
+def run_case(arch: str, batch: int, height: int, width: int, classes: int,
+             layout: str = "torchvision") -> tuple[np.ndarray, dict]:
+    if layout == "fastai":
+        model = resnet.fastai_deterministic_model(arch, classes)
+    else:
+        model = resnet.deterministic_model(arch, classes)
     x = torch.from_numpy(resnet.deterministic_input(INPUT_KEY, (batch, 3, height, width)))
     with torch.no_grad():
         logits32 = model(x).numpy().astype(np.float32)
@@ -133,6 +144,38 @@ def main() -> None:
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {len(cases)} cases to {os.path.relpath(args.out)}")
+
+    # fastai layout: nn.Sequential(body, create_head(...)), keys 0.* and 1.*.
+    fastai_path = args.out / "fastai.json"
+    previous = {}
+    if args.only and fastai_path.exists():
+        previous = {c["name"]: c for c in json.loads(fastai_path.read_text())["cases"]}
+    fastai_cases = []
+    for arch, batch, height, width, classes in FASTAI_CASES:
+        name = "fastai_" + case_name(arch, batch, height, width, classes)
+        if args.only and name not in args.only:
+            if name in previous:
+                fastai_cases.append(previous[name])
+            continue
+        logits, stats = run_case(arch, batch, height, width, classes, layout="fastai")
+        output = f"{name}.logits.npy"
+        np.save(args.out / output, np.ascontiguousarray(logits, dtype="<f4"))
+        print(f"{name}: logits {tuple(logits.shape)} |max| {stats['logits_abs_max']:.4g} "
+              f"argmax {stats['argmax']}  float32 vs float64 rel L2 {stats['torch_f32_vs_f64_rel_l2']:.3g}")
+        fastai_cases.append({
+            "name": name, "arch": arch, "layout": "fastai", "num_classes": classes,
+            "input": {"key": INPUT_KEY, "shape": [batch, 3, height, width]},
+            "output": output, "output_shape": [batch, classes], **stats,
+        })
+    fastai_path.write_text(json.dumps({
+        **{k: v for k, v in manifest.items() if k != "cases"},
+        "description": "fastai-layout ResNet logits (tools/resnet.py fastai_model: body nn.Sequential(conv1, bn1, "
+                       "relu, maxpool, layer1..4) as 0.*, create_head as 1.*); body tensors are "
+                       "DeterministicWeights.parameter of their torchvision names, head tensors of their own keys; "
+                       "eval mode, float32, CPU.",
+        "cases": fastai_cases,
+    }, indent=2) + "\n")
+    print(f"wrote {len(fastai_cases)} fastai cases to {os.path.relpath(fastai_path)}")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ __all__ = [
     "deterministic_parameter",
     "deterministic_state_dict",
     "deterministic_values",
+    "fastai_deterministic_model",
+    "fastai_model",
+    "fastai_torchvision_name",
     "fnv1a32",
 ]
 
@@ -163,6 +166,63 @@ def build(arch: str, num_classes: int = 1000) -> ResNet:
         raise ValueError(f"unknown architecture {arch!r} (known: {', '.join(ARCHS)})")
     block, layers = ARCHS[arch]
     return ResNet(block, layers, num_classes)
+
+
+class AdaptiveConcatPool2d(nn.Module):
+    """fastai's concat pooling: ``cat([AdaptiveMaxPool2d(1)(x), AdaptiveAvgPool2d(1)(x)], 1)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.mp = nn.AdaptiveMaxPool2d(1)
+        self.ap = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.mp(x), self.ap(x)], 1)
+
+
+def fastai_model(arch: str, num_classes: int, hidden: int = 512) -> nn.Sequential:
+    """What fastai's ``vision_learner(dls, resnetNN)`` builds, with the same state-dict keys:
+    ``nn.Sequential(body, head)`` where body is the torchvision ResNet without avgpool and fc
+    (``0.0`` conv1, ``0.1`` bn1, ``0.2`` relu, ``0.3`` maxpool, ``0.4``..``0.7`` layer1..4) and
+    head is ``create_head(nf, num_classes)`` with fastai's defaults (concat pool, flatten,
+    BatchNorm1d, Dropout(0.25), Linear(2nf, 512, bias=False), ReLU, BatchNorm1d, Dropout(0.5),
+    Linear(512, num_classes, bias=False)): keys ``1.2.*``, ``1.4.weight``, ``1.6.*``, ``1.8.weight``."""
+    model = build(arch, num_classes)
+    body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool,
+                         model.layer1, model.layer2, model.layer3, model.layer4)
+    nf = model.fc.in_features
+    head = nn.Sequential(
+        AdaptiveConcatPool2d(), nn.Flatten(),
+        nn.BatchNorm1d(2 * nf), nn.Dropout(0.25), nn.Linear(2 * nf, hidden, bias=False), nn.ReLU(inplace=True),
+        nn.BatchNorm1d(hidden), nn.Dropout(0.5), nn.Linear(hidden, num_classes, bias=False),
+    )
+    return nn.Sequential(body, head)
+
+
+_FASTAI_BODY = {"0.0.": "conv1.", "0.1.": "bn1.", "0.4.": "layer1.", "0.5.": "layer2.", "0.6.": "layer3.", "0.7.": "layer4."}
+
+
+def fastai_torchvision_name(key: str) -> str:
+    """A fastai body key in torchvision's names (``0.4.0.conv1.weight`` -> ``layer1.0.conv1.weight``);
+    head keys (``1.*``) unchanged. ``ResNetKeyLayout.torchvisionName`` in Swift."""
+    for fastai, torchvision in _FASTAI_BODY.items():
+        if key.startswith(fastai):
+            return torchvision + key[len(fastai):]
+    return key
+
+
+def fastai_deterministic_model(arch: str, num_classes: int) -> nn.Sequential:
+    """``fastai_model`` with ``DeterministicWeights.stateDict`` for the fastai head: every body
+    tensor takes the deterministic value of its torchvision name, every head tensor its own key's."""
+    model = fastai_model(arch, num_classes)
+    state = OrderedDict()
+    for key, value in model.state_dict().items():
+        if not value.is_floating_point():
+            state[key] = value.clone()
+        else:
+            state[key] = torch.from_numpy(deterministic_parameter(fastai_torchvision_name(key), tuple(value.shape)))
+    model.load_state_dict(state)
+    return model.eval()
 
 
 # ---------------------------------------------------------------------------------------

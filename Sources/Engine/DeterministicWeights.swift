@@ -77,10 +77,13 @@ public enum DeterministicWeights {
 
 extension DeterministicWeights {
     /// A complete state dict for `architecture`, every tensor from `parameter(key:shape:)`.
+    /// With the fastai head, body tensors take the values of their torchvision names
+    /// (`0.4.0.conv1.weight` = `layer1.0.conv1.weight`), head tensors their own keys'.
     public static func stateDict(_ architecture: ResNetArchitecture, classes: Int, inputChannels: Int = 3) -> StateDict {
         var tensors: [String: Tensor] = [:]
+        let layout: ResNetKeyLayout = architecture.head == .fastai ? .fastai : .torchvision
         for (key, shape) in architecture.parameterShapes(classes: classes, inputChannels: inputChannels) {
-            tensors[key] = parameter(key: key, shape: shape)
+            tensors[key] = parameter(key: layout.torchvisionName(key), shape: shape)
         }
         return StateDict(tensors)
     }

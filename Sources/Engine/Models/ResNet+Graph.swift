@@ -1,19 +1,24 @@
 extension ResNet {
     /// The forward pass recorded in `graph`: logits `[N, classes]` for `[N, C, H, W]`.
     public func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
-        try graph.linear(features(input, in: graph), fc)
+        try head(featureMap(input, in: graph), in: graph)
     }
 
-    /// The pooled features `[N, channels]`, recorded in `graph`.
+    /// The globally average-pooled features `[N, channels]`, recorded in `graph`.
     public func features(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
+        let pooled = try graph.adaptivePool(featureMap(input, in: graph), globalPool)
+        return graph.reshape(pooled, [pooled.shape[0], pooled.shape[1]])
+    }
+
+    /// The last stage's feature map `[N, channels, h, w]`, recorded in `graph`.
+    public func featureMap(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
         try validate(inputShape: input.shape)
         var x = try graph.conv2d(input, stem)
         if let stemPool { x = try graph.pool(x, stemPool) }
         for stage in stages {
             for block in stage { x = try block(x, in: graph) }
         }
-        let pooled = try graph.adaptivePool(x, globalPool)
-        return graph.reshape(pooled, [pooled.shape[0], pooled.shape[1]])
+        return x
     }
 }
 

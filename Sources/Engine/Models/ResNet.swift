@@ -3,6 +3,9 @@
 ///
 /// Input `[N, C, H, W]` (C = the stem's input channels, 3 for torchvision) → logits
 /// `[N, classes]`. Any H, W ≥ 1 work, as in PyTorch.
+///
+/// The head is torchvision's (average pool, `fc`) or fastai's `create_head`; a fastai
+/// state dict (`0.0.weight` … `1.8.weight`) is recognised from its keys.
 public struct ResNet: Sendable {
     public let architecture: ResNetArchitecture
     public let inputChannels: Int
@@ -12,17 +15,22 @@ public struct ResNet: Sendable {
     let stemPool: Pool2d?
     let stages: [[ResidualBlock]]
     let globalPool = AdaptivePool2d(.average, outputSize: 1)
-    let fc: Linear
+    public let head: ClassifierHead
 
-    /// Builds the network from a state dict whose keys follow torchvision's module paths.
+    /// Builds the network from a state dict whose keys follow torchvision's module paths, or
+    /// fastai's `nn.Sequential(body, create_head(...))`.
     ///
     /// - Parameter architecture: the expected layout; nil infers it from the keys and shapes.
+    ///   Its `head` is always taken from the keys.
     /// - Throws: `.unknownArchitecture` naming the first missing and unexpected keys when the
     ///   state dict is not (that) ResNet; `.invalidFormat` when shapes are inconsistent.
-    public init(stateDict: StateDict, architecture: ResNetArchitecture? = nil) throws(ElucidateError) {
-        let arch: ResNetArchitecture
-        if let architecture { arch = architecture } else { arch = try ResNet.inferArchitecture(stateDict) }
-        try ResNet.checkKeys(stateDict, against: arch)
+    public init(stateDict original: StateDict, architecture: ResNetArchitecture? = nil) throws(ElucidateError) {
+        let layout = ResNetKeyLayout.detect(original)
+        var arch: ResNetArchitecture
+        if let architecture { arch = architecture } else { arch = try ResNet.inferArchitecture(original) }
+        arch.head = layout == .fastai ? .fastai : .torchvision
+        try ResNet.checkKeys(original, against: arch)
+        let stateDict = layout.normalizing(original)
         self.architecture = arch
 
         let conv1 = try stateDict.tensor("conv1.weight", rank: 4)
@@ -46,32 +54,42 @@ public struct ResNet: Sendable {
         }
         self.stages = stages
 
-        let weight = try stateDict.tensor("fc.weight", rank: 2)
-        guard weight.shape[1] == channels else {
-            throw ElucidateError(.invalidFormat, "'fc.weight' takes \(weight.shape[1]) features but the last stage gives \(channels)")
+        switch layout {
+        case .torchvision:
+            let weight = try stateDict.tensor("fc.weight", rank: 2)
+            guard weight.shape[1] == channels else {
+                throw ElucidateError(.invalidFormat, "'fc.weight' takes \(weight.shape[1]) features but the last stage gives \(channels)")
+            }
+            let bias = stateDict["fc.bias"]
+            if let bias, bias.shape != [weight.shape[0]] {
+                throw ElucidateError(.invalidFormat, "'fc.bias' has shape \(bias.shape), expected [\(weight.shape[0])]")
+            }
+            head = .linear(Linear(weight: weight, bias: bias))
+        case .fastai:
+            head = .fastai(try FastaiHead(stateDict, channels: channels))
         }
-        let bias = stateDict["fc.bias"]
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw ElucidateError(.invalidFormat, "'fc.bias' has shape \(bias.shape), expected [\(weight.shape[0])]")
-        }
-        fc = Linear(weight: weight, bias: bias)
-        classes = weight.shape[0]
+        classes = head.classes
     }
 
     /// Logits `[N, classes]` for a batch `[N, inputChannels, H, W]`.
     public func logits(_ input: Tensor) throws(ElucidateError) -> Tensor {
-        try fc(features(input))
+        try head(featureMap(input))
     }
 
-    /// The pooled features `[N, channels]` that feed the classifier.
+    /// The globally average-pooled features `[N, channels]` of the last stage.
     public func features(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try globalPool(featureMap(input)).flattened()
+    }
+
+    /// The last stage's feature map `[N, channels, h, w]`, which the head takes.
+    public func featureMap(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try validate(inputShape: input.shape)
         var x = try stem(input)
         if let stemPool { x = try stemPool(x) }
         for stage in stages {
             for block in stage { x = try block(x) }
         }
-        return try globalPool(x).flattened()
+        return x
     }
 
     /// Checks that a batch `[N, inputChannels, H, W]` fits the network.
@@ -101,10 +119,15 @@ public struct ResNet: Sendable {
         return BatchNorm2d(weight: parts[0], bias: parts[1], runningMean: parts[2], runningVar: parts[3])
     }
 
-    /// Infers block type, stage depths and stem from the keys and the stem's kernel size.
-    public static func inferArchitecture(_ stateDict: StateDict) throws(ElucidateError) -> ResNetArchitecture {
+    /// Infers block type, stage depths, stem and head from the keys and the stem's kernel size.
+    public static func inferArchitecture(_ original: StateDict) throws(ElucidateError) -> ResNetArchitecture {
+        let layout = ResNetKeyLayout.detect(original)
+        let stateDict = layout.normalizing(original)
+        let head: ResNetArchitecture.Head = layout == .fastai ? .fastai : .torchvision
+        var fallback = ResNetArchitecture.named("resnet18")!
+        fallback.head = head
         guard stateDict.contains("conv1.weight"), stateDict.contains("layer1.0.conv1.weight") else {
-            throw mismatch(stateDict, ResNetArchitecture.named("resnet18")!, label: "any known architecture")
+            throw mismatch(original, fallback, label: "any known architecture")
         }
         let block: ResNetArchitecture.Block = stateDict.contains("layer1.0.conv3.weight") ? .bottleneck : .basic
         var counts: [Int] = []
@@ -112,21 +135,29 @@ public struct ResNet: Sendable {
             var count = 0
             while stateDict.contains("layer\(stage).\(count).conv1.weight") { count += 1 }
             guard count > 0 else {
-                throw mismatch(stateDict, ResNetArchitecture.named("resnet18")!, label: "any known architecture")
+                throw mismatch(original, fallback, label: "any known architecture")
             }
             counts.append(count)
         }
         let stemKernel = stateDict["conv1.weight"].flatMap { $0.rank == 4 ? $0.shape[2] : nil } ?? 7
-        return ResNetArchitecture(block: block, blocksPerStage: counts, stem: stemKernel >= 7 ? .imagenet : .small)
+        return ResNetArchitecture(block: block, blocksPerStage: counts, stem: stemKernel >= 7 ? .imagenet : .small,
+                                  head: head)
     }
 
-    /// Every float key the architecture reads. Downsample keys are expected where torchvision
-    /// creates them: the first block of a stage whose stride or width changes.
+    /// Every float key the architecture reads, in torchvision's names (fastai head keys
+    /// `1.*` as they are). Downsample keys are expected where torchvision creates them: the
+    /// first block of a stage whose stride or width changes. `stateDict` is in torchvision's names.
     static func expectedKeys(_ arch: ResNetArchitecture, _ stateDict: StateDict) -> Set<String> {
         func batchNormKeys(_ prefix: String) -> [String] {
             ["weight", "bias", "running_mean", "running_var"].map { "\(prefix).\($0)" }
         }
-        var keys: Set<String> = ["conv1.weight", "fc.weight", "fc.bias"]
+        var keys: Set<String> = ["conv1.weight"]
+        switch arch.head {
+        case .torchvision:
+            keys.formUnion(["fc.weight", "fc.bias"])
+        case .fastai:
+            keys.formUnion(batchNormKeys("1.2") + ["1.4.weight"] + batchNormKeys("1.6") + ["1.8.weight"])
+        }
         keys.formUnion(batchNormKeys("bn1"))
         for (stage, count) in arch.blocksPerStage.enumerated() {
             for index in 0..<count {
@@ -145,16 +176,26 @@ public struct ResNet: Sendable {
         return keys
     }
 
-    static func checkKeys(_ stateDict: StateDict, against arch: ResNetArchitecture) throws(ElucidateError) {
+    /// Checks the keys of `stateDict` (in its own layout) against `arch`, whose `head` says
+    /// which layout is expected.
+    static func checkKeys(_ original: StateDict, against arch: ResNetArchitecture) throws(ElucidateError) {
+        let layout: ResNetKeyLayout = arch.head == .fastai ? .fastai : .torchvision
+        let stateDict = layout.normalizing(original)
         let expected = expectedKeys(arch, stateDict)
         var actual = Set(stateDict.keys)
-        if !actual.contains("fc.bias") { actual.insert("fc.bias") }  // a bias-free head is fine
-        if actual != expected { throw mismatch(stateDict, arch, label: arch.name) }
+        if arch.head == .torchvision && !actual.contains("fc.bias") { actual.insert("fc.bias") }  // a bias-free head is fine
+        if actual != expected || stateDict.tensors.count != original.tensors.count {
+            throw mismatch(original, arch, label: arch.description)
+        }
     }
 
-    private static func mismatch(_ stateDict: StateDict, _ arch: ResNetArchitecture, label: String) -> ElucidateError {
-        let expected = expectedKeys(arch, stateDict)
-        let actual = Set(stateDict.keys)
+    /// Names the first missing and unexpected keys, spelled as the state dict's layout
+    /// spells them (fastai's `0.4.0.conv1.weight`, not `layer1.0.conv1.weight`).
+    private static func mismatch(_ original: StateDict, _ arch: ResNetArchitecture, label: String) -> ElucidateError {
+        let layout: ResNetKeyLayout = arch.head == .fastai ? .fastai : .torchvision
+        let stateDict = layout.normalizing(original)
+        let expected = Set(expectedKeys(arch, stateDict).map(layout.originalName))
+        let actual = Set(original.keys)
         let missing = expected.subtracting(actual).subtracting(["fc.bias"]).sorted()
         let unexpected = actual.subtracting(expected).sorted()
         var parts: [String] = []

@@ -15,17 +15,28 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
         case small
     }
 
+    /// The classifier head's layout, which also fixes the state dict's key names.
+    public enum Head: String, Sendable {
+        /// Global average pool and `fc` (torchvision's keys).
+        case torchvision
+        /// fastai's `create_head` after a body `nn.Sequential` (keys `0.*` and `1.*`).
+        case fastai
+    }
+
     public var block: Block
     /// Residual blocks in each of the four stages (`layer1` … `layer4`).
     public var blocksPerStage: [Int]
     public var stem: Stem = .imagenet
+    /// Detected from the keys when a state dict is loaded.
+    public var head: Head = .torchvision
 
-    public init(block: Block, blocksPerStage: [Int], stem: Stem = .imagenet) {
+    public init(block: Block, blocksPerStage: [Int], stem: Stem = .imagenet, head: Head = .torchvision) {
         precondition(blocksPerStage.count == 4 && blocksPerStage.allSatisfy { $0 > 0 },
                      "a ResNet has four non-empty stages")
         self.block = block
         self.blocksPerStage = blocksPerStage
         self.stem = stem
+        self.head = head
     }
 
     /// The torchvision depths Elucidate knows by name.
@@ -63,7 +74,7 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
         return stem == .imagenet ? base : "\(base)-small-stem"
     }
 
-    public var description: String { name }
+    public var description: String { head == .fastai ? "\(name) with fastai head" : name }
 
     /// Residual block depth in convolutions.
     var convolutionsPerBlock: Int { block == .basic ? 2 : 3 }
@@ -73,8 +84,14 @@ extension ResNetArchitecture {
     /// Every float parameter and buffer of this architecture with torchvision's widths
     /// (stem 64, stages 64/128/256/512 × expansion), keyed as in its state dict.
     ///
-    /// - Parameters: classes: rows of `fc.weight`; inputChannels: the stem's input channels.
-    public func parameterShapes(classes: Int, inputChannels: Int = 3) -> [(key: String, shape: [Int])] {
+    /// With the fastai head the body keys are fastai's (`0.0.weight`, `0.4.0.conv1.weight`, …)
+    /// and the head is `create_head`'s (`1.2.*` [2·C], `1.4.weight` [hidden, 2·C], `1.6.*`
+    /// [hidden], `1.8.weight` [classes, hidden]).
+    ///
+    /// - Parameters: classes: rows of `fc.weight`; inputChannels: the stem's input channels;
+    ///   hiddenFeatures: the fastai head's hidden width.
+    public func parameterShapes(classes: Int, inputChannels: Int = 3,
+                                hiddenFeatures: Int = 512) -> [(key: String, shape: [Int])] {
         var shapes: [(key: String, shape: [Int])] = []
         func batchNorm(_ prefix: String, _ channels: Int) {
             for name in ["weight", "bias", "running_mean", "running_var"] { shapes.append(("\(prefix).\(name)", [channels])) }
@@ -106,8 +123,19 @@ extension ResNetArchitecture {
                 inChannels = planes * expansion
             }
         }
-        shapes.append(("fc.weight", [classes, inChannels]))
-        shapes.append(("fc.bias", [classes]))
-        return shapes
+        switch head {
+        case .torchvision:
+            shapes.append(("fc.weight", [classes, inChannels]))
+            shapes.append(("fc.bias", [classes]))
+            return shapes
+        case .fastai:
+            let layout = ResNetKeyLayout.fastai
+            shapes = shapes.map { (layout.originalName($0.key), $0.shape) }
+            batchNorm("1.2", 2 * inChannels)
+            shapes.append(("1.4.weight", [hiddenFeatures, 2 * inChannels]))
+            batchNorm("1.6", hiddenFeatures)
+            shapes.append(("1.8.weight", [classes, hiddenFeatures]))
+            return shapes
+        }
     }
 }
