@@ -6,14 +6,19 @@ import Foundation
 ///   `CenterCrop(224)`, `ToTensor()`, `Normalize(mean, std)` with the ImageNet statistics.
 /// - `fastai`: shorter side to 224, centre crop 224, the same normalisation.
 /// - `none`: no resize or crop; samples divided by 255, no normalisation.
+/// - `fashion-mnist` (the built-in model's): gray as Pillow's `convert("L")` computes it,
+///   replicated to R, G and B; shorter side to 28 and centre crop 28 (nothing for a 28×28
+///   image); normalised with the Fashion-MNIST training mean 0.2860 and std 0.3530.
 public enum PreprocessingPreset: String, CaseIterable, Sendable {
     case torchvision, fastai, none
+    case fashionMNIST = "fashion-mnist"
 
     /// Per-channel (R, G, B) mean subtracted after scaling to [0, 1].
     public var mean: [Float] {
         switch self {
         case .torchvision, .fastai: Self.imageNetMean
         case .none: [0, 0, 0]
+        case .fashionMNIST: [Float](repeating: Float(0.2860 as Double), count: 3)
         }
     }
 
@@ -22,6 +27,7 @@ public enum PreprocessingPreset: String, CaseIterable, Sendable {
         switch self {
         case .torchvision, .fastai: Self.imageNetStd
         case .none: [1, 1, 1]
+        case .fashionMNIST: [Float](repeating: Float(0.3530 as Double), count: 3)
         }
     }
 
@@ -31,6 +37,7 @@ public enum PreprocessingPreset: String, CaseIterable, Sendable {
         case .torchvision: 256
         case .fastai: 224
         case .none: nil
+        case .fashionMNIST: 28
         }
     }
 
@@ -39,11 +46,15 @@ public enum PreprocessingPreset: String, CaseIterable, Sendable {
         switch self {
         case .torchvision, .fastai: 224
         case .none: nil
+        case .fashionMNIST: 28
         }
     }
 
     /// Whether `mean`/`std` normalisation is applied.
     public var normalizes: Bool { self != .none }
+
+    /// Whether colour images become gray (replicated to three channels) first.
+    public var grayscale: Bool { self == .fashionMNIST }
 
     // torch.as_tensor(mean, dtype=float32) rounds the Python (double) values to float32;
     // going through Double here does the same double rounding.
@@ -93,6 +104,7 @@ public struct Preprocessor: Sendable {
         guard !image.isEmpty else {
             throw ElucidateError(.inputTooSmall, "the image is empty (\(image.width)×\(image.height) pixels)")
         }
+        let image = preset.grayscale ? Self.gray(image) : image
         guard let shorter = preset.resizeShorterSide else { return image }
         let long = max(image.width, image.height), short = min(image.width, image.height)
         guard Double(shorter) * Double(long) / Double(short) <= Double(ImageDecoder.maximumSide) else {
@@ -110,6 +122,19 @@ public struct Preprocessor: Sendable {
         let top = Self.centerCropOrigin(side: size.height, crop: crop)
         return image.resizedBilinear(width: size.width, height: size.height,
                                      cropX: left, cropY: top, cropWidth: crop, cropHeight: crop)
+    }
+
+    /// Pillow's `convert("L")` (ITU-R 601-2 luma, `(R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16`),
+    /// replicated to R, G and B. Gray images are unchanged.
+    static func gray(_ image: RGBImage) -> RGBImage {
+        var pixels = image.pixels
+        for i in stride(from: 0, to: pixels.count, by: 3) {
+            let l = (UInt32(pixels[i]) * 19595 + UInt32(pixels[i + 1]) * 38470 + UInt32(pixels[i + 2]) * 7471 + 0x8000) >> 16
+            pixels[i] = UInt8(l)
+            pixels[i + 1] = UInt8(l)
+            pixels[i + 2] = UInt8(l)
+        }
+        return RGBImage(width: image.width, height: image.height, pixels: pixels)
     }
 
     /// One image as a tensor of shape `(1, 3, H, W)` (NCHW, channels R, G, B), float32,
