@@ -1,3 +1,5 @@
+import CKernels
+
 /// Exact incremental evaluation of a ResNet on many copies of one image that each differ
 /// from it inside one small box (occlusion): the unoccluded activations are computed once,
 /// and each copy recomputes, layer by layer, only the region its change can reach (the
@@ -188,20 +190,47 @@ struct IncrementalEvaluator {
 
     // MARK: - Evaluation
 
-    /// The last block's output for the image changed by `patch` (a patch of the input).
-    func features(_ patch: Patch) throws(ElucidateError) -> Tensor {
-        var current = try apply(network.stem, base: image, patch: patch, outShape: stemOutput.shape)
+    /// The last block's outputs for the image changed by each of `patches` (patches of the
+    /// input), in lockstep layer by layer: copies whose change has spread over a whole
+    /// plane go through the rest of the network together, one GEMM per layer.
+    func features(_ patches: [Patch]) throws(ElucidateError) -> Tensor {
+        var current = try patches.map { (patch: Patch) throws(ElucidateError) -> Patch in
+            try apply(network.stem, base: image, patch: patch, outShape: stemOutput.shape)
+        }
         if let pool = network.stemPool, let poolOutput {
             let g = Geometry(pool)
-            let region = affected(current.region, g, outHeight: poolOutput.shape[2], outWidth: poolOutput.shape[3])
-            current = try apply({ (x: Tensor) throws(ElucidateError) -> Tensor in try pool(x) }, g, base: stemOutput,
-                                patch: current, output: region)
+            current = try current.map { (patch: Patch) throws(ElucidateError) -> Patch in
+                let region = affected(patch.region, g, outHeight: poolOutput.shape[2], outWidth: poolOutput.shape[3])
+                return try apply({ (x: Tensor) throws(ElucidateError) -> Tensor in try pool(x) }, g, base: stemOutput,
+                                 patch: patch, output: region)
+            }
         }
         for (block, activations) in blocks {
-            current = try self.block(block, activations, current)
+            let (h, w) = (activations.input.shape[2], activations.input.shape[3])
+            let whole = current.indices.filter { current[$0].region == .whole(h, w) }
+            if !whole.isEmpty {
+                let batch = Tensor.concatenatingRows(whole.map { current[$0].values })
+                let output = try Self.batchedBlock(block, batch)
+                let (oh, ow) = (output.shape[2], output.shape[3])
+                for (row, index) in whole.enumerated() {
+                    current[index] = Patch(region: .whole(oh, ow), values: output.rows(row..<(row + 1)))
+                }
+            }
+            for index in current.indices where !whole.contains(index) {
+                current[index] = try self.block(block, activations, current[index])
+            }
         }
         let last = blocks.last?.1.output ?? poolOutput ?? stemOutput
-        return Self.crop(last, current, .whole(last.shape[2], last.shape[3]))
+        return Tensor.concatenatingRows(current.map { Self.crop(last, $0, .whole(last.shape[2], last.shape[3])) })
+    }
+
+    /// A residual block on a batch, with batched convolutions.
+    static func batchedBlock(_ block: ResidualBlock, _ input: Tensor) throws(ElucidateError) -> Tensor {
+        var x = input
+        for conv in block.convolutions { x = try conv.batched(x) }
+        var shortcut = input
+        if let downsample = block.downsample { shortcut = try downsample.batched(input) }
+        return x.adding(shortcut, activation: .relu)
     }
 
     func block(_ block: ResidualBlock, _ activations: BlockActivations, _ input: Patch) throws(ElucidateError) -> Patch {
@@ -238,7 +267,7 @@ struct IncrementalEvaluator {
         var start = 0
         while start < boxes.count {
             let end = min(boxes.count, start + max(1, perPass))
-            var features: [Tensor] = []
+            var patches: [Patch] = []
             for box in boxes[start..<end] {
                 let region = Region(y0: box.y0, y1: box.y1, x0: box.x0, x1: box.x1)
                 let values = Self.crop(image, Patch(region: Region(y0: 0, y1: 0, x0: 0, x1: 0), values: image), region)
@@ -249,13 +278,79 @@ struct IncrementalEvaluator {
                               to: values.storage.pointer + channel * channelSize, height: region.height, width: region.width,
                               origin: (region.y0, region.x0), rows: region.y0..<region.y1, columns: region.x0..<region.x1)
                 }
-                features.append(try self.features(occluded))
+                patches.append(occluded)
             }
-            let logits = try network.head(Tensor.concatenatingRows(features))
+            let logits = try network.head(try features(patches))
             for row in 0..<(end - start) { result.append(logits[row, target]) }
             progress(end)
             start = end
         }
         return result
+    }
+}
+
+extension Conv2d {
+    /// The same convolution with one GEMM for several images: their im2col columns side by
+    /// side ([rows, n·P]), so small planes still make a wide product. Large planes go
+    /// through the ordinary per-image path.
+    func batched(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        let outShape = try outputShape(for: input.shape)
+        let (n, k) = (outShape[0], outShape[1])
+        let outPlane = outShape[2] * outShape[3]
+        let rows = inChannels * kernelSize.h * kernelSize.w
+        let maximumColumns = 1 << 22
+        if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
+        try Runtime.ensureBLAS()
+        let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))
+        var params = kernelParams(for: [1] + Array(input.shape.dropFirst()))
+        let scratchCount = Int(ek_conv2d_scratch_size(&params))
+        let scratch = scratchCount > 0 ? ScratchBuffer.shared.acquire(count: scratchCount) : nil
+        defer { if let scratch { ScratchBuffer.shared.release(scratch) } }
+        let columns = ScratchBuffer.shared.acquire(count: rows * outPlane * chunk)
+        defer { ScratchBuffer.shared.release(columns) }
+        let product = ScratchBuffer.shared.acquire(count: k * outPlane * chunk)
+        defer { ScratchBuffer.shared.release(product) }
+        let output = Tensor(uninitialized: outShape)
+        let inImage = input.shape[1] * input.shape[2] * input.shape[3]
+        let activation = self.activation
+        let b = bias?.storage.pointer
+        var first = 0
+        while first < n {
+            let count = min(chunk, n - first)
+            let width = count * outPlane
+            for image in 0..<count {
+                let xImage = input.storage.pointer + (first + image) * inImage
+                let source: UnsafePointer<Float>
+                if let scratch {
+                    checkKernel(Runtime.parallel(maxShares: rows, elements: rows * outPlane) { ith, nth in
+                        var share = params
+                        share.ith = ith
+                        share.nth = nth
+                        return ek_im2col_f32(&share, xImage, scratch.pointer)
+                    }, "im2col")
+                    source = UnsafePointer(scratch.pointer)
+                } else {
+                    source = UnsafePointer(xImage)
+                }
+                for row in 0..<rows {
+                    (columns.pointer + row * width + image * outPlane).update(from: source + row * outPlane, count: outPlane)
+                }
+            }
+            checkKernel(ek_gemm_f32(0, 0, Int64(k), Int64(width), Int64(rows), 1, weight.storage.pointer, Int64(rows),
+                                    columns.pointer, Int64(width), 0, product.pointer, Int64(width)), "batched conv2d gemm")
+            for image in 0..<count {
+                let yImage = output.storage.pointer + (first + image) * k * outPlane
+                for channel in 0..<k {
+                    (yImage + channel * outPlane).update(from: product.pointer + channel * width + image * outPlane, count: outPlane)
+                }
+                if b != nil || activation != .identity {
+                    checkKernel(Runtime.parallel(maxShares: k, elements: k * outPlane) { ith, nth in
+                        ek_bias_act_f32(Int64(k), Int64(outPlane), b, activation.kernelValue, yImage, ith, nth)
+                    }, "conv2d epilogue")
+                }
+            }
+            first += count
+        }
+        return output
     }
 }
