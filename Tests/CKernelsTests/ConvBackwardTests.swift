@@ -157,7 +157,8 @@ final class ConvBackwardTests: KernelTestCase {
 
     /// Random geometries (as the im2col test): col2im equals its definition, is the adjoint of
     /// im2col (⟨col2im(c), x⟩ = ⟨c, im2col(x)⟩), and every ISA equals the scalar path bit
-    /// for bit (each pixel receives the same additions in the same order).
+    /// for bit (the SIMD gather form adds each pixel's contributions in the scalar scatter's
+    /// order).
     func testCol2imIsTheAdjointOfIm2colOnEveryISA() {
         var rng = SeededGenerator(seed: 200)
         var tested = 0
@@ -205,6 +206,24 @@ final class ConvBackwardTests: KernelTestCase {
                 for ith in 0..<nth { col2im(cc, col, ith: ith, nth: nth, into: &parts) }
                 assertBitEqual(parts, whole, "\(cc) nth \(nth)")
             }
+        }
+    }
+
+    /// Rows so wide that the SIMD paths' per-call plan would not fit (more than 1024 chunk ×
+    /// tap entries) take the scalar path: still the definition, on every ISA.
+    func testCol2imVeryWideRows() {
+        var rng = SeededGenerator(seed: 206)
+        for cc in [ConvCase(c: 1, h: 2, w: 3000, r: 1, s: 7, pw: 3), ConvCase(c: 2, h: 3, w: 1500, r: 2, s: 7, sw: 2, pw: 3)] {
+            let col = rng.floats(cc.c * cc.r * cc.s * cc.oh * cc.ow)
+            let expected = naiveCol2im(cc, col: col)
+            compareWithScalar({
+                var dx = [Float](repeating: .nan, count: cc.c * cc.h * cc.w)
+                col2im(cc, col, into: &dx)
+                return dx
+            }, check: { ref, got, isa in assertBitEqual(got, ref, "\(cc) isa \(isa.rawValue)") })
+            var dx = [Float](repeating: .nan, count: cc.c * cc.h * cc.w)
+            col2im(cc, col, into: &dx)
+            assertGradient(dx, expected, rtol: 1e-6, atol: 1e-6, "\(cc)")
         }
     }
 
