@@ -44,7 +44,9 @@ let package = Package(
         // MARK: Swift engine and command line
         .target(
             name: "Engine",
-            dependencies: ["CKernels", "CImageCodecs"]
+            dependencies: ["CKernels", "CImageCodecs"],
+            // The built-in model (BuiltinModels.swift), copied beside the binaries.
+            resources: [.copy("Resources/models")]
         ),
         .executableTarget(
             name: "CLI",

@@ -4,8 +4,8 @@ import Foundation
 
 /// Where the model comes from and how it is run.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Weights file (.safetensors or .pth).")
-    var model: String
+    @Option(name: .long, help: "Weights file (.safetensors or .pth), or a built-in model's name (see 'elucidate models').")
+    var model: String = BuiltinModels.defaultName
 
     @Option(name: .long, help: "Check the weights against this architecture (resnet18, resnet34, resnet50, resnet101, resnet152).")
     var arch: String?
@@ -27,13 +27,23 @@ struct ModelOptions: ParsableArguments {
     /// Applies the thread count and loads the classifier (with labels, if given).
     func loadClassifier() throws(ElucidateError) -> Classifier {
         if let threads { Runtime.setThreadCount(threads) }
-        var classifier = try Classifier.load(from: URL(fileURLWithPath: model), architecture: arch)
+        var classifier = try Classifier.load(from: try modelURL(), architecture: arch)
         if let labels { try classifier.loadLabels(from: URL(fileURLWithPath: labels)) }
         return classifier
     }
 
+    /// The weights file: `--model` as a path, or the built-in model of that name when no
+    /// such file exists.
+    func modelURL() throws(ElucidateError) -> URL {
+        let url = URL(fileURLWithPath: model)
+        if BuiltinModels.model(named: model) != nil && !FileManager.default.fileExists(atPath: url.path) {
+            return try BuiltinModels.url(for: model)
+        }
+        return url
+    }
+
     var inputURLs: [URL] {
-        [URL(fileURLWithPath: model)] + (labels.map { [URL(fileURLWithPath: $0)] } ?? [])
+        [(try? modelURL()) ?? URL(fileURLWithPath: model)] + (labels.map { [URL(fileURLWithPath: $0)] } ?? [])
     }
 }
 
@@ -45,7 +55,7 @@ struct InputOptions: ParsableArguments {
     @Option(name: .customLong("input-tensor"), help: "A float32 .npy of shape (N,3,H,W) or (3,H,W), already normalised; skips decoding and preprocessing.")
     var inputTensor: String?
 
-    @Option(name: .long, help: "Preprocessing: torchvision, fastai or none (default: the model's own, else torchvision).")
+    @Option(name: .long, help: "Preprocessing: torchvision, fastai, none or fashion-mnist (default: the model's own, else torchvision).")
     var preset: PreprocessingPreset?
 
     func validate() throws {

@@ -1,0 +1,67 @@
+import Foundation
+
+/// The models that ship with Elucidate, so it explains something with nothing downloaded.
+///
+/// The weights are a SwiftPM resource of the Engine target
+/// (`Sources/Engine/Resources/models/`), copied next to the built binaries in
+/// `Elucidate_Engine.resources/models/`. They are looked up, in order, in
+/// `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running executable, and in
+/// the source tree this Engine was built from.
+public enum BuiltinModels {
+    public struct Model: Sendable {
+        /// What `--model` accepts, e.g. `fashion-mnist-resnet`.
+        public let name: String
+        public let file: String
+        public let summary: String
+    }
+
+    /// The default model of the command line.
+    public static let defaultName = "fashion-mnist-resnet"
+
+    public static let all: [Model] = [
+        Model(name: "fashion-mnist-resnet", file: "fashion-mnist-resnet.safetensors",
+              summary: "ResNet (BasicBlock 1-1-1-1, widths 16-32-64-128, 3×3 stride-1 stem) trained on Fashion-MNIST "
+                       + "by tools/train_builtin.py: 28×28 gray images replicated to 3 channels, 10 classes, preset fashion-mnist"),
+    ]
+
+    public static func model(named name: String) -> Model? {
+        all.first { $0.name == name.lowercased() }
+    }
+
+    /// Folders searched for the weights, most specific first.
+    public static var searchDirectories: [URL] {
+        var result: [URL] = []
+        if let dir = ProcessInfo.processInfo.environment["ELUCIDATE_MODELS_DIR"], !dir.isEmpty {
+            result.append(URL(fileURLWithPath: dir))
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        for base in [Bundle.main.executableURL?.resolvingSymlinksInPath(), executable].compactMap({ $0 }) {
+            result.append(base.deletingLastPathComponent()
+                .appendingPathComponent("Elucidate_Engine.resources").appendingPathComponent("models"))
+        }
+        result.append(URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent()  // Sources/Engine
+            .appendingPathComponent("Resources").appendingPathComponent("models"))
+        var seen = Set<String>()
+        return result.filter { seen.insert($0.standardizedFileURL.path).inserted }
+    }
+
+    /// The weights file of a built-in model, or an error saying where it was looked for.
+    public static func url(for name: String) throws(ElucidateError) -> URL {
+        guard let model = model(named: name) else {
+            throw ElucidateError(.invalidArgument,
+                                 "no built-in model '\(name)' (built in: \(all.map(\.name).joined(separator: ", ")))")
+        }
+        let candidates = searchDirectories.map { $0.appendingPathComponent(model.file) }
+        if let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) {
+            return found
+        }
+        throw ElucidateError(.invalidArgument,
+                             "the built-in model '\(name)' is not installed (looked in \(candidates.map(\.path).joined(separator: ", ")))")
+    }
+
+    /// Loads a built-in model with its labels and preset.
+    public static func load(_ name: String = defaultName) throws(ElucidateError) -> Classifier {
+        try Classifier.load(from: url(for: name))
+    }
+}
