@@ -30,9 +30,12 @@ final class BuiltinModelCommandTests: XCTestCase {
     func testExplainBundledSneakerWithNothingDownloaded() throws {
         let picture = folder.appendingPathComponent("out.png").path
         let attributions = folder.appendingPathComponent("ig.npy").path
-        let result = try runElucidate(["explain", "integrated-gradients", sneaker, "--visualize", picture,
+        // The README's first command.
+        let result = try runElucidate(["explain", "integrated-gradients", sneaker, "--visualize", picture, "--scale", "8",
+                                       "--panels", "original-image:all,blended-heat-map:absolute-value",
                                        "--attributions", attributions])
         XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("class 7 (Sneaker)"), result.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: picture))
         let values = try NPY.readFloat32(URL(fileURLWithPath: attributions))
         XCTAssertEqual(values.shape, [1, 3, 28, 28])
