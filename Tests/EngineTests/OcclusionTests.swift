@@ -95,6 +95,13 @@ final class OcclusionTests: XCTestCase {
         }
     }
 
+    func testBatchedForwardEqualsThePerImageForward() throws {
+        let network = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 7))
+        let input = DeterministicWeights.input(key: "batched", shape: [5, 3, 36, 44])
+        assertClose(try network.batchedLogits(input), try network.logits(input), rtol: 1e-4, atol: 1e-5)
+    }
+
     func testRejectsBadWindows() throws {
         let network = try ResNet(stateDict: DeterministicWeights.stateDict(
             ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 2))

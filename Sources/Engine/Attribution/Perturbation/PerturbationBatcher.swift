@@ -18,11 +18,17 @@ struct PerturbationBatcher<Model: AttributionModel> {
             batch.withUnsafeMutableBufferPointer { out in
                 for index in start..<end { fill(index, out.baseAddress! + (index - start) * rowSize) }
             }
-            let logits = try model.logits(batch)
+            let logits = try forward(batch)
             for row in 0..<(end - start) { result.append(logits[row, target]) }
             start = end
         }
         return result
+    }
+
+    /// Logits, through the batched ResNet path when the model is one.
+    func forward(_ batch: Tensor) throws(ElucidateError) -> Tensor {
+        if let network = (model as? ResNet) ?? (model as? Classifier)?.network { return try network.batchedLogits(batch) }
+        return try model.logits(batch)
     }
 
     /// The target's logit for every row of `inputs`.
@@ -32,7 +38,7 @@ struct PerturbationBatcher<Model: AttributionModel> {
         var start = 0
         while start < rows {
             let end = min(rows, start + max(1, perPass))
-            let logits = try model.logits(inputs.rows(start..<end))
+            let logits = try forward(inputs.rows(start..<end))
             for row in start..<end { result.append(logits[row - start, targets[row]]) }
             start = end
         }
