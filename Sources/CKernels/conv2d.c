@@ -383,7 +383,8 @@ ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *
 // On a Zen 4 core the AVX-512 scatter was slower than the scalar loop; the gather form is
 // 3-5x faster than that scatter and 2-3.5x faster than the scalar loop (3x3, 56x56 to 7x7). Column stride 1 loads each tap's run
 // directly; column stride 2 loads the run's consecutive elements and spreads them to every
-// other lane with a permute. Larger column strides (not in ResNets) use the scalar path.
+// other lane with a permute (AVX-512 only). Larger column strides (not in ResNets) use the
+// scalar path.
 // Work is per channel plane, so channel shares never write the same memory.
 
 // Output columns [*lo, *hi) whose input column ow*sw + off_w lies in [0, W): the range
@@ -477,7 +478,8 @@ static inline int64_t row_blocks(const geom *g, const float *colc, int64_t ih,
     return nk;
 }
 
-// The AVX2 channel body; `taps` is g->s (a constant from the 3-tap caller, see AVX-512).
+// The AVX2 channel body, column stride 1; `taps` is g->s (a constant from the 3-tap caller,
+// see AVX-512).
 EK_TARGET_AVX2 static inline __attribute__((always_inline)) void
 col2im_channel_avx2_body(const geom *g, int64_t taps, const col_entry *plan, const float *colc,
                          float *dxc) {
@@ -494,28 +496,16 @@ col2im_channel_avx2_body(const geom *g, int64_t taps, const col_entry *plan, con
                     const col_entry *e = &row_plan[kj];
                     if (e->bits == 0) continue;
                     const float *src = blocks[q] + e->off;  // lane j0's element
-                    if (e->bits == 0xFFu) {  // column stride 1, every lane
+                    if (e->bits == 0xFFu) {  // every lane
                         acc = _mm256_add_ps(acc, _mm256_loadu_ps(src));
                         continue;
                     }
-                    const __m256i j0 = _mm256_set1_epi32(e->j0);
-                    const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(j0, lane),
+                    // Lane j reads src[j - j0]; the address of lane 0 may lie before the row,
+                    // but masked-out lanes are never read. (Column stride 1 only.)
+                    const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(e->j0), lane),
                                                                _mm256_cmpgt_epi32(_mm256_set1_epi32(e->end), lane));
-                    if (g->sw == 1) {
-                        // Lane j reads src[j - j0]; the address of lane 0 may lie before the
-                        // row, but masked-out lanes are never read.
-                        const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
-                        acc = _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
-                    } else {
-                        // Lanes j0, j0 + 2, ... < end take src[0], src[1], ...
-                        const int32_t cnt = (e->end - e->j0 + 1) / 2;
-                        const __m256 v = _mm256_maskload_ps(src, _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lane));
-                        const __m256i rel = _mm256_sub_epi32(lane, j0);
-                        const __m256 spread = _mm256_permutevar8x32_ps(v, _mm256_srai_epi32(rel, 1));
-                        const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(rel, _mm256_set1_epi32(1)),
-                                                                _mm256_setzero_si256());
-                        acc = _mm256_add_ps(acc, _mm256_and_ps(_mm256_castsi256_ps(_mm256_and_si256(in_run, even)), spread));
-                    }
+                    const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
+                    acc = _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
                 }
             }
             float *d = dxc + ih * g->w + iw0;
@@ -598,6 +588,11 @@ static void col2im_channels(const geom *g, const float *col, float *dx, int64_t 
                             int64_t c_end) {
     const int64_t rows = g->r * g->s, ohw = g->oh * g->ow, hw = g->h * g->w;
     ek_isa isa = ek__isa();
+    // Measured on Zen 4: the AVX2 gather with column stride 2 (a permute and several masks
+    // per tap) and the stride-2 gather of a one-column kernel (1x1 downsampling: one store
+    // per pixel is all the scalar loop does) are slower than the scalar path, so those use
+    // it.
+    if (g->sw == 2 && (isa == EK_ISA_AVX2 || g->s == 1)) isa = EK_ISA_SCALAR;
     col_entry plan[EK_COL2IM_MAX_ENTRIES];
     if (isa != EK_ISA_SCALAR && !make_col_plan(g, isa == EK_ISA_AVX512 ? 16 : 8, plan))
         isa = EK_ISA_SCALAR;

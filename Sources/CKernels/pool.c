@@ -379,130 +379,261 @@ ek_status ek_avgpool2d_f32(const ek_pool2d_params *p, const float *x, float *y) 
 
 // MARK: - Backward
 //
-// Both kernels zero their planes and then ADD each output gradient to the input elements
-// it came from, so overlapping windows sum. Work is split over the N*C planes.
+// Both kernels ADD each output gradient to the input elements it came from, so
+// overlapping windows sum. Work is split over the N*C planes.
 //
-// Max pool: dy[o] goes to argmax[o] (the forward's flat index h*W + w; -1 routes
-// nowhere), in output order. A scatter through an index: scalar on every level.
+// Max pool: dx = 0, then dy[o] goes to argmax[o] (the forward's flat index h*W + w; -1
+// routes nowhere), in output order. A scatter through an index: scalar on every level.
 //
-// Average pool: dy[o] / divisor goes to every real element of window o, with the divisor
-// of the forward (avg_rows / avg_elem: count_include_pad, ceil_mode clipping). The plane
-// is walked like the forward: per output row, the border columns element by element, then
-// the interior columns [a, b) tap by tap, dx[ih, ow*sw - pw + kj] += dy[ow] / divisor for
-// ow in [a, b): a contiguous (stride 1) or strided row update that the SIMD paths do 8 or
-// 16 output columns at a time. Every path performs the same divisions and additions in
-// the same order (a vector holds distinct columns), so the results are bit-identical.
+// Average pool: window (oh, ow) hands G(oh, ow) = dy / divisor (the forward's divisor:
+// avg_rows / avg_elem, count_include_pad, ceil_mode clipping) to each of its real
+// elements. The gradient is computed per dx row as a gather, the transpose of the window
+// sum: dx[ih, iw] = Σ over the row taps ki (oh*sh = ih + ph - ki) and column taps kj
+// (ow*sw = iw + pw - kj) of G(oh, ow), added in (ki, kj) order starting from +0, by every
+// path: the scalar path adds each tap's run of G into the row, the SIMD paths accumulate
+// 16 (8) pixels of the row in a register, tap by tap, and store them once (a lane the tap
+// does not reach adds +0, which changes nothing, as in col2im). So every ISA gives the same
+// bits. Storing each pixel once avoids the store-to-load forwarding stalls that made a
+// scatter of shifted row updates no faster than scalar code (see col2im in conv2d.c).
+// AVX-512 handles column strides 1 and 2 (stride 2 spreads each tap's run to every other
+// lane with a permute), AVX2 stride 1 only (its stride-2 gather was no faster than scalar).
+// G rows are computed once per output row into a ring of kh rows on the stack (the rows
+// live for one dx row are at most ceil(kh / sh) consecutive ones); planes too wide for the
+// ring or the tap plan use the scalar path with G computed per tap (the same values).
 
-// dst[i * stride] += src[i] / div, i < n. A full vector access of dst may cover elements
-// between the ones written (stored back unchanged) but never reaches `limit`.
-typedef void (*avg_scatter_fn)(float *dst, const float *src, int64_t n, int64_t stride,
-                               float div, const float *limit);
-
-static void avg_scatter_scalar(float *dst, const float *src, int64_t n, int64_t stride,
-                               float div, const float *limit) {
-    (void)limit;
-    for (int64_t i = 0; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
-}
-
-EK_TARGET_AVX2 static void avg_scatter_avx2(float *dst, const float *src, int64_t n,
-                                            int64_t stride, float div, const float *limit) {
-    const __m256 vd = _mm256_set1_ps(div);
-    int64_t i = 0;
-    if (stride == 1) {
-        for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i),
-                                                    _mm256_div_ps(_mm256_loadu_ps(src + i), vd)));
-    } else if (stride == 2) {
-        // As in col2im: dst[0..15] loaded, the even lanes updated, the odd ones kept.
-        const __m256i spread_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-        const __m256i spread_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-        for (; i + 8 <= n && dst + 2 * i + 16 <= limit; i += 8) {
-            float *d = dst + 2 * i;
-            const __m256 s = _mm256_div_ps(_mm256_loadu_ps(src + i), vd);
-            const __m256 a = _mm256_loadu_ps(d), b = _mm256_loadu_ps(d + 8);
-            _mm256_storeu_ps(d, _mm256_blend_ps(a, _mm256_add_ps(a, _mm256_permutevar8x32_ps(s, spread_lo)), 0x55));
-            _mm256_storeu_ps(d + 8, _mm256_blend_ps(b, _mm256_add_ps(b, _mm256_permutevar8x32_ps(s, spread_hi)), 0x55));
-        }
-    }
-    for (; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
-}
-
-EK_TARGET_AVX512 static void avg_scatter_avx512(float *dst, const float *src, int64_t n,
-                                                int64_t stride, float div, const float *limit) {
-    (void)limit;
-    const __m512 vd = _mm512_set1_ps(div);
-    if (stride == 1) {
-        for (int64_t i = 0; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-            const __m512 s = _mm512_div_ps(_mm512_maskz_loadu_ps(m, src + i), vd);
-            _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), s));
-        }
-        return;
-    }
-    if (stride == 2) {
-        const __m512i spread_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-        const __m512i spread_hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-        for (int64_t i = 0; i < n; i += 16) {
-            const int64_t left = n - i < 16 ? n - i : 16;
-            const uint32_t lo_n = left < 8 ? (uint32_t)left : 8u;
-            const uint32_t hi_n = left > 8 ? (uint32_t)(left - 8) : 0u;
-            const __mmask16 m_lo = (__mmask16)(0x5555u & ((1u << (2 * lo_n)) - 1u));
-            const __mmask16 m_hi = (__mmask16)(0x5555u & ((1u << (2 * hi_n)) - 1u));
-            float *d = dst + 2 * i;
-            // Masked-off source lanes are 0 / div = 0 and never stored.
-            const __m512 s = _mm512_div_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << left) - 1u), src + i), vd);
-            _mm512_mask_storeu_ps(d, m_lo, _mm512_add_ps(_mm512_maskz_loadu_ps(m_lo, d), _mm512_permutexvar_ps(spread_lo, s)));
-            _mm512_mask_storeu_ps(d + 16, m_hi, _mm512_add_ps(_mm512_maskz_loadu_ps(m_hi, d + 16), _mm512_permutexvar_ps(spread_hi, s)));
-        }
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) dst[i * stride] = dst[i * stride] + src[i] / div;
-}
-
-// One border output column: avg_elem's window and divisor, in its order.
-static void avg_back_elem(const pgeom *g, float *dxp, int64_t hs, int64_t he, int64_t hpool,
-                          int64_t ow, float dyv) {
+// G(oh, ow); 0 for a window without real elements (which has no taps either).
+static inline float avg_grad(const pgeom *g, const float *dyp, int64_t oh, int64_t ow) {
+    int64_t hs, he, hpool;
+    avg_rows(g, oh, &hs, &he, &hpool);
     const int64_t s = ow * g->sw - g->pw;
     const int64_t e = ek__min64(s + g->kw, g->w + g->pw);
-    const int64_t wpool = e - s;
     const int64_t ws = ek__max64(s, 0), we = ek__min64(e, g->w);
-    if (hs >= he || ws >= we) return;
-    const int64_t divisor = g->cip ? hpool * wpool : (he - hs) * (we - ws);
-    const float v = dyv / (float)divisor;
-    for (int64_t ih = hs; ih < he; ih++)
-        for (int64_t iw = ws; iw < we; iw++) dxp[ih * g->w + iw] = dxp[ih * g->w + iw] + v;
+    if (hs >= he || ws >= we) return 0.0f;
+    const int64_t divisor = g->cip ? hpool * (e - s) : (he - hs) * (we - ws);
+    return dyp[oh * g->ow + ow] / (float)divisor;
 }
 
-static inline __attribute__((always_inline)) void
-avgpool_back_plane_body(const pgeom *g, const float *dyp, float *dxp, avg_scatter_fn scatter) {
-    memset(dxp, 0, (size_t)(g->h * g->w) * sizeof(float));
-    const float *limit = dxp + g->h * g->w;
+// G row oh into out[OW]: avg_grad's values, with the row factors computed once and one
+// division by the common divisor across the interior columns (where the window is kw wide
+// inside the input, so avg_grad's divisor is the same integer).
+static void avg_grad_row(const pgeom *g, const float *dyp, int64_t oh, float *out) {
+    int64_t hs, he, hpool;
+    avg_rows(g, oh, &hs, &he, &hpool);
+    if (hs >= he) {
+        memset(out, 0, (size_t)g->ow * sizeof(float));
+        return;
+    }
     int64_t a, b;
     interior_cols(g, &a, &b);
-    for (int64_t oh = 0; oh < g->oh; oh++) {
-        int64_t hs, he, hpool;
-        avg_rows(g, oh, &hs, &he, &hpool);
-        if (hs >= he) continue;  // the window rows hold only padding: no gradient
-        const float *dyr = dyp + oh * g->ow;
-        for (int64_t ow = 0; ow < a; ow++) avg_back_elem(g, dxp, hs, he, hpool, ow, dyr[ow]);
-        if (a < b) {
-            const float div = (float)(g->cip ? hpool * g->kw : (he - hs) * g->kw);
-            for (int64_t ih = hs; ih < he; ih++)
-                for (int64_t kj = 0; kj < g->kw; kj++)
-                    scatter(dxp + ih * g->w + a * g->sw - g->pw + kj, dyr + a, b - a, g->sw, div, limit);
+    const float *d = dyp + oh * g->ow;
+    for (int64_t ow = 0; ow < a; ow++) out[ow] = avg_grad(g, dyp, oh, ow);
+    const float div = (float)(g->cip ? hpool * g->kw : (he - hs) * g->kw);
+    for (int64_t ow = a; ow < b; ow++) out[ow] = d[ow] / div;
+    for (int64_t ow = b; ow < g->ow; ow++) out[ow] = avg_grad(g, dyp, oh, ow);
+}
+
+// Output columns [*lo, *hi) whose tap kj lands inside the row: iw = ow*sw + kj - pw in [0, W).
+static inline void avg_tap_cols(const pgeom *g, int64_t kj, int64_t *lo, int64_t *hi) {
+    const int64_t off = kj - g->pw;
+    int64_t a = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+    int64_t b = (g->w - 1 - off) < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;
+    if (b > g->ow) b = g->ow;
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
+// The output rows whose windows hold dx row ih through row taps ki in [ki0, ki1), in ki
+// order (ki ascending, oh descending): oh*sh = ih + ph - ki with 0 <= oh < OH.
+static inline int64_t avg_row_taps(const pgeom *g, int64_t ih, int64_t ki0, int64_t ki1,
+                                   int64_t *ohs) {
+    const int64_t top = ih + g->ph - ki0;  // oh*sh for ki0
+    if (top < 0) return 0;
+    int64_t oh = top / g->sh;               // the largest candidate, reached at ki = ih + ph - oh*sh
+    if (oh >= g->oh) oh = g->oh - 1;
+    int64_t nk = 0;
+    for (; oh >= 0; oh--) {
+        const int64_t ki = ih + g->ph - oh * g->sh;
+        if (ki >= ki1) break;
+        ohs[nk++] = oh;
+    }
+    return nk;
+}
+
+#define EK_AVGB_MAX_KH 64
+#define EK_AVGB_MAX_RING 4096     // floats of G rows (kh * OW)
+#define EK_AVGB_MAX_ENTRIES 512   // chunk x column-tap entries of the SIMD plan
+
+// Adds row taps ohs[0..nk) to dx row drow, scalar: grows[q] is G row ohs[q], or, with
+// grows NULL, G is computed per tap.
+// cols[2*kj], cols[2*kj + 1] are avg_tap_cols(kj) (NULL: computed here).
+static void avg_back_row_scalar(const pgeom *g, const float *dyp, const int64_t *ohs,
+                                const float *const *grows, int64_t nk, const int64_t *cols,
+                                float *drow) {
+    for (int64_t q = 0; q < nk; q++) {
+        for (int64_t kj = 0; kj < g->kw; kj++) {
+            int64_t lo, hi;
+            if (cols != NULL) {
+                lo = cols[2 * kj];
+                hi = cols[2 * kj + 1];
+            } else {
+                avg_tap_cols(g, kj, &lo, &hi);
+            }
+            float *d = drow + lo * g->sw + kj - g->pw;  // pixel of column lo
+            if (grows != NULL && g->sw == 1) {
+                const float *gr = grows[q] + lo;
+                for (int64_t i = 0; i < hi - lo; i++) d[i] = d[i] + gr[i];
+            } else if (grows != NULL) {
+                const float *gr = grows[q] + lo;
+                for (int64_t i = 0; i < hi - lo; i++) d[i * g->sw] = d[i * g->sw] + gr[i];
+            } else {
+                for (int64_t i = 0; i < hi - lo; i++)
+                    d[i * g->sw] = d[i * g->sw] + avg_grad(g, dyp, ohs[q], lo + i);
+            }
         }
-        for (int64_t ow = b; ow < g->ow; ow++) avg_back_elem(g, dxp, hs, he, hpool, ow, dyr[ow]);
     }
 }
 
-static void avgpool_back_plane_scalar(const pgeom *g, const float *dyp, float *dxp) {
-    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_scalar);
+// The SIMD paths' plan (as col2im's): for chunk ch of `lanes` pixels and column tap kj,
+// the lanes j0, j0 + sw, ... < end the tap reaches (bits) and the G column of lane j0.
+typedef struct avg_entry {
+    int64_t off;
+    int32_t j0, end;
+    uint32_t bits;
+} avg_entry;
+
+static int make_avg_plan(const pgeom *g, int64_t lanes, avg_entry *plan) {
+    const int64_t chunks = (g->w + lanes - 1) / lanes;
+    if (g->sw > 2 || chunks * g->kw > EK_AVGB_MAX_ENTRIES) return 0;
+    for (int64_t kj = 0; kj < g->kw; kj++) {
+        const int64_t off_w = kj - g->pw;
+        int64_t lo, hi;
+        avg_tap_cols(g, kj, &lo, &hi);
+        const int64_t run_lo = lo * g->sw + off_w;
+        const int64_t run_hi = lo < hi ? (hi - 1) * g->sw + off_w + 1 : run_lo;
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            const int64_t iw0 = ch * lanes;
+            int64_t j0 = run_lo - iw0;
+            if (j0 < 0) j0 += ((-j0 + g->sw - 1) / g->sw) * g->sw;
+            const int64_t end = ek__min64(run_hi - iw0, lanes);
+            avg_entry *e = &plan[ch * g->kw + kj];
+            e->j0 = (int32_t)j0;
+            e->end = (int32_t)(end > j0 ? end : j0);
+            e->bits = 0;
+            for (int64_t j = j0; j < end; j += g->sw) e->bits |= 1u << j;
+            e->off = end > j0 ? (iw0 + j0 - off_w) / g->sw : 0;
+        }
+    }
+    return 1;
 }
-EK_TARGET_AVX2 static void avgpool_back_plane_avx2(const pgeom *g, const float *dyp, float *dxp) {
-    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_avx2);
+
+// Column stride 1 only (see ek_avgpool2d_back_f32).
+EK_TARGET_AVX2 static void avg_back_row_avx2(const pgeom *g, const avg_entry *plan,
+                                             const float *const *grows, int64_t nk, float *drow,
+                                             const float *limit) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const avg_entry *row_plan = plan;
+    for (int64_t iw0 = 0; iw0 < g->w; iw0 += 8, row_plan += g->kw) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t q = 0; q < nk; q++) {
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                const avg_entry *e = &row_plan[kj];
+                if (e->bits == 0) continue;
+                const float *src = grows[q] + e->off;  // lane j0's G
+                if (e->bits == 0xFFu) {
+                    acc = _mm256_add_ps(acc, _mm256_loadu_ps(src));
+                    continue;
+                }
+                // Lane j reads src[j - j0]; masked-out lanes (possibly before the row) unread.
+                const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(e->j0), lane),
+                                                           _mm256_cmpgt_epi32(_mm256_set1_epi32(e->end), lane));
+                const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
+                acc = _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
+            }
+        }
+        float *d = drow + iw0;
+        if (d + 8 <= limit) {
+            _mm256_storeu_ps(d, acc);  // lanes past the row end land on pixels stored later
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, acc);
+            memcpy(d, tmp, (size_t)(limit - d) * sizeof(float));
+        }
+    }
 }
-EK_TARGET_AVX512 static void avgpool_back_plane_avx512(const pgeom *g, const float *dyp, float *dxp) {
-    avgpool_back_plane_body(g, dyp, dxp, avg_scatter_avx512);
+
+EK_TARGET_AVX512 static void avg_back_row_avx512(const pgeom *g, const avg_entry *plan,
+                                                 const float *const *grows, int64_t nk, float *drow,
+                                                 const float *limit) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const avg_entry *row_plan = plan;
+    for (int64_t iw0 = 0; iw0 < g->w; iw0 += 16, row_plan += g->kw) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t q = 0; q < nk; q++) {
+            for (int64_t kj = 0; kj < g->kw; kj++) {
+                const avg_entry *e = &row_plan[kj];
+                if (g->sw == 1) {
+                    const uintptr_t base = (uintptr_t)(grows[q] + e->off) -
+                                           (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
+                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)e->bits, (const float *)base));
+                } else {
+                    if (e->bits == 0) continue;
+                    const int32_t cnt = (e->end - e->j0 + 1) / 2;
+                    const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), grows[q] + e->off);
+                    const __m512i idx = _mm512_srai_epi32(_mm512_sub_epi32(lane, _mm512_set1_epi32(e->j0)), 1);
+                    acc = _mm512_add_ps(acc, _mm512_maskz_permutexvar_ps((__mmask16)e->bits, idx, v));
+                }
+            }
+        }
+        float *d = drow + iw0;
+        if (d + 16 <= limit) {
+            _mm512_storeu_ps(d, acc);  // lanes past the row end land on pixels stored later
+        } else {
+            _mm512_mask_storeu_ps(d, (__mmask16)((1u << (limit - d)) - 1u), acc);
+        }
+    }
+}
+
+// One plane. `plan` is NULL on the scalar path; ring is NULL when the G rows do not fit.
+static void avgpool_back_plane(const pgeom *g, ek_isa isa, const avg_entry *plan, float *ring,
+                               const float *dyp, float *dxp) {
+    const float *limit = dxp + g->h * g->w;
+    int64_t cols_buf[2 * EK_AVGB_MAX_KH];
+    const int64_t *cols = NULL;
+    if (g->kw <= EK_AVGB_MAX_KH) {
+        for (int64_t kj = 0; kj < g->kw; kj++) avg_tap_cols(g, kj, &cols_buf[2 * kj], &cols_buf[2 * kj + 1]);
+        cols = cols_buf;
+    }
+    int64_t ohs[EK_AVGB_MAX_KH];
+    const float *grows[EK_AVGB_MAX_KH];
+    int64_t next_oh = 0;  // G rows [0, next_oh) have been computed into the ring
+    for (int64_t ih = 0; ih < g->h; ih++) {
+        float *drow = dxp + ih * g->w;
+        if (g->kh > EK_AVGB_MAX_KH) {
+            // Tall windows (scalar path, no ring): the row taps in batches, in ki order.
+            memset(drow, 0, (size_t)g->w * sizeof(float));
+            for (int64_t k0 = 0; k0 < g->kh; k0 += EK_AVGB_MAX_KH) {
+                const int64_t nk = avg_row_taps(g, ih, k0, ek__min64(k0 + EK_AVGB_MAX_KH, g->kh), ohs);
+                avg_back_row_scalar(g, dyp, ohs, NULL, nk, NULL, drow);
+            }
+            continue;
+        }
+        const int64_t nk = avg_row_taps(g, ih, 0, g->kh, ohs);
+        if (ring != NULL) {
+            // ohs[0] is the largest row needed; rows are needed in increasing order.
+            for (; nk > 0 && next_oh <= ohs[0]; next_oh++)
+                avg_grad_row(g, dyp, next_oh, ring + (next_oh % g->kh) * g->ow);
+            for (int64_t q = 0; q < nk; q++) grows[q] = ring + (ohs[q] % g->kh) * g->ow;
+        }
+        switch (isa) {
+        case EK_ISA_AVX512: avg_back_row_avx512(g, plan, grows, nk, drow, limit); break;
+        case EK_ISA_AVX2: avg_back_row_avx2(g, plan, grows, nk, drow, limit); break;
+        case EK_ISA_SCALAR:
+            memset(drow, 0, (size_t)g->w * sizeof(float));
+            avg_back_row_scalar(g, dyp, ohs, ring ? grows : NULL, nk, cols, drow);
+            break;
+        }
+    }
 }
 
 ek_status ek_maxpool2d_back_f32(const ek_pool2d_params *p, const float *dy, const int32_t *argmax,
@@ -535,17 +666,21 @@ ek_status ek_avgpool2d_back_f32(const ek_pool2d_params *p, const float *dy, floa
         return EK_ERR_INVALID_ARGUMENT;
     if (p->dilation_h != 1 || p->dilation_w != 1) return EK_ERR_INVALID_ARGUMENT;
     const pgeom g = make_pgeom(p, oh, ow);
-    const ek_isa isa = ek__isa();
+    // The ring and the plan live on the stack (16 KB + 12 KB); what does not fit goes to
+    // the scalar path, with G computed per tap when even the ring does not fit.
+    float ring_buf[EK_AVGB_MAX_RING];
+    avg_entry plan[EK_AVGB_MAX_ENTRIES];
+    float *ring = (g.kh <= EK_AVGB_MAX_KH && g.kh * g.ow <= EK_AVGB_MAX_RING) ? ring_buf : NULL;
+    ek_isa isa = ek__isa();
+    // The AVX2 gather with column stride 2 measured no faster than the scalar path (a permute
+    // and several masks per tap), so it uses that.
+    if (isa == EK_ISA_AVX2 && g.sw != 1) isa = EK_ISA_SCALAR;
+    if (isa != EK_ISA_SCALAR && (ring == NULL || !make_avg_plan(&g, isa == EK_ISA_AVX512 ? 16 : 8, plan)))
+        isa = EK_ISA_SCALAR;
     int64_t b, e;
     ek__share(p->n * p->c, p->ith, p->nth, &b, &e);
-    for (int64_t plane = b; plane < e; plane++) {
-        const float *dyp = dy + plane * oh * ow;
-        float *dxp = dx + plane * p->h * p->w;
-        switch (isa) {
-        case EK_ISA_AVX512: avgpool_back_plane_avx512(&g, dyp, dxp); break;
-        case EK_ISA_AVX2: avgpool_back_plane_avx2(&g, dyp, dxp); break;
-        case EK_ISA_SCALAR: avgpool_back_plane_scalar(&g, dyp, dxp); break;
-        }
-    }
+    for (int64_t plane = b; plane < e; plane++)
+        avgpool_back_plane(&g, isa, isa == EK_ISA_SCALAR ? NULL : plan, ring, dy + plane * oh * ow,
+                           dx + plane * p->h * p->w);
     return EK_OK;
 }

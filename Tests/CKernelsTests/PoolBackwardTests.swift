@@ -218,6 +218,24 @@ final class PoolBackwardTests: KernelTestCase {
         }
     }
 
+    /// Planes the SIMD paths hand to the scalar path: G rows too wide for the stack ring
+    /// (G then computed per tap), windows taller than one batch of row taps, a plan too wide
+    /// for its table. Still the definition, and the same bits on every ISA.
+    func testAvgPoolBackFallbacks() {
+        var rng = SeededGenerator(seed: 305)
+        let cases = [
+            PoolCase(n: 1, c: 1, h: 3, w: 2000, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, ceil: false, includePad: false),
+            PoolCase(n: 1, c: 2, h: 70, w: 5, kh: 66, kw: 2, sh: 1, sw: 1, ph: 20, pw: 1, ceil: true, includePad: true),
+            PoolCase(n: 1, c: 1, h: 2, w: 1300, kh: 1, kw: 7, sh: 1, sw: 1, ph: 0, pw: 3),  // ring fits, plan does not
+        ]
+        for pc in cases {
+            let dy = rng.floats(pc.n * pc.c * pc.oh * pc.ow)
+            compareWithScalar({ avgBack(pc, dy) },
+                              check: { ref, got, isa in assertBitEqual(got, ref, "\(pc) isa \(isa.rawValue)") })
+            assertGradient(avgBack(pc, dy), naiveAvgPoolBack(pc, dy), rtol: 1e-6, atol: 1e-6, "\(pc)")
+        }
+    }
+
     /// The divisors by hand: the corner/edge/centre windows of a padded 3×3 and the ceil_mode
     /// window clipped to the padded border (count_include_pad counts 2 rows, not 3).
     func testAvgPoolBackDivisorsByHand() {
