@@ -381,11 +381,11 @@ ek_status ek_conv2d_f32(const ek_conv2d_params *p, const float *x, const float *
 // form re-reads, one tap later, the row it has just stored shifted by one float, and such
 // loads cannot take their data from the pending stores (store-to-load forwarding fails).
 // On a Zen 4 core the AVX-512 scatter was slower than the scalar loop; the gather form is
-// 3-5x faster than that scatter and 2-3.5x faster than the scalar loop (3x3, 56x56 to 7x7). Column stride 1 loads each tap's run
-// directly; column stride 2 loads the run's consecutive elements and spreads them to every
-// other lane with a permute (AVX-512 only). Larger column strides (not in ResNets) use the
-// scalar path.
-// Work is per channel plane, so channel shares never write the same memory.
+// 3-5x faster than that scatter and 2-3.5x faster than the scalar loop (3x3, 56x56 to 7x7).
+// Column stride 1 loads each tap's run directly; column stride 2 loads the run's
+// consecutive elements and spreads them to every other lane with a permute (AVX-512 only,
+// see col2im_channels). Larger column strides (not in ResNets) use the scalar path. Work is
+// per channel plane, so channel shares never write the same memory.
 
 // Output columns [*lo, *hi) whose input column ow*sw + off_w lies in [0, W): the range
 // im2col_row_body copies.
