@@ -66,7 +66,7 @@ final class PreprocessingTests: XCTestCase {
     }
 
     func testPresetStatistics() {
-        XCTAssertEqual(PreprocessingPreset.allCases, [.torchvision, .fastai, .none])
+        XCTAssertEqual(PreprocessingPreset.allCases, [.torchvision, .fastai, .none, .fashionMNIST])
         XCTAssertEqual(PreprocessingPreset(rawValue: "fastai"), .fastai)
         XCTAssertEqual(Preprocessor(preset: .torchvision).mean, [0.485, 0.456, 0.406])
         XCTAssertEqual(Preprocessor(preset: .fastai).std, [0.229, 0.224, 0.225])
