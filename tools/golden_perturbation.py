@@ -15,6 +15,8 @@ Cases:
     stride (1,5,4) (windows overrun the border and slide over channels), baseline 0.25;
     FeatureAblation with a per-channel int32 mask (1,3,64,48) saved as
     ``r18_feature_mask.npy``, baseline 0.25.
+  * ResNet18 at 64x48, batch 1, target 3: ShapleyValueSampling over a 3x3 grid with 400
+    samples (torch.manual_seed(0)): compared by correlation.
 
 Models run in eval mode, float32, on the CPU with 2 threads.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from captum.attr import FeatureAblation, Occlusion
+from captum.attr import FeatureAblation, Occlusion, ShapleyValueSampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resnet  # noqa: E402
@@ -80,6 +82,14 @@ def main() -> None:
         save("r18_feature_ablation_mask", r18, "feature-ablation", {"feature-mask": "r18_feature_mask.npy", "baseline": 0.25},
              [3, 7], FeatureAblation(model).attribute(x, feature_mask=mask.long(), baselines=0.25, target=t,
                                                       perturbations_per_eval=5))
+
+        # Sampling methods at many samples on a coarse grid, compared by correlation.
+        torch.manual_seed(0)
+        x1 = x[:1]
+        save("r18_shapley_grid3", {**r18, "input": {"key": "input", "shape": [1, 3, 64, 48]}}, "shapley-value-sampling",
+             {"grid": 3, "samples": 400}, [3],
+             ShapleyValueSampling(model).attribute(x1, feature_mask=grid_mask(3, 64, 48), target=3, n_samples=400,
+                                                   perturbations_per_eval=50))
 
     manifest = {"generator": "tools/golden_perturbation.py", "torch": torch.__version__,
                 "captum": __import__("captum").__version__, "cases": cases}

@@ -8,7 +8,7 @@ struct Explain: ParsableCommand {
         subcommands: [
             ExplainSaliency.self, ExplainInputXGradient.self, ExplainIntegratedGradients.self, ExplainGradientSHAP.self,
             ExplainDeepLift.self, ExplainDeepLiftSHAP.self, ExplainGuidedBackprop.self, ExplainDeconvolution.self,
-            ExplainOcclusion.self, ExplainFeatureAblation.self,
+            ExplainOcclusion.self, ExplainFeatureAblation.self, ExplainShapleyValueSampling.self,
         ])
 }
 

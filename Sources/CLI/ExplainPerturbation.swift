@@ -84,6 +84,55 @@ struct ExplainFeatureAblation: ParsableCommand {
     }
 }
 
+struct ExplainShapleyValueSampling: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shapley-value-sampling", abstract: "Shapley values estimated from random feature orders (Captum's ShapleyValueSampling).")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
+    var featureMask: String?
+    @Option(name: .long, help: "Split the image into N×N equal cells.")
+    var grid: Int?
+    @Option(name: .long, help: "Random feature orders.")
+    var samples: Int = 25
+    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("perturbations-per-eval"), help: "Evaluations per forward pass.")
+    var perturbationsPerEval: Int = 16
+    @Flag(name: .long, help: "No progress bar on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
+        if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
+        if samples < 1 { throw ValidationError("--samples must be at least 1") }
+        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+    }
+
+    func run() throws {
+        let seed = common.seed ?? SeededRandom.randomSeed()
+        var options = ["baseline": baseline, "samples": String(samples), "seed": String(seed),
+                       "perturbations-per-eval": String(perturbationsPerEval)]
+        let mask: FeatureMask
+        if let featureMask {
+            let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
+            mask = try FeatureMask(shape: file.shape, ids: file.values)
+            options["feature-mask"] = featureMask
+        } else {
+            let shape = try common.inputShape()
+            mask = try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
+            options["grid"] = String(grid!)
+        }
+        let progress = ProgressBar(label: "shapley-value-sampling", enabled: !quiet)
+        defer { progress.finish() }
+        var withSeed = common
+        withSeed.seed = seed
+        try withSeed.run(ShapleyValueSampling(mask: mask, baseline: try parseBaseline(baseline), samples: samples,
+                                              perturbationsPerEval: perturbationsPerEval, seed: seed,
+                                              progress: { progress.update($0, of: $1) }),
+                         name: "shapley-value-sampling", options: options)
+    }
+}
+
 extension ExplainOptions {
     /// The shape `[N, C, H, W]` of the first input batch as the model will see it.
     func inputShape() throws -> [Int] {

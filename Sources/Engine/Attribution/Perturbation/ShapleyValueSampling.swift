@@ -1,0 +1,78 @@
+/// Shapley value sampling (Castro et al.), as Captum's `ShapleyValueSampling`: for each of
+/// `samples` random orders of the features, the features are switched from the baseline to
+/// the input one at a time and each is credited with the change of the target's logit it
+/// caused; attributions are the averages. Each group of the feature mask is one feature.
+public struct ShapleyValueSampling: AttributionMethod {
+    public var mask: FeatureMask
+    public var baseline: Baseline
+    public var samples: Int
+    /// Evaluations per forward pass (Captum's `perturbations_per_eval`).
+    public var perturbationsPerEval: Int
+    /// Seeds the random orders: the same seed gives the same attributions bit for bit.
+    public var seed: UInt64
+    public var progress: (@Sendable (Int, Int) -> Void)?
+
+    public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, perturbationsPerEval: Int = 16,
+                seed: UInt64, progress: (@Sendable (Int, Int) -> Void)? = nil) {
+        self.mask = mask
+        self.baseline = baseline
+        self.samples = samples
+        self.perturbationsPerEval = perturbationsPerEval
+        self.seed = seed
+        self.progress = progress
+    }
+
+    public func repeatingPerInputSettings(_ times: Int) -> ShapleyValueSampling {
+        var copy = self
+        copy.baseline = baseline.repeatingRows(times)
+        return copy
+    }
+
+    public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
+        try validate(inputs: inputs, targets: targets, classes: model.classes)
+        guard samples >= 1, perturbationsPerEval >= 1 else {
+            throw ElucidateError(.invalidArgument, "samples and perturbations per eval must be at least 1")
+        }
+        let baselines = try baseline.expanded(like: inputs)
+        let rowShape = Array(inputs.shape.dropFirst())
+        let rowSize = rowShape.reduce(1, *)
+        let rows = inputs.shape[0]
+        let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
+        let baselineScores = try batcher.initialScores(baselines, targets: targets)
+        var random = SeededRandom(seed: seed)
+        var values = [Float](repeating: 0, count: inputs.count)
+        for row in 0..<rows {
+            let ids = try mask.expanded(row: row, inputShape: inputs.shape)
+            let (features, members) = featureGroups(ids)
+            let count = features.count
+            let orders = (0..<samples).map { _ in Array(0..<count).shuffled(using: &random) }
+            let input = inputs.storage.pointer + row * rowSize
+            let base = baselines.storage.pointer + row * rowSize
+            let total = samples * count
+            var done = 0
+            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row]) { index, out in
+                let (sample, step) = (index / count, index % count)
+                out.update(from: base, count: rowSize)
+                for feature in orders[sample][0...step] {
+                    for element in members[feature] { out[element] = input[element] }
+                }
+                done += 1
+                if done % perturbationsPerEval == 0 || done == total { progress?(row * total + done, rows * total) }
+            }
+            var sums = [Double](repeating: 0, count: count)
+            for sample in 0..<samples {
+                var previous = baselineScores[row]
+                for step in 0..<count {
+                    let score = scores[sample * count + step]
+                    sums[orders[sample][step]] += Double(score - previous)
+                    previous = score
+                }
+            }
+            for (feature, group) in members.enumerated() {
+                let value = Float(sums[feature] / Double(samples))
+                for element in group { values[row * rowSize + element] = value }
+            }
+        }
+        return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
+    }
+}
