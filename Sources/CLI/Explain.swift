@@ -117,7 +117,7 @@ struct ExplainOptions: ParsableArguments {
         let elapsed = Date().timeIntervalSince(started)
         if json {
             print(try JSONOutput.string(ExplanationReport(
-                method: name, model: model.model, architecture: classifier.architecture.name, attributions: attributions,
+                method: name, model: model.model, architecture: classifier.architecture.description, attributions: attributions,
                 shape: all.shape, options: used, details: details, elapsedSeconds: elapsed, inputs: reports)))
         } else {
             for report in reports {

@@ -39,7 +39,7 @@ struct Predict: ParsableCommand {
         let ranked = classifier.topClasses(logits: allLogits, k: min(topK, classifier.classes))
         if json {
             let report = PredictionReport(
-                model: modelOptions.model, architecture: classifier.architecture.name,
+                model: modelOptions.model, architecture: classifier.architecture.description,
                 classes: classifier.classes,
                 inputs: zip(names, ranked).map { PredictionReport.Input(input: $0, top: $1) })
             print(try JSONOutput.string(report))
