@@ -9,6 +9,7 @@ struct Explain: ParsableCommand {
             ExplainSaliency.self, ExplainInputXGradient.self, ExplainIntegratedGradients.self, ExplainGradientSHAP.self,
             ExplainDeepLift.self, ExplainDeepLiftSHAP.self, ExplainGuidedBackprop.self, ExplainDeconvolution.self,
             ExplainOcclusion.self, ExplainFeatureAblation.self, ExplainShapleyValueSampling.self,
+            ExplainKernelSHAP.self, ExplainLIME.self,
         ])
 }
 

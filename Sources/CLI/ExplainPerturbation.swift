@@ -133,6 +133,104 @@ struct ExplainShapleyValueSampling: ParsableCommand {
     }
 }
 
+/// The options the sampling surrogates share (mask, samples, baseline, batching, seed).
+struct SurrogateOptions: ParsableArguments {
+    @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
+    var featureMask: String?
+    @Option(name: .long, help: "Split the image into N×N equal cells.")
+    var grid: Int?
+    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("perturbations-per-eval"), help: "Evaluations per forward pass.")
+    var perturbationsPerEval: Int = 16
+    @Flag(name: .long, help: "No progress bar on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
+        if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
+        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+    }
+
+    func mask(_ common: ExplainOptions, options: inout [String: String]) throws -> FeatureMask {
+        options["baseline"] = baseline
+        options["perturbations-per-eval"] = String(perturbationsPerEval)
+        if let featureMask {
+            let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
+            options["feature-mask"] = featureMask
+            return try FeatureMask(shape: file.shape, ids: file.values)
+        }
+        let shape = try common.inputShape()
+        options["grid"] = String(grid!)
+        return try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
+    }
+}
+
+struct ExplainKernelSHAP: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernel-shap", abstract: "Kernel SHAP: Shapley-kernel coalitions and a weighted linear regression (Captum's KernelShap).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var surrogate: SurrogateOptions
+    @Option(name: .long, help: "Coalitions evaluated per input.")
+    var samples: Int = 25
+
+    func validate() throws {
+        if samples < 2 { throw ValidationError("--samples must be at least 2") }
+    }
+
+    func run() throws {
+        let seed = common.seed ?? SeededRandom.randomSeed()
+        var options = ["samples": String(samples), "seed": String(seed)]
+        let mask = try surrogate.mask(common, options: &options)
+        let progress = ProgressBar(label: "kernel-shap", enabled: !surrogate.quiet)
+        defer { progress.finish() }
+        var withSeed = common
+        withSeed.seed = seed
+        try withSeed.run(KernelSHAP(mask: mask, baseline: try parseBaseline(surrogate.baseline), samples: samples,
+                                    perturbationsPerEval: surrogate.perturbationsPerEval, seed: seed,
+                                    progress: { progress.update($0, of: $1) }),
+                         name: "kernel-shap", options: options)
+    }
+}
+
+struct ExplainLIME: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lime", abstract: "LIME: a weighted linear surrogate of random feature subsets (Captum's Lime).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var surrogateOptions: SurrogateOptions
+    @Option(name: .long, help: "Perturbed samples per input.")
+    var samples: Int = 50
+    @Option(name: .long, help: "lasso (default, alpha --alpha) or least-squares.")
+    var surrogate: String = "lasso"
+    @Option(name: .long, help: "Lasso penalty.")
+    var alpha: Double = 0.01
+    @Option(name: .customLong("kernel-width"), help: "Width of the exponential cosine-distance kernel.")
+    var kernelWidth: Double = 1.0
+
+    func validate() throws {
+        if samples < 1 { throw ValidationError("--samples must be at least 1") }
+        if LIME.Surrogate(rawValue: surrogate) == nil { throw ValidationError("--surrogate must be lasso or least-squares") }
+        if !(alpha >= 0) { throw ValidationError("--alpha must be ≥ 0") }
+        if !(kernelWidth > 0) { throw ValidationError("--kernel-width must be > 0") }
+    }
+
+    func run() throws {
+        let seed = common.seed ?? SeededRandom.randomSeed()
+        var options = ["samples": String(samples), "seed": String(seed), "surrogate": surrogate, "alpha": String(alpha),
+                       "kernel-width": String(kernelWidth)]
+        let mask = try surrogateOptions.mask(common, options: &options)
+        let progress = ProgressBar(label: "lime", enabled: !surrogateOptions.quiet)
+        defer { progress.finish() }
+        var withSeed = common
+        withSeed.seed = seed
+        try withSeed.run(LIME(mask: mask, baseline: try parseBaseline(surrogateOptions.baseline), samples: samples,
+                              surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
+                              perturbationsPerEval: surrogateOptions.perturbationsPerEval, seed: seed,
+                              progress: { progress.update($0, of: $1) }),
+                         name: "lime", options: options)
+    }
+}
+
 extension ExplainOptions {
     /// The shape `[N, C, H, W]` of the first input batch as the model will see it.
     func inputShape() throws -> [Int] {

@@ -62,25 +62,29 @@ final class ExplainPerturbationCommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("m.npy"))), try Data(contentsOf: URL(fileURLWithPath: path("g.npy"))))
     }
 
-    func testShapleyValueSamplingIsReproducibleUnderSeed() throws {
-        var outputs: [Data] = []
-        for (run, seed) in [(0, "3"), (1, "3"), (2, "4")] {
-            let out = path("svs-\(run).npy")
-            let result = try explain("shapley-value-sampling", ["--grid", "2", "--samples", "2", "--seed", seed, "--json"], output: out)
-            XCTAssertEqual(result.status, 0, result.stderr)
-            outputs.append(try Data(contentsOf: URL(fileURLWithPath: out)))
-            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-            XCTAssertEqual((report["options"] as? [String: String])?["seed"], seed)
+    func testSamplingMethodsAreReproducibleUnderSeed() throws {
+        for (method, samples, extra) in [("shapley-value-sampling", "2", []), ("kernel-shap", "6", []),
+                                         ("lime", "12", ["--surrogate", "least-squares"])] {
+            var outputs: [Data] = []
+            for (run, seed) in [(0, "3"), (1, "3"), (2, "4")] {
+                let out = path("\(method)-\(run).npy")
+                let result = try explain(method, ["--grid", "2", "--samples", samples, "--seed", seed, "--json"] + extra, output: out)
+                XCTAssertEqual(result.status, 0, result.stderr)
+                outputs.append(try Data(contentsOf: URL(fileURLWithPath: out)))
+                let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+                XCTAssertEqual((report["options"] as? [String: String])?["seed"], seed, method)
+            }
+            XCTAssertEqual(outputs[0], outputs[1], method)
+            XCTAssertNotEqual(outputs[0], outputs[2], method)
         }
-        XCTAssertEqual(outputs[0], outputs[1])
-        XCTAssertNotEqual(outputs[0], outputs[2])
     }
 
     func testBadOptionsAreOneLine() throws {
         for (method, extra) in [("occlusion", ["--window", "3,9"]), ("occlusion", ["--stride", "3,0,4"]),
                                 ("occlusion", ["--window", "3,80,9"]), ("feature-ablation", []),
                                 ("feature-ablation", ["--grid", "2", "--feature-mask", "m.npy"]),
-                                ("shapley-value-sampling", ["--grid", "2", "--samples", "0"])] {
+                                ("shapley-value-sampling", ["--grid", "2", "--samples", "0"]),
+                                ("kernel-shap", ["--grid", "2", "--samples", "1"]), ("lime", ["--grid", "2", "--surrogate", "ridge"])] {
             let result = try explain(method, extra, output: path("bad.npy"))
             XCTAssertNotEqual(result.status, 0, "\(method) \(extra)")
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(method) \(extra): \(result.stderr)")
