@@ -101,6 +101,53 @@ final class GraphGradientTests: XCTestCase {
         XCTAssertTrue(graph.nodes.allSatisfy { $0.backward == nil }, "activations released")
     }
 
+    /// Named layers get weight and bias gradients (checked by finite differences); unnamed
+    /// ones, the default, get none.
+    func testParameterGradientsOnlyWhenAsked() throws {
+        let x = Tensor(shape: [2, 3, 6, 5], values: random.floats(180))
+        let layer = conv(4, 3, 3, stride: 2, padding: 1)
+        let head = Linear(weight: Tensor(shape: [2, 4 * 3 * 3], values: random.floats(72)), bias: Tensor(shape: [2], values: random.floats(2)))
+        let seed = Tensor(shape: [2, 2], values: random.floats(4))
+        func loss(_ convLayer: Conv2d, _ linear: Linear, names: Bool) throws -> (Double, Graph) {
+            let graph = Graph()
+            let input = graph.input(x, requiresGradient: false)
+            let hidden = try graph.conv2d(input, convLayer, parameterName: names ? "conv" : nil)
+            let flat = graph.reshape(hidden, [2, 36])
+            let out = try graph.linear(flat, linear, parameterName: names ? "fc" : nil)
+            let value = zip(out.value.scalars, seed.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            _ = try graph.gradients(of: out, seed: seed, for: [])
+            return (value, graph)
+        }
+        let (_, unnamed) = try loss(layer, head, names: false)
+        XCTAssertTrue(unnamed.parameterGradients.isEmpty)
+        let (_, named) = try loss(layer, head, names: true)
+        XCTAssertEqual(Set(named.parameterGradients.keys), ["conv.weight", "conv.bias", "fc.weight", "fc.bias"])
+        let h: Float = 1e-2
+        for (key, index) in [("conv.weight", 5), ("conv.weight", 77), ("conv.bias", 2), ("fc.weight", 40), ("fc.bias", 1)] {
+            func perturbed(_ delta: Float) throws -> Double {
+                var convLayer = layer, linear = head
+                switch key {
+                case "conv.weight":
+                    var w = layer.weight; w.withUnsafeMutableBufferPointer { $0[index] += delta }
+                    convLayer = Conv2d(weight: w, bias: layer.bias, stride: layer.stride, padding: layer.padding, dilation: layer.dilation)
+                case "conv.bias":
+                    var b = layer.bias!; b.withUnsafeMutableBufferPointer { $0[index] += delta }
+                    convLayer = Conv2d(weight: layer.weight, bias: b, stride: layer.stride, padding: layer.padding, dilation: layer.dilation)
+                case "fc.weight":
+                    var w = head.weight; w.withUnsafeMutableBufferPointer { $0[index] += delta }
+                    linear = Linear(weight: w, bias: head.bias)
+                default:
+                    var b = head.bias!; b.withUnsafeMutableBufferPointer { $0[index] += delta }
+                    linear = Linear(weight: head.weight, bias: b)
+                }
+                return try loss(convLayer, linear, names: false).0
+            }
+            let numeric = Float((try perturbed(h) - perturbed(-h)) / Double(2 * h))
+            let analytic = try XCTUnwrap(named.parameterGradients[key]).scalars[index]
+            XCTAssertEqual(analytic, numeric, accuracy: 1e-2 * max(1, abs(numeric)), "\(key)[\(index)]")
+        }
+    }
+
     func testIntermediateGradients() throws {
         let graph = Graph()
         let x = graph.input(Tensor(shape: [1, 3], values: [1, -2, 3]))

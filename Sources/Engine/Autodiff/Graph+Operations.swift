@@ -3,20 +3,27 @@
 
 extension Graph {
     /// A convolution (with its fused activation). Under `.rescale` the activation is
-    /// recorded as its own ReLU so DeepLIFT sees the pre-activation.
-    public func conv2d(_ x: Variable, _ layer: Conv2d) throws(ElucidateError) -> Variable {
+    /// recorded as its own ReLU so DeepLIFT sees the pre-activation. With a `parameterName`,
+    /// backward also accumulates `parameterGradients["NAME.weight"]` (and `"NAME.bias"`).
+    public func conv2d(_ x: Variable, _ layer: Conv2d, parameterName: String? = nil) throws(ElucidateError) -> Variable {
         if layer.activation == .relu && needsPreActivations {
             var linear = layer
             linear.activation = .identity
-            return try relu(conv2d(x, linear))
+            return try relu(conv2d(x, linear, parameterName: parameterName))
         }
         let y = try layer(x.value)
         let rule = reluRule
-        let inputShape = x.shape
+        let input = x.value
         let fusedReLU = layer.activation == .relu
-        return record(y, inputs: [x]) { dy throws(ElucidateError) in
+        let needsInputGradient = x.requiresGradient
+        return record(y, inputs: [x], hasParameters: parameterName != nil) { [unowned self] dy throws(ElucidateError) in
             let gradient = fusedReLU ? rule.apply(output: y, gradient: dy) : dy
-            return [try layer.inputGradient(gradient, inputShape: inputShape)]
+            if let parameterName {
+                let (weight, bias) = try layer.parameterGradients(input: input, outputGradient: gradient)
+                accumulate(parameter: "\(parameterName).weight", weight)
+                if let bias { accumulate(parameter: "\(parameterName).bias", bias) }
+            }
+            return [needsInputGradient ? try layer.inputGradient(gradient, inputShape: input.shape) : nil]
         }
     }
 
@@ -94,10 +101,20 @@ extension Graph {
         return record(y, inputs: [x]) { dy in [layer.inputGradient(dy, inputShape: inputShape, argmax: argmax.pointer)] }
     }
 
-    /// A fully connected layer on `[N, in]`.
-    public func linear(_ x: Variable, _ layer: Linear) throws(ElucidateError) -> Variable {
+    /// A fully connected layer on `[N, in]`; with a `parameterName`, backward also accumulates
+    /// `parameterGradients["NAME.weight"]` (and `"NAME.bias"`).
+    public func linear(_ x: Variable, _ layer: Linear, parameterName: String? = nil) throws(ElucidateError) -> Variable {
         let y = try layer(x.value)
-        return record(y, inputs: [x]) { dy throws(ElucidateError) in [try layer.inputGradient(dy)] }
+        let input = x.value
+        let needsInputGradient = x.requiresGradient
+        return record(y, inputs: [x], hasParameters: parameterName != nil) { [unowned self] dy throws(ElucidateError) in
+            if let parameterName {
+                let (weight, bias) = try layer.parameterGradients(input: input, outputGradient: dy)
+                accumulate(parameter: "\(parameterName).weight", weight)
+                if let bias { accumulate(parameter: "\(parameterName).bias", bias) }
+            }
+            return [needsInputGradient ? try layer.inputGradient(dy) : nil]
+        }
     }
 
     /// Any shape with the same element count, e.g. `[N, C, 1, 1]` → `[N, C]`.

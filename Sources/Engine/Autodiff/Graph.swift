@@ -40,6 +40,9 @@ public final class Graph {
     }
 
     private(set) var nodes: [Node] = []
+    /// Gradients of named parameters (see `conv2d(_:_:parameterName:)`), filled by backward.
+    /// Parameters are frozen unless named: unnamed layers cost no weight-gradient work.
+    public private(set) var parameterGradients: [String: Tensor] = [:]
     /// The backward rule for ReLUs (fused or not).
     public let reluRule: ReLUBackwardRule
 
@@ -57,11 +60,22 @@ public final class Graph {
         return Variable(id: nodes.count - 1, value: value, requiresGradient: requiresGradient)
     }
 
-    /// Records an operation's output. `backward` is kept only when some input needs a gradient.
-    func record(_ value: Tensor, inputs: [Variable], backward: @escaping Backward) -> Variable {
-        let needed = inputs.contains { $0.requiresGradient }
+    /// Records an operation's output. `backward` is kept only when some input needs a
+    /// gradient, or `hasParameters` (the op fills `parameterGradients`).
+    func record(_ value: Tensor, inputs: [Variable], hasParameters: Bool = false,
+                backward: @escaping Backward) -> Variable {
+        let needed = hasParameters || inputs.contains { $0.requiresGradient }
         nodes.append(Node(inputs: inputs.map(\.id), backward: needed ? backward : nil))
         return Variable(id: nodes.count - 1, value: value, requiresGradient: needed)
+    }
+
+    /// Adds `gradient` to the named parameter's accumulated gradient.
+    func accumulate(parameter name: String, _ gradient: Tensor) {
+        if let existing = parameterGradients[name] {
+            parameterGradients[name] = existing.adding(gradient)
+        } else {
+            parameterGradients[name] = gradient
+        }
     }
 
     /// Backpropagates `seed` (the gradient of some scalar with respect to `output`, same

@@ -21,6 +21,39 @@ extension Conv2d {
     }
 }
 
+extension Conv2d {
+    /// dL/dweight `[K, C, R, S]` and dL/dbias `[K]` (nil without a bias) over the batch,
+    /// from the input `[N, C, H, W]` and dL/dy (the activation's backward already applied).
+    func parameterGradients(input: Tensor, outputGradient: Tensor) throws(ElucidateError) -> (Tensor, Tensor?) {
+        try Runtime.ensureBLAS()
+        var params = kernelParams(for: input.shape)
+        params.activation = EK_ACT_NONE
+        let weightGradient = Tensor(zeros: weight.shape)
+        let biasGradient = bias.map { Tensor(zeros: $0.shape) }
+        let scratchCount = Int(ek_conv2d_scratch_size(&params))
+        let scratch = ScratchBuffer.shared.acquire(count: max(scratchCount, 1))
+        defer { ScratchBuffer.shared.release(scratch) }
+        checkKernel(ek_conv2d_back_weight_f32(&params, input.storage.pointer, outputGradient.storage.pointer,
+                                              weightGradient.storage.pointer, biasGradient?.storage.pointer,
+                                              scratch.pointer, Int64(scratchCount)), "conv2d weight gradient")
+        return (weightGradient, biasGradient)
+    }
+}
+
+extension Linear {
+    /// dL/dweight `[out, in]` and dL/dbias `[out]` (nil without a bias) over the batch.
+    func parameterGradients(input: Tensor, outputGradient: Tensor) throws(ElucidateError) -> (Tensor, Tensor?) {
+        try Runtime.ensureBLAS()
+        let weightGradient = Tensor(zeros: weight.shape)
+        let biasGradient = bias.map { Tensor(zeros: $0.shape) }
+        checkKernel(ek_linear_back_weight_f32(Int64(input.shape[0]), Int64(inFeatures), Int64(outFeatures),
+                                              input.storage.pointer, outputGradient.storage.pointer,
+                                              weightGradient.storage.pointer, biasGradient?.storage.pointer),
+                    "linear weight gradient")
+        return (weightGradient, biasGradient)
+    }
+}
+
 extension Linear {
     /// dL/dx `[N, in]` from dL/dy `[N, out]`.
     func inputGradient(_ outputGradient: Tensor) throws(ElucidateError) -> Tensor {
