@@ -65,7 +65,7 @@ struct IncrementalEvaluator {
     /// Fraction of a layer's plane above which it is recomputed whole.
     let fullThreshold: Double
 
-    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.6) throws(ElucidateError) {
+    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.85) throws(ElucidateError) {
         precondition(input.shape[0] == 1, "one image at a time")
         try network.validate(inputShape: input.shape)
         self.network = network

@@ -27,7 +27,7 @@ public struct Occlusion: AttributionMethod {
     /// Called after each evaluated batch with (done, total) window positions.
     public var progress: (@Sendable (Int, Int) -> Void)?
     /// Incremental evaluation recomputes a layer whole once the region covers this fraction of it.
-    var fullThreshold = 0.6
+    var fullThreshold = 0.85
 
     public init(window: [Int], stride: [Int], baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
                 evaluation: Evaluation = .incremental, progress: (@Sendable (Int, Int) -> Void)? = nil) {
