@@ -86,18 +86,7 @@ public struct Conv2d: Sendable {
         for image in 0..<n {
             let xImage = x + image * inImage
             let yImage = y + image * k * outPlane
-            let columns: UnsafePointer<Float>
-            if let scratch {
-                checkKernel(Runtime.parallel(maxShares: rows, elements: rows * outPlane) { ith, nth in
-                    var share = params
-                    share.ith = ith
-                    share.nth = nth
-                    return ek_im2col_f32(&share, xImage, scratch.pointer)
-                }, "im2col")
-                columns = UnsafePointer(scratch.pointer)
-            } else {
-                columns = UnsafePointer(xImage)
-            }
+            let columns = columnMatrix(of: xImage, params: params, scratch: scratch)
             checkKernel(ek_gemm_f32(0, 0, Int64(k), Int64(outPlane), Int64(rows), 1, w, Int64(rows),
                                     columns, Int64(outPlane), 0, yImage, Int64(outPlane)), "conv2d gemm")
             if b != nil || activation != .identity {
@@ -107,6 +96,24 @@ public struct Conv2d: Sendable {
             }
         }
         return output
+    }
+
+    /// The column matrix `[C·R·S, OH·OW]` of one image `[C, H, W]`: im2col into `scratch`,
+    /// split across threads, or the image itself for a direct 1×1 convolution (no scratch).
+    func columnMatrix(of image: UnsafePointer<Float>, params: ek_conv2d_params,
+                      scratch: ScratchBuffer.Buffer?) -> UnsafePointer<Float> {
+        guard let scratch else { return image }
+        let rows = Int(params.c * params.r * params.s)
+        var oh: Int64 = 0, ow: Int64 = 0
+        var query = params
+        checkKernel(ek_conv2d_output_size(&query, &oh, &ow), "conv2d output size")
+        checkKernel(Runtime.parallel(maxShares: rows, elements: rows * Int(oh * ow)) { ith, nth in
+            var share = params
+            share.ith = ith
+            share.nth = nth
+            return ek_im2col_f32(&share, image, scratch.pointer)
+        }, "im2col")
+        return UnsafePointer(scratch.pointer)
     }
 
     /// This convolution followed by `batchNorm` (inference form) as one convolution with

@@ -389,18 +389,7 @@ extension Conv2d {
             let width = count * outPlane
             for image in 0..<count {
                 let xImage = input.storage.pointer + (first + image) * inImage
-                let source: UnsafePointer<Float>
-                if let scratch {
-                    checkKernel(Runtime.parallel(maxShares: rows, elements: rows * outPlane) { ith, nth in
-                        var share = params
-                        share.ith = ith
-                        share.nth = nth
-                        return ek_im2col_f32(&share, xImage, scratch.pointer)
-                    }, "im2col")
-                    source = UnsafePointer(scratch.pointer)
-                } else {
-                    source = UnsafePointer(xImage)
-                }
+                let source = columnMatrix(of: xImage, params: params, scratch: scratch)
                 for row in 0..<rows {
                     (columns.pointer + row * width + image * outPlane).update(from: source + row * outPlane, count: outPlane)
                 }
