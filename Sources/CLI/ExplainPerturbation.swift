@@ -47,39 +47,16 @@ struct ExplainFeatureAblation: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feature-ablation", abstract: "Feature ablation over groups of pixels (Captum's FeatureAblation).")
     @OptionGroup var common: ExplainOptions
-    @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
-    var featureMask: String?
-    @Option(name: .long, help: "Split the image into N×N equal cells.")
-    var grid: Int?
-    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
-    var baseline: String = "zero"
-    @Option(name: .customLong("perturbations-per-eval"), help: "Ablated copies per forward pass.")
-    var perturbationsPerEval: Int = 16
-    @Flag(name: .long, help: "No progress bar on stderr.")
-    var quiet = false
-
-    func validate() throws {
-        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
-        if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
-        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
-    }
+    @OptionGroup var features: FeatureMaskOptions
 
     func run() throws {
-        var options = ["baseline": baseline, "perturbations-per-eval": String(perturbationsPerEval)]
-        let mask: FeatureMask
-        if let featureMask {
-            let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
-            mask = try FeatureMask(shape: file.shape, ids: file.values)
-            options["feature-mask"] = featureMask
-        } else {
-            let shape = try common.inputShape()
-            mask = try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
-            options["grid"] = String(grid!)
-        }
-        let progress = ProgressBar(label: "feature-ablation", enabled: !quiet)
+        var options: [String: String] = [:]
+        let mask = try features.mask(common, options: &options)
+        let progress = ProgressBar(label: "feature-ablation", enabled: !features.quiet)
         defer { progress.finish() }
-        try common.run(FeatureAblation(mask: mask, baseline: try parseBaseline(baseline),
-                                       perturbationsPerEval: perturbationsPerEval, progress: { progress.update($0, of: $1) }),
+        try common.run(FeatureAblation(mask: mask, baseline: try parseBaseline(features.baseline),
+                                       perturbationsPerEval: features.perturbationsPerEval,
+                                       progress: { progress.update($0, of: $1) }),
                        name: "feature-ablation", options: options)
     }
 }
@@ -88,53 +65,31 @@ struct ExplainShapleyValueSampling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shapley-value-sampling", abstract: "Shapley values estimated from random feature orders (Captum's ShapleyValueSampling).")
     @OptionGroup var common: ExplainOptions
-    @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
-    var featureMask: String?
-    @Option(name: .long, help: "Split the image into N×N equal cells.")
-    var grid: Int?
+    @OptionGroup var features: FeatureMaskOptions
     @Option(name: .long, help: "Random feature orders.")
     var samples: Int = 25
-    @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
-    var baseline: String = "zero"
-    @Option(name: .customLong("perturbations-per-eval"), help: "Evaluations per forward pass.")
-    var perturbationsPerEval: Int = 16
-    @Flag(name: .long, help: "No progress bar on stderr.")
-    var quiet = false
 
     func validate() throws {
-        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
-        if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
         if samples < 1 { throw ValidationError("--samples must be at least 1") }
-        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
     }
 
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
-        var options = ["baseline": baseline, "samples": String(samples), "seed": String(seed),
-                       "perturbations-per-eval": String(perturbationsPerEval)]
-        let mask: FeatureMask
-        if let featureMask {
-            let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
-            mask = try FeatureMask(shape: file.shape, ids: file.values)
-            options["feature-mask"] = featureMask
-        } else {
-            let shape = try common.inputShape()
-            mask = try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
-            options["grid"] = String(grid!)
-        }
-        let progress = ProgressBar(label: "shapley-value-sampling", enabled: !quiet)
+        var options = ["samples": String(samples), "seed": String(seed)]
+        let mask = try features.mask(common, options: &options)
+        let progress = ProgressBar(label: "shapley-value-sampling", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(ShapleyValueSampling(mask: mask, baseline: try parseBaseline(baseline), samples: samples,
-                                              perturbationsPerEval: perturbationsPerEval, seed: seed,
+        try withSeed.run(ShapleyValueSampling(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
+                                              perturbationsPerEval: features.perturbationsPerEval, seed: seed,
                                               progress: { progress.update($0, of: $1) }),
                          name: "shapley-value-sampling", options: options)
     }
 }
 
-/// The options the sampling surrogates share (mask, samples, baseline, batching, seed).
-struct SurrogateOptions: ParsableArguments {
+/// The options every feature-group method shares: the mask, the baseline, batching, progress.
+struct FeatureMaskOptions: ParsableArguments {
     @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
     var featureMask: String?
     @Option(name: .long, help: "Split the image into N×N equal cells.")
@@ -170,7 +125,7 @@ struct ExplainKernelSHAP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel-shap", abstract: "Kernel SHAP: Shapley-kernel coalitions and a weighted linear regression (Captum's KernelShap).")
     @OptionGroup var common: ExplainOptions
-    @OptionGroup var surrogate: SurrogateOptions
+    @OptionGroup var features: FeatureMaskOptions
     @Option(name: .long, help: "Coalitions evaluated per input.")
     var samples: Int = 25
 
@@ -181,13 +136,13 @@ struct ExplainKernelSHAP: ParsableCommand {
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
         var options = ["samples": String(samples), "seed": String(seed)]
-        let mask = try surrogate.mask(common, options: &options)
-        let progress = ProgressBar(label: "kernel-shap", enabled: !surrogate.quiet)
+        let mask = try features.mask(common, options: &options)
+        let progress = ProgressBar(label: "kernel-shap", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(KernelSHAP(mask: mask, baseline: try parseBaseline(surrogate.baseline), samples: samples,
-                                    perturbationsPerEval: surrogate.perturbationsPerEval, seed: seed,
+        try withSeed.run(KernelSHAP(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
+                                    perturbationsPerEval: features.perturbationsPerEval, seed: seed,
                                     progress: { progress.update($0, of: $1) }),
                          name: "kernel-shap", options: options)
     }
@@ -197,7 +152,7 @@ struct ExplainLIME: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lime", abstract: "LIME: a weighted linear surrogate of random feature subsets (Captum's Lime).")
     @OptionGroup var common: ExplainOptions
-    @OptionGroup var surrogateOptions: SurrogateOptions
+    @OptionGroup var features: FeatureMaskOptions
     @Option(name: .long, help: "Perturbed samples per input.")
     var samples: Int = 50
     @Option(name: .long, help: "lasso (default, alpha --alpha) or least-squares.")
@@ -218,14 +173,14 @@ struct ExplainLIME: ParsableCommand {
         let seed = common.seed ?? SeededRandom.randomSeed()
         var options = ["samples": String(samples), "seed": String(seed), "surrogate": surrogate, "alpha": String(alpha),
                        "kernel-width": String(kernelWidth)]
-        let mask = try surrogateOptions.mask(common, options: &options)
-        let progress = ProgressBar(label: "lime", enabled: !surrogateOptions.quiet)
+        let mask = try features.mask(common, options: &options)
+        let progress = ProgressBar(label: "lime", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(LIME(mask: mask, baseline: try parseBaseline(surrogateOptions.baseline), samples: samples,
+        try withSeed.run(LIME(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
                               surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
-                              perturbationsPerEval: surrogateOptions.perturbationsPerEval, seed: seed,
+                              perturbationsPerEval: features.perturbationsPerEval, seed: seed,
                               progress: { progress.update($0, of: $1) }),
                          name: "lime", options: options)
     }
