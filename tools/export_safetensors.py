@@ -83,20 +83,25 @@ def prepare(state: Mapping) -> dict[str, torch.Tensor]:
 
 
 def check_resnet(tensors: dict[str, torch.Tensor], arch: str) -> None:
-    """Fails unless ``tensors`` has exactly the keys and shapes of torchvision's ``arch``
-    (``num_batches_tracked`` may be absent)."""
-    if "fc.weight" not in tensors or tensors["fc.weight"].dim() != 2:
-        fail(f"no 2-D fc.weight: not a torchvision {arch} state dict")
-    classes = tensors["fc.weight"].shape[0]
-    expected = {k: tuple(v.shape) for k, v in resnet.build(arch, classes).state_dict().items()}
+    """Fails unless ``tensors`` has exactly the keys and shapes of torchvision's ``arch``, or
+    of fastai's ``vision_learner`` on that body (``0.*`` body, ``1.*`` head); a missing
+    ``num_batches_tracked`` is fine."""
+    fastai = "1.8.weight" in tensors
+    head_key = "1.8.weight" if fastai else "fc.weight"
+    layout = "fastai" if fastai else "torchvision"
+    if head_key not in tensors or tensors[head_key].dim() != 2:
+        fail(f"no 2-D fc.weight (torchvision) or 1.8.weight (fastai): not a {arch} state dict")
+    classes = tensors[head_key].shape[0]
+    model = resnet.fastai_model(arch, classes) if fastai else resnet.build(arch, classes)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = [k for k in expected if k not in tensors and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
-        fail(f"not a torchvision {arch} state dict: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+        fail(f"not a {layout} {arch} state dict: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
              f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''} (use --no-check to skip)")
     for key, shape in expected.items():
         if key in tensors and tuple(tensors[key].shape) != shape:
-            fail(f"'{key}' has shape {tuple(tensors[key].shape)}, {arch} expects {shape}")
+            fail(f"'{key}' has shape {tuple(tensors[key].shape)}, {layout} {arch} expects {shape}")
 
 
 def read_labels(path: Path) -> list[str]:
