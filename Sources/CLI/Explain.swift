@@ -23,7 +23,7 @@ struct ExplainOptions: ParsableArguments {
     var target: String = "predicted"
 
     @Option(name: .long, help: "Write the attributions, float32 with the input tensor's shape (N,3,H,W), to this .npy file.")
-    var attributions: String
+    var attributions: String?
 
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
@@ -49,6 +49,9 @@ struct ExplainOptions: ParsableArguments {
     @OptionGroup(title: "Picture options (with --visualize)") var visualization: VisualizationOptions
 
     func validate() throws {
+        if attributions == nil && visualize == nil {
+            throw ValidationError("give --attributions FILE.npy, --visualize FILE.png, or both")
+        }
         if target != "predicted", Int(target).map({ $0 < 0 }) ?? true {
             throw ValidationError("--target must be a class index ≥ 0 or 'predicted'")
         }
@@ -99,14 +102,17 @@ struct ExplainOptions: ParsableArguments {
             values.append(attribution.values)
         }
         let all = Tensor.concatenatingRows(values)
-        try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: model.inputURLs + input.inputURLs)
+        let outputs = [attributions, visualize].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
+        if let attributions {
+            try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: model.inputURLs + input.inputURLs)
+        }
         if let visualize, let first = batches.first {
             // The photo is the model input with the preset's normalisation undone: exactly
             // the pixels the preset made from the image file.
             let preset = input.preset ?? classifier.preset ?? .torchvision
             let photo = try VisualizationPhoto.denormalized(first.tensor, preset: preset)
             try visualization.draw(all, index: 0, photo: photo, to: visualize,
-                                   protectedInputs: model.inputURLs + input.inputURLs + [URL(fileURLWithPath: attributions)])
+                                   protectedInputs: model.inputURLs + input.inputURLs + outputs.dropLast())
         }
         var used = options
         if let noiseTunnel {
@@ -127,7 +133,8 @@ struct ExplainOptions: ParsableArguments {
                 if let delta = report.convergenceDelta { line += String(format: ", convergence delta %.3g", delta) }
                 print(line)
             }
-            print(String(format: "wrote %@ %@ in %.2f s", attributions, all.shape.map(String.init).joined(separator: "×"), elapsed))
+            let written = outputs.map(\.path).joined(separator: " and ")
+            print(String(format: "wrote %@ (%@) in %.2f s", written, all.shape.map(String.init).joined(separator: "×"), elapsed))
         }
     }
 }
@@ -154,7 +161,7 @@ struct ExplanationReport: Encodable {
     let method: String
     let model: String
     let architecture: String
-    let attributions: String
+    let attributions: String?
     let shape: [Int]
     let options: [String: String]
     let details: [String: String]

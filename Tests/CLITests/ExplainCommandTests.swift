@@ -105,6 +105,18 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("s.npy")))
     }
 
+    /// The issue's own command: a picture without an attributions file, and the built-in model.
+    func testVisualizeAloneWithTheBuiltInModel() throws {
+        let picture = path("sneaker.png")
+        let result = try runElucidate(["explain", "integrated-gradients", packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path,
+                                       "--steps", "8", "--visualize", picture])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: picture))
+        let neither = try runElucidate(["explain", "saliency", "--model", model, "--input-tensor", input])
+        XCTAssertNotEqual(neither.status, 0)
+        XCTAssertTrue(neither.stderr.contains("--attributions"), neither.stderr)
+    }
+
     func testBadOptionsAreOneLine() throws {
         for (method, extra) in [("saliency", ["--target", "3"]), ("saliency", ["--target", "-1"]),
                                 ("integrated-gradients", ["--steps", "1", "--quadrature", "riemann-left"]),
