@@ -49,6 +49,19 @@ extension AttributionMethod {
     public func repeatingPerInputSettings(_ times: Int) -> Self { self }
 }
 
+/// A method measured from a `baseline`: repeating its inputs repeats per-input baselines alike.
+public protocol BaselineAttributionMethod: AttributionMethod {
+    var baseline: Baseline { get set }
+}
+
+extension BaselineAttributionMethod {
+    public func repeatingPerInputSettings(_ times: Int) -> Self {
+        var copy = self
+        copy.baseline = baseline.repeatingRows(times)
+        return copy
+    }
+}
+
 extension AttributionMethod {
     /// Checks the inputs' shape and `targets` against the model's classes.
     func validate(inputs: Tensor, targets: [Int], classes: Int) throws(ElucidateError) {

@@ -3,7 +3,7 @@
 /// max pool routes multipliers to its windows' maxima; attributions are (input − baseline) ×
 /// multipliers.
 /// Residual additions and convolutions are linear and need no rule.
-public struct DeepLift: AttributionMethod {
+public struct DeepLift: BaselineAttributionMethod {
     public var baseline: Baseline
     /// Inputs per pass (each pass runs twice as many rows: inputs and baselines).
     public var batchSize: Int
@@ -11,12 +11,6 @@ public struct DeepLift: AttributionMethod {
     public init(baseline: Baseline = .zero, batchSize: Int = 8) {
         self.baseline = baseline
         self.batchSize = batchSize
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> DeepLift {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {

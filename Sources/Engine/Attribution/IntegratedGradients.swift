@@ -1,6 +1,6 @@
 /// Integrated Gradients (Sundararajan et al.), as Captum's `IntegratedGradients`:
 /// (x − x′) · ∫₀¹ ∂F(x′ + α(x − x′))/∂x dα, by quadrature.
-public struct IntegratedGradients: AttributionMethod {
+public struct IntegratedGradients: BaselineAttributionMethod {
     public var steps: Int
     public var quadrature: Quadrature
     public var baseline: Baseline
@@ -13,12 +13,6 @@ public struct IntegratedGradients: AttributionMethod {
         self.quadrature = quadrature
         self.baseline = baseline
         self.internalBatchSize = internalBatchSize
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> IntegratedGradients {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {

@@ -1,7 +1,7 @@
 /// Feature ablation, as Captum's `FeatureAblation`: each group of the feature mask in turn
 /// is replaced by the baseline, and every element of the group is attributed the drop of
 /// the target's logit.
-public struct FeatureAblation: AttributionMethod {
+public struct FeatureAblation: BaselineAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     /// Ablated copies per forward pass (Captum's `perturbations_per_eval`).
@@ -14,12 +14,6 @@ public struct FeatureAblation: AttributionMethod {
         self.baseline = baseline
         self.perturbationsPerEval = perturbationsPerEval
         self.progress = progress
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> FeatureAblation {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {

@@ -4,7 +4,7 @@
 /// first with a weight of 10⁶), the model is evaluated with the coalition's features from
 /// the input and the others from the baseline, and a weighted linear regression of the
 /// target's logit on the coalition indicators gives each feature's attribution.
-public struct KernelSHAP: AttributionMethod {
+public struct KernelSHAP: BaselineAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     /// Coalitions evaluated per input (the two fixed ones included).
@@ -21,12 +21,6 @@ public struct KernelSHAP: AttributionMethod {
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> KernelSHAP {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     /// `samples` coalitions over `count` features.

@@ -5,7 +5,7 @@ import Foundation
 /// exponential kernel of its cosine distance to the input, exp(−d² / (2·width²)) with
 /// d = 1 − cos(input, perturbed), and an interpretable linear model of the target's logit
 /// on the on/off indicators gives each feature's attribution.
-public struct LIME: AttributionMethod {
+public struct LIME: BaselineAttributionMethod {
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
         case lasso
@@ -35,12 +35,6 @@ public struct LIME: AttributionMethod {
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> LIME {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {

@@ -4,7 +4,7 @@
 ///
 /// Windows start at multiples of the stride; along each dimension there are
 /// ⌈(D − W) / S⌉ + 1 of them, the last one cropped at the border (Captum's arithmetic).
-public struct Occlusion: AttributionMethod {
+public struct Occlusion: BaselineAttributionMethod {
     /// How occluded copies are evaluated.
     public enum Evaluation: Sendable, Equatable {
         /// Every occluded copy runs through the whole network.
@@ -37,12 +37,6 @@ public struct Occlusion: AttributionMethod {
         self.perturbationsPerEval = perturbationsPerEval
         self.evaluation = evaluation
         self.progress = progress
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> Occlusion {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     /// Window starts along one dimension of extent `size`.

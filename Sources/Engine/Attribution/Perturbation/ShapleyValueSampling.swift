@@ -2,7 +2,7 @@
 /// `samples` random orders of the features, the features are switched from the baseline to
 /// the input one at a time and each is credited with the change of the target's logit it
 /// caused; attributions are the averages. Each group of the feature mask is one feature.
-public struct ShapleyValueSampling: AttributionMethod {
+public struct ShapleyValueSampling: BaselineAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     public var samples: Int
@@ -20,12 +20,6 @@ public struct ShapleyValueSampling: AttributionMethod {
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
-    }
-
-    public func repeatingPerInputSettings(_ times: Int) -> ShapleyValueSampling {
-        var copy = self
-        copy.baseline = baseline.repeatingRows(times)
-        return copy
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
