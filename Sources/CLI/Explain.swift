@@ -63,10 +63,22 @@ struct ExplainOptions: ParsableArguments {
     /// Runs `method` (inside a noise tunnel if asked) on every input batch, writes the
     /// attributions and prints the report.
     func run(_ method: some AttributionMethod, name: String, options: [String: String]) throws {
+        try run(name: name, options: options) { _, _ in method }
+    }
+
+    /// `run(_:name:options:)` with the method made for each input batch from the batch
+    /// `[N, C, H, W]` and the preset that normalised it (to build a feature mask that fits the
+    /// inputs without loading them twice).
+    func run<Method: AttributionMethod>(
+        name: String, options: [String: String],
+        method makeMethod: (_ inputs: Tensor, _ preset: PreprocessingPreset) throws -> Method
+    ) throws {
         let started = Date()
         let classifier = try model.loadClassifier()
         let batches = try input.loadBatches(for: classifier)
+        let preset = input.preset ?? classifier.preset ?? .torchvision
         let seed = self.seed ?? SeededRandom.randomSeed()
+        var isStochastic = false
         var names: [String] = []
         var values: [Tensor] = []
         var reports: [ExplanationReport.Input] = []
@@ -81,6 +93,8 @@ struct ExplainOptions: ParsableArguments {
                 }
                 return fixed
             }
+            let method = try makeMethod(batch.tensor, preset)
+            isStochastic = isStochastic || method.isStochastic
             let attribution: Attribution
             if let noiseTunnel {
                 let tunnel = NoiseTunnel(method, kind: noiseTunnel, samples: ntSamples, stdev: ntStdev,
@@ -109,7 +123,6 @@ struct ExplainOptions: ParsableArguments {
         if let visualize, let first = batches.first {
             // The photo is the model input with the preset's normalisation undone: exactly
             // the pixels the preset made from the image file.
-            let preset = input.preset ?? classifier.preset ?? .torchvision
             let photo = try VisualizationPhoto.denormalized(first.tensor, preset: preset)
             try visualization.draw(all, index: 0, photo: photo, to: visualize,
                                    protectedInputs: model.inputURLs + input.inputURLs + outputs.dropLast())
@@ -120,7 +133,7 @@ struct ExplainOptions: ParsableArguments {
             used["nt-samples"] = String(ntSamples)
             used["nt-stdev"] = String(ntStdev)
         }
-        if self.seed != nil || method.isStochastic || noiseTunnel != nil { used["seed"] = String(seed) }
+        if self.seed != nil || isStochastic || noiseTunnel != nil { used["seed"] = String(seed) }
         let elapsed = Date().timeIntervalSince(started)
         if json {
             print(try JSONOutput.string(ExplanationReport(

@@ -51,13 +51,15 @@ struct ExplainFeatureAblation: ParsableCommand {
 
     func run() throws {
         var options: [String: String] = [:]
-        let mask = try features.mask(common, options: &options)
+        let masks = try features.source(options: &options)
+        let baseline = try parseBaseline(features.baseline)
         let progress = ProgressBar(label: "feature-ablation", enabled: !features.quiet)
         defer { progress.finish() }
-        try common.run(FeatureAblation(mask: mask, baseline: try parseBaseline(features.baseline),
-                                       perturbationsPerEval: features.perturbationsPerEval,
-                                       progress: { progress.update($0, of: $1) }),
-                       name: "feature-ablation", options: options)
+        try common.run(name: "feature-ablation", options: options) { inputs, preset in
+            FeatureAblation(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline,
+                            perturbationsPerEval: features.perturbationsPerEval,
+                            progress: { progress.update($0, of: $1) })
+        }
     }
 }
 
@@ -76,15 +78,17 @@ struct ExplainShapleyValueSampling: ParsableCommand {
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
         var options = ["samples": String(samples), "seed": String(seed)]
-        let mask = try features.mask(common, options: &options)
+        let masks = try features.source(options: &options)
+        let baseline = try parseBaseline(features.baseline)
         let progress = ProgressBar(label: "shapley-value-sampling", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(ShapleyValueSampling(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
-                                              perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                                              progress: { progress.update($0, of: $1) }),
-                         name: "shapley-value-sampling", options: options)
+        try withSeed.run(name: "shapley-value-sampling", options: options) { inputs, preset in
+            ShapleyValueSampling(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
+                                 perturbationsPerEval: features.perturbationsPerEval, seed: seed,
+                                 progress: { progress.update($0, of: $1) })
+        }
     }
 }
 
@@ -94,6 +98,10 @@ struct FeatureMaskOptions: ParsableArguments {
     var featureMask: String?
     @Option(name: .long, help: "Split the image into N×N equal cells.")
     var grid: Int?
+    @Option(name: .long, help: "Split each image into about N SLIC superpixels (scikit-image's slic, as LIME users do).")
+    var superpixels: Int?
+    @Option(name: .long, help: "With --superpixels: weight of space against colour; higher gives squarer regions (default 10).")
+    var compactness: Double?
     @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
     var baseline: String = "zero"
     @Option(name: .customLong("perturbations-per-eval"), help: "Evaluations per forward pass.")
@@ -102,22 +110,56 @@ struct FeatureMaskOptions: ParsableArguments {
     var quiet = false
 
     func validate() throws {
-        if (featureMask == nil) == (grid == nil) { throw ValidationError("give exactly one of --feature-mask and --grid") }
+        if [featureMask != nil, grid != nil, superpixels != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give exactly one of --feature-mask, --grid and --superpixels")
+        }
         if let grid, grid < 1 { throw ValidationError("--grid must be at least 1") }
+        if let superpixels, superpixels < 1 { throw ValidationError("--superpixels must be at least 1") }
+        if let compactness {
+            if superpixels == nil { throw ValidationError("--compactness applies only to --superpixels") }
+            if !(compactness > 0) || !compactness.isFinite { throw ValidationError("--compactness must be a number > 0") }
+        }
         if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
     }
 
-    func mask(_ common: ExplainOptions, options: inout [String: String]) throws -> FeatureMask {
+    /// Where the mask comes from (a mask file is read now), with the options recorded in `options`.
+    func source(options: inout [String: String]) throws -> FeatureMaskSource {
         options["baseline"] = baseline
         options["perturbations-per-eval"] = String(perturbationsPerEval)
         if let featureMask {
             let file = try NPY.readInt32(URL(fileURLWithPath: featureMask))
             options["feature-mask"] = featureMask
-            return try FeatureMask(shape: file.shape, ids: file.values)
+            return .file(try FeatureMask(shape: file.shape, ids: file.values))
         }
-        let shape = try common.inputShape()
-        options["grid"] = String(grid!)
-        return try FeatureMask.grid(grid!, height: shape[2], width: shape[3])
+        if let grid {
+            options["grid"] = String(grid)
+            return .grid(cells: grid)
+        }
+        let segments = superpixels!  // validate() leaves no other case
+        let compactness = self.compactness ?? 10
+        options["superpixels"] = String(segments)
+        options["compactness"] = String(compactness)
+        return .superpixels(segments: segments, compactness: compactness)
+    }
+}
+
+/// The feature mask of a run: read from a file, or made from each input batch once the run
+/// has loaded it.
+enum FeatureMaskSource {
+    case file(FeatureMask)
+    case grid(cells: Int)
+    case superpixels(segments: Int, compactness: Double)
+
+    /// The mask for the batch `inputs` `[N, C, H, W]`, normalised by `preset`.
+    func mask(for inputs: Tensor, preset: PreprocessingPreset) throws(ElucidateError) -> FeatureMask {
+        switch self {
+        case .file(let mask):
+            mask
+        case .grid(let cells):
+            try FeatureMask.grid(cells, height: inputs.shape[2], width: inputs.shape[3])
+        case .superpixels(let segments, let compactness):
+            try FeatureMask.superpixels(of: inputs, preset: preset, segments: segments, compactness: compactness)
+        }
     }
 }
 
@@ -136,15 +178,17 @@ struct ExplainKernelSHAP: ParsableCommand {
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
         var options = ["samples": String(samples), "seed": String(seed)]
-        let mask = try features.mask(common, options: &options)
+        let masks = try features.source(options: &options)
+        let baseline = try parseBaseline(features.baseline)
         let progress = ProgressBar(label: "kernel-shap", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(KernelSHAP(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
-                                    perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                                    progress: { progress.update($0, of: $1) }),
-                         name: "kernel-shap", options: options)
+        try withSeed.run(name: "kernel-shap", options: options) { inputs, preset in
+            KernelSHAP(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
+                       perturbationsPerEval: features.perturbationsPerEval, seed: seed,
+                       progress: { progress.update($0, of: $1) })
+        }
     }
 }
 
@@ -173,27 +217,18 @@ struct ExplainLIME: ParsableCommand {
         let seed = common.seed ?? SeededRandom.randomSeed()
         var options = ["samples": String(samples), "seed": String(seed), "surrogate": surrogate, "alpha": String(alpha),
                        "kernel-width": String(kernelWidth)]
-        let mask = try features.mask(common, options: &options)
+        let masks = try features.source(options: &options)
+        let baseline = try parseBaseline(features.baseline)
         let progress = ProgressBar(label: "lime", enabled: !features.quiet)
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(LIME(mask: mask, baseline: try parseBaseline(features.baseline), samples: samples,
-                              surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
-                              perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                              progress: { progress.update($0, of: $1) }),
-                         name: "lime", options: options)
-    }
-}
-
-extension ExplainOptions {
-    /// The shape `[N, C, H, W]` of the first input batch as the model will see it.
-    func inputShape() throws -> [Int] {
-        let classifier = try model.loadClassifier()
-        guard let first = try input.loadBatches(for: classifier).first else {
-            throw ValidationError("no input")
+        try withSeed.run(name: "lime", options: options) { inputs, preset in
+            LIME(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
+                 surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
+                 perturbationsPerEval: features.perturbationsPerEval, seed: seed,
+                 progress: { progress.update($0, of: $1) })
         }
-        return first.tensor.shape
     }
 }
 

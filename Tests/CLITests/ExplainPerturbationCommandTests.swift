@@ -90,4 +90,97 @@ final class ExplainPerturbationCommandTests: XCTestCase {
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(method) \(extra): \(result.stderr)")
         }
     }
+
+    func testFeatureAblationWithSuperpixels() throws {
+        // Pictures with regions (the deterministic noise input would make almost one segment),
+        // normalised as the torchvision preset, which the model falls back to, does.
+        let inputs = pictures(shape: shape, preset: .torchvision)
+        let picture = path("pictures.npy")
+        try NPY.write(inputs, to: URL(fileURLWithPath: picture))
+        let result = try runElucidate(["explain", "feature-ablation", "--model", model, "--input-tensor", picture,
+                                       "--attributions", path("s.npy"), "--superpixels", "20", "--target", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let values = try NPY.readFloat32(URL(fileURLWithPath: path("s.npy")))
+        XCTAssertEqual(values.shape, shape)
+        let mask = try FeatureMask.superpixels(of: inputs, preset: .torchvision, segments: 20)
+        assertConstantWithinSegments(values, mask)
+        let expected = try FeatureAblation(mask: mask).attribute(network, inputs: inputs, targets: [1, 1])
+        XCTAssertLessThanOrEqual(relativeL2Error(values.scalars, expected.values.scalars), 1e-4)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let options = try XCTUnwrap(report["options"] as? [String: String])
+        XCTAssertEqual(options["superpixels"], "20")
+        XCTAssertEqual(options["compactness"], "10.0")
+        XCTAssertNil(options["grid"])
+    }
+
+    func testSuperpixelsOfAnImageFileWithTheBuiltinModel() throws {
+        let sneaker = packageRootURL.appendingPathComponent("Resources/images/sneaker.png")
+        let result = try runElucidate(["explain", "shapley-value-sampling", sneaker.path, "--superpixels", "10",
+                                       "--compactness", "20", "--samples", "2", "--seed", "1", "--attributions", path("v.npy")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let values = try NPY.readFloat32(URL(fileURLWithPath: path("v.npy")))
+        let inputs = try Preprocessor(preset: .fashionMNIST).tensor(from: ImageDecoder.load(sneaker))
+        let mask = try FeatureMask.superpixels(of: inputs, preset: .fashionMNIST, segments: 10, compactness: 20)
+        assertConstantWithinSegments(values, mask)
+    }
+
+    func testSuperpixelOptionsAreChecked() throws {
+        for extra in [["--grid", "2", "--superpixels", "20"], ["--superpixels", "5", "--feature-mask", "m.npy"],
+                      ["--superpixels", "0"], ["--superpixels", "-3"], ["--superpixels", "5", "--compactness", "0"],
+                      ["--superpixels", "5", "--compactness", "nan"], ["--grid", "2", "--compactness", "5"]] {
+            let result = try explain("feature-ablation", extra, output: path("bad.npy"))
+            XCTAssertNotEqual(result.status, 0, "\(extra)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(extra): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.npy")), "\(extra)")
+        }
+        let both = try explain("feature-ablation", ["--grid", "2", "--superpixels", "20"], output: path("bad.npy"))
+        XCTAssertTrue(both.stderr.contains("exactly one of --feature-mask, --grid and --superpixels"), both.stderr)
+        let zero = try explain("feature-ablation", ["--superpixels", "0"], output: path("bad.npy"))
+        XCTAssertTrue(zero.stderr.contains("--superpixels must be at least 1"), zero.stderr)
+    }
+
+    /// `[N, 3, H, W]` pictures normalised by `preset`: a gradient with a bright disc and a
+    /// dark bar that move from one picture to the next.
+    private func pictures(shape: [Int], preset: PreprocessingPreset) -> Tensor {
+        let (rows, height, width) = (shape[0], shape[2], shape[3])
+        var values: [Float] = []
+        for n in 0..<rows {
+            for c in 0..<3 {
+                for y in 0..<height {
+                    for x in 0..<width {
+                        var v = c == 0 ? Float(x) / Float(width) : c == 1 ? Float(y) / Float(height) : 0.4
+                        let (dy, dx) = (y - height / 3 - 5 * n, x - width / 2)
+                        if dy * dy + dx * dx < 49 { v = c == 2 ? 0.1 : 0.95 }
+                        if y >= height - 10 && y < height - 4 && x >= 3 + 4 * n && x < width - 6 { v = 0.05 }
+                        values.append((v - preset.mean[c]) / preset.std[c])
+                    }
+                }
+            }
+        }
+        return Tensor(shape: shape, values: values)
+    }
+
+    /// Fails unless every row of `values` `[N, C, H, W]` is constant on each segment of its row of
+    /// `mask` `[N, 1, H, W]`, and the rows have more than one segment.
+    private func assertConstantWithinSegments(_ values: Tensor, _ mask: FeatureMask,
+                                              file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(mask.shape, [values.shape[0], 1, values.shape[2], values.shape[3]], file: file, line: line)
+        let plane = values.shape[2] * values.shape[3], channels = values.shape[1]
+        let scalars = values.scalars
+        for row in 0..<values.shape[0] {
+            let ids = mask.ids[(row * plane)..<((row + 1) * plane)]
+            XCTAssertGreaterThan(Set(ids).count, 1, "row \(row)", file: file, line: line)
+            var valueOfSegment: [Int32: Float] = [:]
+            for c in 0..<channels {
+                for (i, id) in ids.enumerated() {
+                    let value = scalars[(row * channels + c) * plane + i]
+                    if valueOfSegment[id, default: value] != value {
+                        XCTFail("row \(row): segment \(id) has values \(valueOfSegment[id]!) and \(value)", file: file, line: line)
+                        return
+                    }
+                    valueOfSegment[id] = value
+                }
+            }
+        }
+    }
 }
