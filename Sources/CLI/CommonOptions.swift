@@ -74,8 +74,8 @@ struct InputOptions: ParsableArguments {
         images.map { URL(fileURLWithPath: $0) } + (inputTensor.map { [URL(fileURLWithPath: $0)] } ?? [])
     }
 
-    /// One batch `[N, C, H, W]` per input name. Images of different sizes (preset `none`)
-    /// become separate batches.
+    /// The input tensor as one batch `[N, C, H, W]`, or one batch `[1, C, H, W]` per image
+    /// (images may differ in size under preset `none`; see `requireOneSize`).
     func loadBatches(for classifier: Classifier) throws(ElucidateError) -> [(names: [String], tensor: Tensor)] {
         if let inputTensor {
             let url = URL(fileURLWithPath: inputTensor)
@@ -102,6 +102,58 @@ struct InputOptions: ParsableArguments {
             batches.append(([path], tensor))
         }
         return batches
+    }
+}
+
+extension InputOptions {
+    /// Refuses batches whose rows differ in shape — possible only for images that a preset
+    /// such as `none` leaves at their own size — naming the first two images that differ.
+    /// For commands that join every input into one array (explain), before any model work.
+    func requireOneSize(_ batches: [(names: [String], tensor: Tensor)], preset: PreprocessingPreset) throws(ElucidateError) {
+        guard let first = batches.first else { return }
+        let size = Array(first.tensor.shape.dropFirst())
+        guard let other = batches.first(where: { Array($0.tensor.shape.dropFirst()) != size }) else { return }
+        func describe(_ shape: [Int]) -> String { shape.dropFirst().map(String.init).joined(separator: "×") }
+        let which = self.preset != nil ? "--preset \(preset.rawValue)" : "the model's preset \(preset.rawValue)"
+        throw ElucidateError(
+            .invalidArgument,
+            "images differ in size after preprocessing (\(first.names[0]) is \(describe(first.tensor.shape)), "
+            + "\(other.names[0]) is \(describe(other.tensor.shape))); with \(which) every image must have the same size "
+            + "— resize them or run one at a time")
+    }
+}
+
+/// The files a command will write, checked before it does any work, so that a run that
+/// cannot write all of them writes none: never over one of the command's inputs, never two
+/// outputs to one file, always into an existing folder.
+enum OutputFiles {
+    /// `outputs` pairs each option with its path (nil when not given); `sameFileMessage`
+    /// words the refusal for two options naming one file (default: "A and B cannot be the same file").
+    static func check(_ outputs: [(option: String, path: String?)], inputs: [URL],
+                      sameFileMessage: (_ first: String, _ second: String) -> String = { "\($0) and \($1) cannot be the same file" })
+        throws(ElucidateError) {
+        func resolved(_ url: URL) -> URL { url.standardizedFileURL.resolvingSymlinksInPath() }
+        let protected = inputs.map(resolved)
+        var seen: [(option: String, url: URL)] = []
+        for case let (option, path?) in outputs {
+            let url = URL(fileURLWithPath: path)
+            let destination = resolved(url)
+            if protected.contains(destination) {
+                throw ElucidateError(.invalidArgument, "refusing to overwrite an input file", path: url.path)
+            }
+            if let earlier = seen.first(where: { $0.url == destination }) {
+                throw ElucidateError(.invalidArgument, sameFileMessage(earlier.option, option), path: path)
+            }
+            seen.append((option, destination))
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: destination.path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ElucidateError(.invalidArgument, "is a folder, not a file (\(option))", path: url.path)
+            }
+            let folder = destination.deletingLastPathComponent()
+            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ElucidateError(.fileNotFound, "folder \(folder.path) does not exist", path: url.path)
+            }
+        }
     }
 }
 

@@ -61,29 +61,40 @@ struct ExplainOptions: ParsableArguments {
     }
 
     /// Runs `method` (inside a noise tunnel if asked) on every input batch, writes the
-    /// attributions and prints the report.
-    func run(_ method: some AttributionMethod, name: String, options: [String: String]) throws {
-        try run(name: name, options: options) { _, _ in method }
+    /// attributions and prints the report. `inputs` are the method's own input files
+    /// (baselines, a feature mask), which no output may overwrite.
+    func run(_ method: some AttributionMethod, name: String, options: [String: String], inputs: [String] = []) throws {
+        try run(name: name, options: options, inputs: inputs) { _, _ in method }
     }
 
-    /// `run(_:name:options:)` with the method made for each input batch from the batch
+    /// `run(_:name:options:inputs:)` with the method made for each input batch from the batch
     /// `[N, C, H, W]` and the preset that normalised it (to build a feature mask that fits the
-    /// inputs without loading them twice).
+    /// inputs without loading them twice). Every method is made, and so every mask and
+    /// geometry checked, before any model work.
+    ///
+    /// Nothing is written unless everything can be: the output files are checked first, the
+    /// images must share one size (the attributions are one array), and the picture is drawn
+    /// before the attributions are written.
     func run<Method: AttributionMethod>(
-        name: String, options: [String: String],
+        name: String, options: [String: String], inputs methodInputs: [String] = [],
         method makeMethod: (_ inputs: Tensor, _ preset: PreprocessingPreset) throws -> Method
     ) throws {
         let started = Date()
+        let protectedInputs = model.inputURLs + input.inputURLs + methodInputs.map { URL(fileURLWithPath: $0) }
+        try OutputFiles.check([("--attributions", attributions)] + visualization.outputs(picture: visualize),
+                              inputs: protectedInputs, sameFileMessage: VisualizationOptions.sameFileMessage)
         let classifier = try model.loadClassifier()
         let batches = try input.loadBatches(for: classifier)
         let preset = input.preset ?? classifier.preset ?? .torchvision
+        try input.requireOneSize(batches, preset: preset)
+        let methods = try batches.map { try makeMethod($0.tensor, preset) }
         let seed = self.seed ?? SeededRandom.randomSeed()
         var isStochastic = false
         var names: [String] = []
         var values: [Tensor] = []
         var reports: [ExplanationReport.Input] = []
         var details: [String: String] = [:]
-        for batch in batches {
+        for (batch, method) in zip(batches, methods) {
             let logits = try classifier.logits(batch.tensor)
             let best = classifier.topClasses(logits: logits, k: 1).map { $0[0] }
             let targets = try best.map { score throws(ElucidateError) -> Int in
@@ -93,7 +104,6 @@ struct ExplainOptions: ParsableArguments {
                 }
                 return fixed
             }
-            let method = try makeMethod(batch.tensor, preset)
             isStochastic = isStochastic || method.isStochastic
             let attribution: Attribution
             if let noiseTunnel {
@@ -115,17 +125,21 @@ struct ExplainOptions: ParsableArguments {
             names += batch.names
             values.append(attribution.values)
         }
+        // One size: requireOneSize refused batches whose rows differ.
         let all = Tensor.concatenatingRows(values)
         let outputs = [attributions, visualize].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
-        if let attributions {
-            try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: model.inputURLs + input.inputURLs)
-        }
-        if let visualize, let first = batches.first {
+        var figure: AttributionFigure?
+        if visualize != nil, let first = batches.first {
             // The photo is the model input with the preset's normalisation undone: exactly
             // the pixels the preset made from the image file.
             let photo = try VisualizationPhoto.denormalized(first.tensor, preset: preset)
-            try visualization.draw(all, index: 0, photo: photo, to: visualize,
-                                   protectedInputs: model.inputURLs + input.inputURLs + outputs.dropLast())
+            figure = try visualization.figure(all, index: 0, photo: photo)
+        }
+        if let attributions {
+            try NPY.write(all, to: URL(fileURLWithPath: attributions), protectedInputs: protectedInputs)
+        }
+        if let visualize, let figure {
+            try visualization.write(figure, to: visualize, protectedInputs: protectedInputs + outputs.dropLast())
         }
         var used = options
         if let noiseTunnel {

@@ -50,7 +50,8 @@ struct ExplainIntegratedGradients: ParsableCommand {
         let method = IntegratedGradients(steps: steps, quadrature: quadrature, baseline: try parseBaseline(baseline),
                                          internalBatchSize: internalBatchSize)
         try common.run(method, name: "integrated-gradients",
-                       options: ["steps": String(steps), "quadrature": quadrature.rawValue, "baseline": baseline])
+                       options: ["steps": String(steps), "quadrature": quadrature.rawValue, "baseline": baseline],
+                       inputs: baselineFiles(baseline))
     }
 }
 
@@ -84,7 +85,7 @@ struct ExplainGradientSHAP: ParsableCommand {
         var withSeed = common
         withSeed.seed = seed
         try withSeed.run(GradientSHAP(samples: samples, stdev: stdev, baselines: distribution, batchSize: internalBatchSize, seed: seed),
-                         name: "gradient-shap", options: options)
+                         name: "gradient-shap", options: options, inputs: baselines.map { [$0] } ?? [])
     }
 }
 
@@ -117,6 +118,11 @@ func parseBaseline(_ text: String) throws(ElucidateError) -> Baseline {
     return .tensor(try NPY.readFloat32(URL(fileURLWithPath: text)))
 }
 
+/// The file a `--baseline` names, if it names one (for the inputs no output may overwrite).
+func baselineFiles(_ text: String) -> [String] {
+    text == "zero" || Float(text) != nil ? [] : [text]
+}
+
 extension Quadrature: ExpressibleByArgument {}
 
 struct ExplainDeepLift: ParsableCommand {
@@ -129,7 +135,7 @@ struct ExplainDeepLift: ParsableCommand {
 
     func run() throws {
         try common.run(DeepLift(baseline: try parseBaseline(baseline), batchSize: internalBatchSize), name: "deeplift",
-                       options: ["baseline": baseline])
+                       options: ["baseline": baseline], inputs: baselineFiles(baseline))
     }
 }
 
@@ -144,6 +150,6 @@ struct ExplainDeepLiftSHAP: ParsableCommand {
     func run() throws {
         let distribution = try NPY.readFloat32(URL(fileURLWithPath: baselines))
         try common.run(DeepLiftSHAP(baselines: distribution, batchSize: internalBatchSize), name: "deeplift-shap",
-                       options: ["baselines": baselines])
+                       options: ["baselines": baselines], inputs: [baselines])
     }
 }

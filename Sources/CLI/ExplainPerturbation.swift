@@ -37,9 +37,36 @@ struct ExplainOcclusion: ParsableCommand {
                                evaluation: evaluation == "full" ? .full : .incremental,
                                progress: { progress.update($0, of: $1) })
         defer { progress.finish() }
-        try common.run(method, name: "occlusion",
+        try common.run(name: "occlusion",
                        options: ["window": window, "stride": stride, "baseline": baseline,
-                                 "perturbations-per-eval": String(perturbationsPerEval), "evaluation": evaluation])
+                                 "perturbations-per-eval": String(perturbationsPerEval), "evaluation": evaluation],
+                       inputs: baselineFiles(baseline)) { inputs, _ in
+            try Self.checkGeometry(window: method.window, stride: method.stride, rowShape: Array(inputs.shape.dropFirst()))
+            return method
+        }
+    }
+
+    /// Refuses a window and stride whose last window would start past the end of the input
+    /// (`Occlusion` places ⌈(D − W) / S⌉ + 1 windows at multiples of S along each dimension,
+    /// and cannot crop a window that starts beyond the border). A window starting exactly
+    /// at the border is empty and harmless; a stride no larger than the window always fits.
+    static func checkGeometry(window: [Int], stride: [Int], rowShape: [Int]) throws(ElucidateError) {
+        // Occlusion itself reports the other bad geometries (a window larger than the input).
+        guard window.count == 3, stride.count == 3, rowShape.count == 3,
+              (0..<3).allSatisfy({ window[$0] <= rowShape[$0] && stride[$0] > 0 }) else { return }
+        let axes = ["C", "H", "W"]
+        for d in 0..<3 {
+            let windows = (rowShape[d] - window[d] + stride[d] - 1) / stride[d] + 1
+            let lastStart = (windows - 1) * stride[d]
+            if lastStart > rowShape[d] {
+                throw ElucidateError(
+                    .invalidArgument,
+                    "--stride \(stride.map(String.init).joined(separator: ",")) with --window \(window.map(String.init).joined(separator: ",")) "
+                    + "would start a window at \(lastStart) along \(axes[d]), past the end of the "
+                    + "\(rowShape.map(String.init).joined(separator: "×")) input; use a stride no larger than the window "
+                    + "(\(window[d])) along \(axes[d])")
+            }
+        }
     }
 }
 
@@ -55,7 +82,7 @@ struct ExplainFeatureAblation: ParsableCommand {
         let baseline = try parseBaseline(features.baseline)
         let progress = ProgressBar(label: "feature-ablation", enabled: !features.quiet)
         defer { progress.finish() }
-        try common.run(name: "feature-ablation", options: options) { inputs, preset in
+        try common.run(name: "feature-ablation", options: options, inputs: features.inputFiles) { inputs, preset in
             FeatureAblation(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline,
                             perturbationsPerEval: features.perturbationsPerEval,
                             progress: { progress.update($0, of: $1) })
@@ -84,7 +111,7 @@ struct ExplainShapleyValueSampling: ParsableCommand {
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(name: "shapley-value-sampling", options: options) { inputs, preset in
+        try withSeed.run(name: "shapley-value-sampling", options: options, inputs: features.inputFiles) { inputs, preset in
             ShapleyValueSampling(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
                                  perturbationsPerEval: features.perturbationsPerEval, seed: seed,
                                  progress: { progress.update($0, of: $1) })
@@ -121,6 +148,9 @@ struct FeatureMaskOptions: ParsableArguments {
         }
         if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
     }
+
+    /// The files these options read (the mask, a baseline), which no output may overwrite.
+    var inputFiles: [String] { (featureMask.map { [$0] } ?? []) + baselineFiles(baseline) }
 
     /// Where the mask comes from (a mask file is read now), with the options recorded in `options`.
     func source(options: inout [String: String]) throws -> FeatureMaskSource {
@@ -184,7 +214,7 @@ struct ExplainKernelSHAP: ParsableCommand {
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(name: "kernel-shap", options: options) { inputs, preset in
+        try withSeed.run(name: "kernel-shap", options: options, inputs: features.inputFiles) { inputs, preset in
             KernelSHAP(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
                        perturbationsPerEval: features.perturbationsPerEval, seed: seed,
                        progress: { progress.update($0, of: $1) })
@@ -223,7 +253,7 @@ struct ExplainLIME: ParsableCommand {
         defer { progress.finish() }
         var withSeed = common
         withSeed.seed = seed
-        try withSeed.run(name: "lime", options: options) { inputs, preset in
+        try withSeed.run(name: "lime", options: options, inputs: features.inputFiles) { inputs, preset in
             LIME(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
                  surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
                  perturbationsPerEval: features.perturbationsPerEval, seed: seed,

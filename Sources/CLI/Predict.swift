@@ -23,10 +23,13 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
+        try OutputFiles.check([("--logits", logits)], inputs: modelOptions.inputURLs + inputOptions.inputURLs)
         let classifier = try modelOptions.loadClassifier()
         let batches = try inputOptions.loadBatches(for: classifier)
         var names: [String] = []
         var rows: [Tensor] = []
+        // Each image is its own batch, so images of different sizes (preset none) are each
+        // classified at their own size; every batch's logits are [n, classes].
         for batch in batches {
             names += batch.names
             rows.append(try classifier.logits(batch.tensor))

@@ -9,13 +9,13 @@ import Foundation
 /// ```swift
 /// @Option(name: .customLong("visualize"), help: "Also draw the first input's attributions to this PNG.") var visualize: String?
 /// @OptionGroup var visualization: VisualizationOptions
-/// // in run(), after the attributions are written: the photo is the model input with the
-/// // preset's normalisation undone (the exact pixels the preset made from the image file)
-/// if let visualize {
-///     let photo = try VisualizationPhoto.denormalized(batches[0].tensor, preset: preset)
-///     try visualization.draw(all, index: 0, photo: photo, to: visualize,
-///                            protectedInputs: model.inputURLs + input.inputURLs + [URL(fileURLWithPath: attributions)])
-/// }
+/// // before any work: every output file can be written, none over an input
+/// try OutputFiles.check([("--attributions", attributions)] + visualization.outputs(picture: visualize), inputs: …)
+/// // in run(), once the attributions are computed and before anything is written: the photo is
+/// // the model input with the preset's normalisation undone (the exact pixels the preset made)
+/// let figure = try visualization.figure(all, index: 0, photo: VisualizationPhoto.denormalized(batches[0].tensor, preset: preset))
+/// // then write the attributions, and the picture:
+/// try visualization.write(figure, to: visualize, protectedInputs: …)
 /// ```
 struct VisualizationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
@@ -113,33 +113,47 @@ struct VisualizationOptions: ParsableArguments {
     /// Whether any view draws the photo (all but heat-map do).
     var needsPhoto: Bool { (try? parsedPanels())?.contains { $0.method.needsPhoto } ?? false }
 
-    /// Draws item `index` of `attributions` over `photo` and writes the PNG to `output`
-    /// (and the normalised maps, if asked), atomically, never over `protectedInputs`;
-    /// prints each warning to stderr as `elucidate: warning: …`.
-    @discardableResult
-    func draw(_ attributions: Tensor, index: Int = 0, photo: RGBImage?, to output: String,
-              protectedInputs: [URL]) throws(ElucidateError) -> AttributionFigure {
+    /// The output files these options write beside the picture `picture` (none without a
+    /// picture), as (option, path) pairs for `OutputFiles.check`.
+    func outputs(picture: String?, option: String = "--visualize") -> [(option: String, path: String?)] {
+        guard let picture else { return [] }
+        return [(option, picture), ("--normalized-map", normalizedMap)]
+    }
+
+    /// The refusal for two of `outputs` naming one file.
+    static func sameFileMessage(_ first: String, _ second: String) -> String {
+        second == "--normalized-map" && (first == "--out" || first == "--visualize")
+            ? "the picture and the normalised map cannot be the same file"
+            : "\(first) and \(second) cannot be the same file"
+    }
+
+    /// Draws item `index` of `attributions` over `photo` (nothing is written yet).
+    func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
+        try AttributionFigure.draw(attributions: attributions, index: index, photo: photo,
+                                   panels: try parsedPanels(), style: try style())
+    }
+
+    /// Writes `figure` as a PNG to `output` (and the normalised maps, if asked), atomically,
+    /// never over `protectedInputs`; prints each warning to stderr as `elucidate: warning: …`.
+    /// Check the outputs first with `OutputFiles.check(outputs(picture:))`, so that a failure
+    /// here (a full disk) is the only way to end with the picture but not the map.
+    func write(_ figure: AttributionFigure, to output: String, protectedInputs: [URL]) throws(ElucidateError) {
         let outputURL = URL(fileURLWithPath: output)
-        var protected = protectedInputs
         if let normalizedMap {
             let mapURL = URL(fileURLWithPath: normalizedMap)
             if mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
                 throw ElucidateError(.invalidArgument, "the picture and the normalised map cannot be the same file", path: normalizedMap)
             }
-            protected.append(outputURL)
         }
-        let figure = try AttributionFigure.draw(attributions: attributions, index: index, photo: photo,
-                                                panels: try parsedPanels(), style: try style())
         try figure.write(to: outputURL, protectedInputs: protectedInputs)
         if let normalizedMap {
             let maps = figure.normalizedMaps
             let tensor = Tensor(shape: [maps.count, maps[0].height, maps[0].width], values: maps.flatMap(\.values))
-            try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protected)
+            try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protectedInputs + [outputURL])
         }
         for warning in figure.warnings {
             FileHandle.standardError.write(Data("elucidate: warning: \(warning)\n".utf8))
         }
-        return figure
     }
 }
 

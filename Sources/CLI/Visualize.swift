@@ -48,6 +48,11 @@ struct Visualize: ParsableCommand {
 
     func run() throws {
         let attributionsURL = URL(fileURLWithPath: attributions)
+        // Both outputs are checked before anything is read or drawn, so that none is written
+        // unless all can be.
+        try OutputFiles.check(visualization.outputs(picture: out, option: "--out"),
+                              inputs: [attributionsURL] + [image, inputTensor].compactMap { $0.map { URL(fileURLWithPath: $0) } },
+                              sameFileMessage: VisualizationOptions.sameFileMessage)
         let tensor = try NPY.readFloat32(attributionsURL)
         let map: AttributionMap
         do { map = try AttributionMap(summingChannelsOf: tensor, index: index) } catch { throw error.at(attributions) }
@@ -75,7 +80,8 @@ struct Visualize: ParsableCommand {
                 "is \(photo.width)×\(photo.height) pixels\(how) but the attributions in \(attributions) are \(map.width)×\(map.height)"
                 + (image != nil ? " (use the --preset the model used)" : ""), path: photoPath)
         }
-        let figure = try visualization.draw(tensor, index: index, photo: photo, to: out, protectedInputs: inputs)
+        let figure = try visualization.figure(tensor, index: index, photo: photo)
+        try visualization.write(figure, to: out, protectedInputs: inputs)
         print("\(out): \(figure.canvas.width)×\(figure.canvas.height) pixels")
     }
 }
