@@ -1,8 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// OpenBLAS (and, later, LAPACKE) is deliberately *not* a link-time dependency: CKernels
-// loads it with dlopen after choosing OPENBLAS_CORETYPE, because OpenBLAS reads that
+// OpenBLAS and LAPACKE are deliberately *not* a link-time dependency: CKernels
+// loads them with dlopen after choosing OPENBLAS_CORETYPE, because OpenBLAS reads that
 // variable in its library constructor, before any code of ours could set it. See
 // Sources/CKernels/blas_loader.c and the README.
 //

@@ -17,6 +17,20 @@ Cases:
     ``r18_feature_mask.npy``, baseline 0.25.
   * ResNet18 at 64x48, batch 1, target 3: ShapleyValueSampling over a 3x3 grid with 400
     samples (torch.manual_seed(0)): compared by correlation.
+  * Surrogates (``--only surrogates`` regenerates just these and merges them into the
+    manifest; needs scikit-learn): the same ResNet18 and target on a 4x4 grid, with the input
+    times 8 (exact in float32; the manifest's ``input.scale``). At scale 1 the target's logit
+    moves by only 0.29 between baseline and input, and Lasso's alpha = 0.01 keeps just one of
+    the 16 features; at scale 8 it moves by 2.7 and Lasso zeroes two. KernelShap with 5000 samples
+    (torch.manual_seed(0)); Lime with its defaults (Lasso alpha 0.01, exponential cosine
+    kernel of width 1) and Lime with SkLearnLinearRegression, 2000 samples each from
+    torch.manual_seed(1), so both fit the same samples. Compared by correlation. Each case
+    also records the rows Captum fitted its surrogate to, ``*_fit.npy`` float32 (samples, 3):
+    the coalition as a bit mask (bit f = feature f on, exact below 2^24), the target's logit
+    and the sample weight; and, in the manifest's ``fit``, scikit-learn's fits of those rows
+    in float64 (LinearRegression; Lasso(alpha=0.01) converged to tol 1e-12, and with its
+    defaults, tol 1e-4, as Captum runs it), so the Swift solvers can be checked on the very
+    same problem.
 
 Models run in eval mode, float32, on the CPU with 2 threads.
 """
@@ -30,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from captum.attr import FeatureAblation, Occlusion, ShapleyValueSampling
+from captum._utils.models.linear_model import SkLearnLinearRegression
+from captum.attr import FeatureAblation, KernelShap, Lime, Occlusion, ShapleyValueSampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resnet  # noqa: E402
@@ -42,21 +57,25 @@ def grid_mask(cells: int, height: int, width: int) -> torch.Tensor:
     return (y * cells + x).reshape(1, 1, height, width)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    root = Path(__file__).resolve().parent.parent
-    parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "perturbation")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    args.out.mkdir(parents=True, exist_ok=True)
-    cases = []
+class RecordingSurrogate:
+    """Wraps a Captum interpretable model and keeps the rows it is fitted to."""
 
-    def save(name, model_desc, method, options, targets, attributions):
-        file = f"{name}.npy"
-        np.save(args.out / file, np.ascontiguousarray(attributions.detach().numpy(), dtype="<f4"))
-        cases.append({"name": name, **model_desc, "method": method, "options": options, "targets": targets, "output": file})
-        print(f"{name}: |attr| max {float(attributions.abs().max()):.4g}")
+    def __init__(self, inner):
+        self.inner = inner
+        self.rows = None
 
+    def fit(self, train_data, **kwargs):
+        assert len(train_data) == 1, "Captum fits its surrogate on one batch holding every sample"
+        coalitions, outputs, weights = next(iter(train_data))
+        self.rows = (coalitions.numpy().copy(), outputs.numpy().copy(), weights.numpy().copy())
+        return self.inner.fit(train_data, **kwargs)
+
+    def representation(self):
+        return self.inner.representation()
+
+
+def classic_cases(out: Path, save) -> None:
+    """Occlusion, FeatureAblation and ShapleyValueSampling."""
     with torch.no_grad():
         r34 = {"arch": "resnet34", "num_classes": 1000, "input": {"key": "input", "shape": [1, 3, 224, 224]}}
         model = resnet.deterministic_model("resnet34", 1000)
@@ -78,7 +97,7 @@ def main() -> None:
                                                 target=t, perturbations_per_eval=8))
         c = torch.arange(3).reshape(1, 3, 1, 1)
         mask = (c * 7 + grid_mask(3, 64, 48) * 2 + 5).to(torch.int32)  # sparse, unordered-looking ids
-        np.save(args.out / "r18_feature_mask.npy", mask.numpy().astype("<i4"))
+        np.save(out / "r18_feature_mask.npy", mask.numpy().astype("<i4"))
         save("r18_feature_ablation_mask", r18, "feature-ablation", {"feature-mask": "r18_feature_mask.npy", "baseline": 0.25},
              [3, 7], FeatureAblation(model).attribute(x, feature_mask=mask.long(), baselines=0.25, target=t,
                                                       perturbations_per_eval=5))
@@ -91,9 +110,98 @@ def main() -> None:
              ShapleyValueSampling(model).attribute(x1, feature_mask=grid_mask(3, 64, 48), target=3, n_samples=400,
                                                    perturbations_per_eval=50))
 
+
+def sklearn_fits(coalitions: np.ndarray, outputs: np.ndarray, weights: np.ndarray, surrogate: str) -> dict:
+    """scikit-learn's fits of Captum's surrogate rows, in float64."""
+    from sklearn.linear_model import Lasso, LinearRegression
+
+    x, y, w = coalitions.astype(np.float64), outputs.astype(np.float64), weights.astype(np.float64)
+
+    def described(model):
+        model.fit(x, y, sample_weight=w)
+        return {"intercept": float(model.intercept_), "coefficients": [float(c) for c in model.coef_]}
+
+    if surrogate == "least-squares":
+        return {"least_squares": described(LinearRegression())}
+    return {"lasso": described(Lasso(alpha=0.01, tol=1e-12, max_iter=1_000_000)),
+            "lasso_sklearn_defaults": described(Lasso(alpha=0.01))}
+
+
+def surrogate_cases(out: Path, save) -> None:
+    """KernelShap and Lime (both surrogates) with the rows their surrogates were fitted to."""
+    import sklearn
+
+    scale = 8
+    features = 16
+    r18 = {"arch": "resnet18", "num_classes": 10, "input": {"key": "input", "shape": [1, 3, 64, 48], "scale": scale}}
+    model = resnet.deterministic_model("resnet18", 10)
+    x = torch.from_numpy(resnet.deterministic_input("input", (1, 3, 64, 48))) * scale
+    mask = grid_mask(4, 64, 48)
+    written = {}
+
+    def run(name, method, options, explainer, samples, seed, surrogate, rows_file):
+        recorder = RecordingSurrogate(explainer.interpretable_model)
+        explainer.interpretable_model = recorder
+        torch.manual_seed(seed)
+        attributions = explainer.attribute(x, feature_mask=mask, target=3, n_samples=samples, perturbations_per_eval=100)
+        coalitions, outputs, weights = recorder.rows
+        assert coalitions.shape == (samples, features)
+        bits = (coalitions.astype(np.int64) << np.arange(features)).sum(axis=1)
+        rows = np.stack([bits.astype(np.float32), outputs, weights], axis=1)
+        if rows_file in written:
+            # A second surrogate on the same seed: the same samples, so the same rows.
+            assert np.array_equal(written[rows_file], rows), f"{name}: rows differ from {rows_file}'s"
+        written[rows_file] = rows
+        np.save(out / rows_file, np.ascontiguousarray(rows, dtype="<f4"))
+        fits = sklearn_fits(coalitions, outputs, weights, surrogate)
+        captum = [float(attributions[0, 0].flatten()[(mask.flatten() == f).nonzero()[0, 0]]) for f in range(features)]
+        for label, fit in fits.items():
+            reference = np.array(fit["coefficients"])
+            error = np.linalg.norm(np.array(captum) - reference) / np.linalg.norm(reference)
+            print(f"{name}: Captum (sklearn in float32) vs sklearn {label} in float64: relative L2 {error:.3g}")
+        save(name, r18, method, {**options, "grid": 4, "samples": samples, "seed": seed}, [3], attributions,
+             fit={"data": rows_file, "features": features, "sklearn": sklearn.__version__, **fits})
+
+    with torch.no_grad():
+        run("r18_kernel_shap_grid4", "kernel-shap", {}, KernelShap(model), 5000, 0, "least-squares",
+            "r18_kernel_shap_grid4_fit.npy")
+        for surrogate, explainer in [("lasso", Lime(model)),
+                                     ("least-squares", Lime(model, interpretable_model=SkLearnLinearRegression()))]:
+            options = {"surrogate": surrogate, "alpha": 0.01, "kernel-width": 1.0} if surrogate == "lasso" else \
+                {"surrogate": surrogate, "kernel-width": 1.0}
+            run(f"r18_lime_{surrogate.replace('-', '_')}_grid4", "lime", options, explainer, 2000, 1, surrogate,
+                "r18_lime_grid4_fit.npy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = Path(__file__).resolve().parent.parent
+    parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "perturbation")
+    parser.add_argument("--only", choices=["surrogates"],
+                        help="regenerate only this section; the manifest keeps the other cases")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cases = []
+
+    def save(name, model_desc, method, options, targets, attributions, **extra):
+        file = f"{name}.npy"
+        np.save(args.out / file, np.ascontiguousarray(attributions.detach().numpy(), dtype="<f4"))
+        cases.append({"name": name, **model_desc, "method": method, "options": options, "targets": targets, "output": file,
+                      **extra})
+        print(f"{name}: |attr| max {float(attributions.abs().max()):.4g}")
+
+    if args.only is None:
+        classic_cases(args.out, save)
+    surrogate_cases(args.out, save)
+
+    manifest_path = args.out / "manifest.json"
+    if args.only is not None:
+        fresh = {case["name"] for case in cases}
+        cases = [case for case in json.loads(manifest_path.read_text())["cases"] if case["name"] not in fresh] + cases
     manifest = {"generator": "tools/golden_perturbation.py", "torch": torch.__version__,
                 "captum": __import__("captum").__version__, "cases": cases}
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {len(cases)} cases")
 
 

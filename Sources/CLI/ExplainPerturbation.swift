@@ -227,8 +227,8 @@ struct ExplainLIME: ParsableCommand {
         commandName: "lime", abstract: "LIME: a weighted linear surrogate of random feature subsets (Captum's Lime).")
     @OptionGroup var common: ExplainOptions
     @OptionGroup var features: FeatureMaskOptions
-    @Option(name: .long, help: "Perturbed samples per input.")
-    var samples: Int = 50
+    @Option(name: .long, help: "Perturbed samples per input (Captum's default, 25).")
+    var samples: Int = 25
     @Option(name: .long, help: "lasso (default, alpha --alpha) or least-squares.")
     var surrogate: String = "lasso"
     @Option(name: .long, help: "Lasso penalty.")

@@ -4,13 +4,14 @@ import Foundation
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the compute setup: SIMD level, threads, and which OpenBLAS kernels are in use.")
+        abstract: "Show the compute setup: SIMD level, threads, and which OpenBLAS kernels and LAPACKE are in use.")
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
     func run() throws {
         let blas = Runtime.blas
+        let lapack = Runtime.lapack
         if json {
             struct Report: Encodable {
                 let instructionSet: String
@@ -20,11 +21,15 @@ struct Info: ParsableCommand {
                 let blasCore: String?
                 let openblasCoretype: String?
                 let coretypeSetByElucidate: Bool
+                let lapackeLoaded: Bool
+                let lapackeLibrary: String?
+                let lapackLibrary: String?
             }
             print(try JSONOutput.string(Report(
                 instructionSet: Runtime.instructionSet, threads: Runtime.threadCount,
                 blasLoaded: blas.loaded, blasLibrary: blas.library, blasCore: blas.coreName,
-                openblasCoretype: blas.coretypeEnvironment, coretypeSetByElucidate: blas.coretypeSetByElucidate)))
+                openblasCoretype: blas.coretypeEnvironment, coretypeSetByElucidate: blas.coretypeSetByElucidate,
+                lapackeLoaded: lapack.loaded, lapackeLibrary: lapack.library, lapackLibrary: lapack.lapackLibrary)))
             return
         }
         print("SIMD kernels:      \(Runtime.instructionSet)")
@@ -35,6 +40,11 @@ struct Info: ParsableCommand {
             print("OPENBLAS_CORETYPE: \(blas.coretypeEnvironment.map { "\($0) (\(origin))" } ?? "unset (OpenBLAS detects the CPU)")")
         } else {
             print("OpenBLAS:          not loaded: \(blas.error ?? "unknown reason")")
+        }
+        if lapack.loaded {
+            print("LAPACKE:           \(lapack.library ?? "?"), LAPACK from \(lapack.lapackLibrary ?? "unknown")")
+        } else {
+            print("LAPACKE:           not loaded (Kernel SHAP and LIME's least-squares surrogate need it): \(lapack.error ?? "unknown reason")")
         }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 @testable import Engine
 import Foundation
 import TestSupport
@@ -20,15 +21,54 @@ final class KernelSHAPSamplingTests: XCTestCase {
         }
     }
 
-    func testWeightedLeastSquaresRecoversALinearFunction() {
+    func testWeightedLeastSquaresRecoversALinearFunction() throws {
         var random = SeededRandom(seed: 3)
         let x = (0..<20).map { _ in (0..<3).map { _ in random.nextUniform() } }
         let y = x.map { 1.5 + 2 * $0[0] - $0[1] + 0.5 * $0[2] }
-        let (intercept, beta) = weightedLeastSquares(x, y, weights: (0..<20).map { Double($0 % 3 + 1) })
+        let (intercept, beta) = try weightedLeastSquares(x, y, weights: (0..<20).map { Double($0 % 3 + 1) })
         XCTAssertEqual(intercept, 1.5, accuracy: 1e-9)
         XCTAssertEqual(beta[0], 2, accuracy: 1e-9)
         XCTAssertEqual(beta[1], -1, accuracy: 1e-9)
         XCTAssertEqual(beta[2], 0.5, accuracy: 1e-9)
+    }
+
+    func testWeightedLeastSquaresGivesTheMinimumNormSolutionWhenSamplesDoNotDecide() throws {
+        // Features 0 and 1 are always switched together and feature 3 is always on: any split
+        // of their joint effect 3 fits, and feature 3's effect is the intercept's. scikit-learn's
+        // LinearRegression gives the minimum-norm coefficients: 1.5 each, and 0.
+        let x: [[Double]] = [[0, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]]
+        let y = x.map { 0.5 + 3 * $0[0] - 2 * $0[2] }
+        let (intercept, beta) = try weightedLeastSquares(x, y, weights: [1, 2, 1, 3, 0.5])
+        XCTAssertEqual(intercept, 0.5, accuracy: 1e-12)
+        for (actual, expected) in zip(beta, [1.5, 1.5, -2, 0]) { XCTAssertEqual(actual, expected, accuracy: 1e-12) }
+        // Fewer samples than features: centred, the two samples say only β₀ − β₁ − β₂ = −2,
+        // whose minimum-norm solution is −2·(1, −1, −1)/3.
+        let (_, underdetermined) = try weightedLeastSquares([[1, 0, 0], [0, 1, 1]], [2, 4], weights: [1, 1])
+        for (actual, expected) in zip(underdetermined, [-2.0 / 3, 2.0 / 3, 2.0 / 3]) {
+            XCTAssertEqual(actual, expected, accuracy: 1e-12)
+        }
+    }
+
+    func testWeightedLeastSquaresRefusesBadInputWithATypedError() {
+        func assertRefused(_ x: [[Double]], _ y: [Double], _ weights: [Double], line: UInt = #line) {
+            XCTAssertThrowsError(try weightedLeastSquares(x, y, weights: weights), line: line) { error in
+                XCTAssertEqual((error as? ElucidateError)?.kind, .invalidArgument, "\(error)", line: line)
+            }
+        }
+        assertRefused([], [], [])
+        assertRefused([[1], [2]], [1], [1, 1])
+        assertRefused([[1], [2, 3]], [1, 2], [1, 1])
+        assertRefused([[1], [2]], [1, .nan], [1, 1])
+        assertRefused([[1], [.infinity]], [1, 2], [1, 1])
+        assertRefused([[1], [2]], [1, 2], [0, 0])
+        assertRefused([[1], [2]], [1, 2], [1, -1])
+    }
+
+    func testMissingLAPACKEIsOneClearError() {
+        let error = LinearAlgebra.error(EK_ERR_LAPACK_UNAVAILABLE)
+        XCTAssertEqual(error.kind, .internalFailure)
+        XCTAssertTrue(error.description.hasPrefix("LAPACKE could not be loaded (install liblapacke): "), error.description)
+        XCTAssertTrue(Runtime.lapack.loaded, Runtime.lapack.error ?? "")
     }
 
     func testExactOnALinearModel() throws {
@@ -62,12 +102,12 @@ final class KernelSHAPSamplingTests: XCTestCase {
 
 /// LIME: its surrogates and reproducibility.
 final class LIMESamplingTests: XCTestCase {
-    func testLassoWithoutPenaltyIsLeastSquaresAndPenaltyShrinks() {
+    func testLassoWithoutPenaltyIsLeastSquaresAndPenaltyShrinks() throws {
         var random = SeededRandom(seed: 8)
         let x = (0..<40).map { _ in (0..<3).map { _ in Double(random.next() >> 63) } }
         let y = x.map { 0.5 + 1.2 * $0[0] - 0.7 * $0[1] + 0.01 * $0[2] }
         let w = (0..<40).map { Double($0 % 4 + 1) }
-        let (b0, ls) = weightedLeastSquares(x, y, weights: w)
+        let (b0, ls) = try weightedLeastSquares(x, y, weights: w)
         let (b1, lasso) = weightedLasso(x, y, weights: w, alpha: 0)
         XCTAssertEqual(b0, b1, accuracy: 1e-5)
         for j in 0..<3 { XCTAssertEqual(ls[j], lasso[j], accuracy: 1e-5) }

@@ -3,7 +3,12 @@
 /// (M − 1) / (k (M − k)), then k features uniformly; the full and the empty coalition come
 /// first with a weight of 10⁶), the model is evaluated with the coalition's features from
 /// the input and the others from the baseline, and a weighted linear regression of the
-/// target's logit on the coalition indicators gives each feature's attribution.
+/// target's logit on the coalition indicators (scikit-learn's LinearRegression, as Captum's:
+/// `weightedLeastSquares`) gives each feature's attribution.
+///
+/// The features are the distinct ids of the mask. Captum takes every id from 0 to the largest
+/// as a feature, so for a mask with gaps in its ids it also samples and regresses on features
+/// that switch nothing; the two agree whenever the ids are 0..<count, as a grid's are.
 public struct KernelSHAP: BaselineAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
@@ -78,7 +83,7 @@ public struct KernelSHAP: BaselineAttributionMethod {
                 let on = c.filter { $0 }.count
                 return on == 0 || on == c.count ? 1e6 : 1
             }
-            let (_, coefficients) = weightedLeastSquares(x, scores.map(Double.init), weights: weights)
+            let (_, coefficients) = try weightedLeastSquares(x, scores.map(Double.init), weights: weights)
             for (feature, group) in members.enumerated() {
                 for element in group { values[row * rowSize + element] = Float(coefficients[feature]) }
             }

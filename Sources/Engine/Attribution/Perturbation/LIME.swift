@@ -5,6 +5,9 @@ import Foundation
 /// exponential kernel of its cosine distance to the input, exp(−d² / (2·width²)) with
 /// d = 1 − cos(input, perturbed), and an interpretable linear model of the target's logit
 /// on the on/off indicators gives each feature's attribution.
+///
+/// As in `KernelSHAP`, the features are the distinct ids of the mask (Captum's are 0 through
+/// the largest id). 25 samples by default, as Captum's `Lime.attribute`.
 public struct LIME: BaselineAttributionMethod {
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
@@ -23,7 +26,7 @@ public struct LIME: BaselineAttributionMethod {
     public var seed: UInt64
     public var progress: (@Sendable (Int, Int) -> Void)?
 
-    public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 50, surrogate: Surrogate = .lasso,
+    public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, surrogate: Surrogate = .lasso,
                 alpha: Double = 0.01, kernelWidth: Double = 1.0, perturbationsPerEval: Int = 16, seed: UInt64,
                 progress: (@Sendable (Int, Int) -> Void)? = nil) {
         self.mask = mask
@@ -78,7 +81,7 @@ public struct LIME: BaselineAttributionMethod {
             let x = coalitions.map { $0.map { $0 ? 1.0 : 0.0 } }
             let y = scores.map(Double.init)
             let coefficients = surrogate == .lasso ? weightedLasso(x, y, weights: weights, alpha: alpha).1
-                                                   : weightedLeastSquares(x, y, weights: weights).1
+                                                   : try weightedLeastSquares(x, y, weights: weights).coefficients
             for (feature, group) in members.enumerated() {
                 for element in group { values[row * rowSize + element] = Float(coefficients[feature]) }
             }

@@ -1,55 +1,94 @@
-/// Weighted linear least squares with an intercept: minimises Σ wᵢ (yᵢ − b − xᵢ·β)², by the
-/// normal equations in double precision (Cholesky; a vanishing ridge where the samples do
-/// not determine every coefficient, which then tends to the minimum-norm solution).
+import CKernels
+
+/// Weighted linear least squares with an intercept, as scikit-learn's
+/// `LinearRegression().fit(x, y, sample_weight: weights)` (Captum's KernelShap surrogate):
+/// minimises Σ wᵢ (yᵢ − b − xᵢ·β)². Like scikit-learn, it centres x and y on their weighted
+/// means, scales each row by √wᵢ and solves for β with an SVD (LAPACKE's dgelsd, singular
+/// values below 10⁻⁶ of the largest dropped, scikit-learn's default `tol`), so samples that do
+/// not determine every coefficient give the minimum-norm β; then b = ȳ − x̄·β.
 ///
-/// - Returns: (intercept, coefficients).
-func weightedLeastSquares(_ x: [[Double]], _ y: [Double], weights: [Double]) -> (Double, [Double]) {
-    let features = x.first?.count ?? 0
-    let size = features + 1
-    var normal = [Double](repeating: 0, count: size * size)
-    var rhs = [Double](repeating: 0, count: size)
-    for (row, (target, weight)) in zip(x, zip(y, weights)) {
-        let augmented = [1.0] + row
-        for i in 0..<size {
-            let wi = weight * augmented[i]
-            rhs[i] += wi * target
-            for j in 0...i { normal[i * size + j] += wi * augmented[j] }
-        }
+/// - Parameters: x: n rows of p features; y, weights: n values, weights ≥ 0 with a positive sum.
+/// - Returns: the intercept and the p coefficients.
+/// - Throws: `.invalidArgument` for mismatched counts, no samples, non-finite values or bad
+///   weights; `.internalFailure` when LAPACKE cannot be loaded or the SVD fails.
+func weightedLeastSquares(_ x: [[Double]], _ y: [Double], weights: [Double])
+    throws(ElucidateError) -> (intercept: Double, coefficients: [Double])
+{
+    let (meanX, meanY) = try weightedMeans(x, y, weights: weights)
+    let rows = x.count, features = meanX.count
+    guard features > 0 else { return (meanY, []) }
+    var design = [Double](repeating: 0, count: rows * features)
+    // dgelsd returns the solution in the first `features` entries of the right-hand side.
+    var rhs = [Double](repeating: 0, count: max(rows, features))
+    for i in 0..<rows {
+        let scale = weights[i].squareRoot()
+        for j in 0..<features { design[i * features + j] = scale * (x[i][j] - meanX[j]) }
+        rhs[i] = scale * (y[i] - meanY)
     }
-    for i in 0..<size { for j in 0..<i { normal[j * size + i] = normal[i * size + j] } }
-    let scale = (0..<size).map { normal[$0 * size + $0] }.max() ?? 1
-    var ridge = 0.0
-    while true {
-        if let solution = choleskySolve(normal, rhs, size: size, ridge: ridge) {
-            return (solution[0], Array(solution.dropFirst()))
+    let status = ek_lstsq_f64(Int64(rows), Int64(features), &design, Int64(features), &rhs, 1e-6, nil)
+    guard status == EK_OK else { throw LinearAlgebra.error(status) }
+    let coefficients = Array(rhs.prefix(features))
+    return (meanY - zip(meanX, coefficients).reduce(0) { $0 + $1.0 * $1.1 }, coefficients)
+}
+
+/// The weighted means x̄ (p values) and ȳ, after checking the shapes and values the
+/// surrogate fits rely on.
+func weightedMeans(_ x: [[Double]], _ y: [Double], weights: [Double])
+    throws(ElucidateError) -> (x: [Double], y: Double)
+{
+    let features = x.first?.count ?? 0
+    guard !x.isEmpty, x.count == y.count, x.count == weights.count, x.allSatisfy({ $0.count == features }) else {
+        throw ElucidateError(.invalidArgument, "a surrogate fit needs as many targets and weights as samples (\(x.count) samples, "
+                                 + "\(y.count) targets, \(weights.count) weights), at least one sample and equal-length rows")
+    }
+    guard weights.allSatisfy({ $0 >= 0 && $0.isFinite }), y.allSatisfy(\.isFinite),
+          x.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+        throw ElucidateError(.invalidArgument, "a surrogate fit needs finite samples and targets and finite weights ≥ 0")
+    }
+    let total = weights.reduce(0, +)
+    guard total > 0 else { throw ElucidateError(.invalidArgument, "a surrogate fit needs a positive total weight") }
+    var meanX = [Double](repeating: 0, count: features)
+    var meanY = 0.0
+    for (row, (target, weight)) in zip(x, zip(y, weights)) {
+        meanY += weight * target
+        for j in 0..<features { meanX[j] += weight * row[j] }
+    }
+    return (meanX.map { $0 / total }, meanY / total)
+}
+
+/// The LAPACKE loader's view from Swift.
+enum LinearAlgebra {
+    /// One clear error for a failed solve: the loader's reason when LAPACKE is missing.
+    static func error(_ status: ek_status) -> ElucidateError {
+        if status == EK_ERR_LAPACK_UNAVAILABLE {
+            let reason = Runtime.lapack.error ?? "unknown reason"
+            return ElucidateError(.internalFailure, "LAPACKE could not be loaded (install liblapacke): \(reason)")
         }
-        ridge = ridge == 0 ? max(scale, 1e-300) * 1e-12 : ridge * 10
+        if status == EK_ERR_INVALID_ARGUMENT {
+            return ElucidateError(.invalidArgument, "least squares: \(String(cString: ek_lapack_status_string(status)))")
+        }
+        return ElucidateError(.internalFailure, "least squares: \(String(cString: ek_lapack_status_string(status)))")
     }
 }
 
-/// Solves (A + ridge·I) x = b for a symmetric positive definite A, or nil if it is not.
-private func choleskySolve(_ a: [Double], _ b: [Double], size n: Int, ridge: Double) -> [Double]? {
-    var l = [Double](repeating: 0, count: n * n)
-    for i in 0..<n {
-        for j in 0...i {
-            var sum = a[i * n + j] + (i == j ? ridge : 0)
-            for k in 0..<j { sum -= l[i * n + k] * l[j * n + k] }
-            if i == j {
-                guard sum > 1e-12 * max(1, abs(a[i * n + i])) else { return nil }
-                l[i * n + i] = sum.squareRoot()
-            } else {
-                l[i * n + j] = sum / l[j * n + j]
-            }
-        }
+extension Runtime {
+    /// Loads LAPACKE (once, after OpenBLAS) and says which library serves the least-squares
+    /// solver.
+    public static var lapack: LAPACKInfo {
+        let info = ek_lapack_get_info()
+        return LAPACKInfo(loaded: info.loaded != 0,
+                          library: info.library.map { String(cString: $0) },
+                          lapackLibrary: info.lapack_library.map { String(cString: $0) },
+                          error: info.error.map { String(cString: $0) })
     }
-    var z = b
-    for i in 0..<n {
-        for k in 0..<i { z[i] -= l[i * n + k] * z[k] }
-        z[i] /= l[i * n + i]
-    }
-    for i in stride(from: n - 1, through: 0, by: -1) {
-        for k in (i + 1)..<n { z[i] -= l[k * n + i] * z[k] }
-        z[i] /= l[i * n + i]
-    }
-    return z
+}
+
+/// What `Runtime.lapack` reports.
+public struct LAPACKInfo: Sendable, Equatable {
+    public let loaded: Bool
+    /// The LAPACKE soname that was opened.
+    public let library: String?
+    /// The file that provides the LAPACK routine behind it (OpenBLAS or reference LAPACK).
+    public let lapackLibrary: String?
+    public let error: String?
 }
