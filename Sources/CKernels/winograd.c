@@ -75,9 +75,9 @@ ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight,
 
 // MARK: - Row passes
 //
-// Both tile transforms work on one row of tiles at a time (at most CHUNK tiles) in two
-// passes that the compiler vectorises: a pass down the six rows over contiguous columns,
-// then a pass across each row whose stride-4 reads it turns into shuffles. The same C is
+// Both tile transforms work on runs of at most CHUNK tiles, each in two passes that the
+// compiler vectorises: a pass down the six rows over contiguous columns (or tiles), then a
+// pass across whose stride-4 accesses it turns into shuffles. The same C is
 // compiled for each instruction set (FP contraction is off, so every level gives the same
 // bits); only the vector width differs.
 
@@ -98,26 +98,28 @@ EK_ALWAYS_INLINE void input_down(int64_t len, float d[6][CHUNK_COLUMNS], float r
     }
 }
 
-// The Bᵀ rows applied across row `r` for each of `tiles` tiles: out[j][t], j < 6.
-EK_ALWAYS_INLINE void input_across(int64_t tiles, const float *r, float out[6][CHUNK]) {
+// The Bᵀ rows applied across row `r` for each of `tiles` tiles: out[j * CHUNK + t], j < 6.
+EK_ALWAYS_INLINE void input_across(int64_t tiles, const float *r, float *out) {
     for (int64_t t = 0; t < tiles; t++) {
         const float *q = r + TILE_OUT * t;
         const float d0 = q[0], d1 = q[1], d2 = q[2], d3 = q[3], d4 = q[4], d5 = q[5];
-        out[0][t] = (4.0f * d0 - 5.0f * d2) + d4;
-        out[1][t] = (d3 + d4) - 4.0f * (d1 + d2);
-        out[2][t] = 4.0f * (d1 - d2) + (d4 - d3);
-        out[3][t] = 2.0f * (d3 - d1) + (d4 - d2);
-        out[4][t] = 2.0f * (d1 - d3) + (d4 - d2);
-        out[5][t] = (4.0f * d1 - 5.0f * d3) + d5;
+        out[0 * CHUNK + t] = (4.0f * d0 - 5.0f * d2) + d4;
+        out[1 * CHUNK + t] = (d3 + d4) - 4.0f * (d1 + d2);
+        out[2 * CHUNK + t] = 4.0f * (d1 - d2) + (d4 - d3);
+        out[3 * CHUNK + t] = 2.0f * (d3 - d1) + (d4 - d2);
+        out[4 * CHUNK + t] = 2.0f * (d1 - d3) + (d4 - d2);
+        out[5 * CHUNK + t] = (4.0f * d1 - 5.0f * d3) + d5;
     }
 }
 
-// The Aᵀ rows applied down the 6×6 products (m[i*6 + j][t]) into s[i'][j][t], i' < 4.
-EK_ALWAYS_INLINE void output_down(int64_t tiles, float m[36][CHUNK], float s[4][6][CHUNK]) {
+// The Aᵀ rows applied down the 6×6 products, read in place (m[(i*6 + j) * stride + t]),
+// into s[i'][j][t], i' < 4.
+EK_ALWAYS_INLINE void output_down(int64_t tiles, const float *m, int64_t stride, float s[4][6][CHUNK]) {
     for (int j = 0; j < 6; j++) {
+        const float *r0 = m + j * stride, *r1 = r0 + 6 * stride, *r2 = r1 + 6 * stride,
+                    *r3 = r2 + 6 * stride, *r4 = r3 + 6 * stride, *r5 = r4 + 6 * stride;
         for (int64_t t = 0; t < tiles; t++) {
-            const float m0 = m[j][t], m1 = m[6 + j][t], m2 = m[12 + j][t], m3 = m[18 + j][t],
-                        m4 = m[24 + j][t], m5 = m[30 + j][t];
+            const float m0 = r0[t], m1 = r1[t], m2 = r2[t], m3 = r3[t], m4 = r4[t], m5 = r5[t];
             const float sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4;
             s[0][j][t] = (m0 + sum12) + sum34;
             s[1][j][t] = diff12 + 2.0f * diff34;
@@ -127,12 +129,13 @@ EK_ALWAYS_INLINE void output_down(int64_t tiles, float m[36][CHUNK], float s[4][
     }
 }
 
-// The Aᵀ rows applied across s[j][t] into one output row (4 values per tile), plus bias
-// and the activation.
-EK_ALWAYS_INLINE void output_across(int64_t tiles, float s[6][CHUNK], float bias, int relu,
+// The Aᵀ rows applied across s[j][first + t] (t < tiles) into one output row (4 values per
+// tile), plus bias and the activation.
+EK_ALWAYS_INLINE void output_across(int64_t first, int64_t tiles, float s[6][CHUNK], float bias, int relu,
                                     float row[CHUNK * TILE_OUT]) {
     for (int64_t t = 0; t < tiles; t++) {
-        const float m0 = s[0][t], m1 = s[1][t], m2 = s[2][t], m3 = s[3][t], m4 = s[4][t], m5 = s[5][t];
+        const int64_t q = first + t;
+        const float m0 = s[0][q], m1 = s[1][q], m2 = s[2][q], m3 = s[3][q], m4 = s[4][q], m5 = s[5][q];
         const float sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4;
         float o[4] = {(m0 + sum12) + sum34, diff12 + 2.0f * diff34, sum12 + 4.0f * sum34,
                       (diff12 + 8.0f * diff34) + m5};
@@ -143,62 +146,120 @@ EK_ALWAYS_INLINE void output_across(int64_t tiles, float s[6][CHUNK], float bias
     }
 }
 
-// One chunk of a tile row of one channel plane: input rows y0..y0+5 (zero outside),
-// columns from x0 (zero outside), `tiles` tiles → v[e * ct + first_tile + t].
-EK_ALWAYS_INLINE void input_chunk(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0,
-                                  int64_t tiles, float *v, int64_t ct) {
-    float d[6][CHUNK_COLUMNS], r[6][CHUNK_COLUMNS], out[6][CHUNK];
+// Tile-major staging of one channel's transformed tiles: 36 rows of CHUNK consecutive
+// tiles, written to v in whole runs (small planes have only 2–4 tiles a row; copying
+// those per row would be 36 tiny copies per row).
+typedef struct input_stage {
+    float out[36][CHUNK];
+    int64_t filled;      // tiles staged
+    int64_t first_tile;  // tile index of out[·][0]
+} input_stage;
+
+EK_ALWAYS_INLINE void input_flush(input_stage *stage, float *v, int64_t ct) {
+    for (int e = 0; e < 36; e++)
+        memcpy(v + e * ct + stage->first_tile, stage->out[e], (size_t)stage->filled * sizeof(float));
+    stage->first_tile += stage->filled;
+    stage->filled = 0;
+}
+
+// A run of `tiles` tiles of one tile row of a channel plane (input rows y0..y0+5 and
+// columns from x0, zero outside) into the stage; tiles ≤ CHUNK − stage->filled.
+EK_ALWAYS_INLINE void input_run(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0,
+                                int64_t tiles, input_stage *stage) {
+    float d[6][CHUNK_COLUMNS], r[6][CHUNK_COLUMNS];
     const int64_t len = TILE_OUT * tiles + 2;
     const int64_t lo = ek__max64(0, -x0), hi = ek__min64(len, w - x0);  // valid columns [lo, hi)
+    // Plain loops rather than memcpy/memset: on small planes the runs are a few floats.
     for (int i = 0; i < 6; i++) {
         const int64_t y = y0 + i;
-        if (y < 0 || y >= h || hi <= lo) {
-            memset(d[i], 0, (size_t)len * sizeof(float));
-            continue;
-        }
-        if (lo > 0) memset(d[i], 0, (size_t)lo * sizeof(float));
-        memcpy(d[i] + lo, plane + y * w + x0 + lo, (size_t)(hi - lo) * sizeof(float));
-        if (hi < len) memset(d[i] + hi, 0, (size_t)(len - hi) * sizeof(float));
+        const int inside = y >= 0 && y < h;
+        const int64_t a = inside ? ek__min64(lo, len) : len, b = inside ? ek__max64(hi, a) : len;
+        const float *source = inside ? plane + y * w + x0 : NULL;
+        for (int64_t x = 0; x < a; x++) d[i][x] = 0.0f;
+        for (int64_t x = a; x < b; x++) d[i][x] = source[x];
+        for (int64_t x = b; x < len; x++) d[i][x] = 0.0f;
     }
     input_down(len, d, r);
-    for (int i = 0; i < 6; i++) {
-        input_across(tiles, r[i], out);
-        for (int j = 0; j < 6; j++) memcpy(v + (i * 6 + j) * ct, out[j], (size_t)tiles * sizeof(float));
+    for (int i = 0; i < 6; i++) input_across(tiles, r[i], &stage->out[i * 6][stage->filled]);
+    stage->filled += tiles;
+}
+
+// All tiles of channel `c` (every image) into v[e * ct + c * tiles + t].
+EK_ALWAYS_INLINE void input_channel(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w,
+                                    const float *x, int64_t c, float *v, int64_t ct) {
+    input_stage stage;
+    stage.filled = 0;
+    stage.first_tile = 0;
+    float *channel_v = v + c * p->n * tiles_h * tiles_w;
+    for (int64_t image = 0; image < p->n; image++) {
+        const float *plane = x + (image * p->c + c) * p->h * p->w;
+        for (int64_t ty = 0; ty < tiles_h; ty++) {
+            for (int64_t tx = 0; tx < tiles_w;) {
+                const int64_t run = ek__min64(CHUNK - stage.filled, tiles_w - tx);
+                input_run(plane, p->h, p->w, ty * TILE_OUT - p->pad_h, tx * TILE_OUT - p->pad_w, run, &stage);
+                tx += run;
+                if (stage.filled == CHUNK) input_flush(&stage, channel_v, ct);
+            }
+        }
+    }
+    if (stage.filled > 0) input_flush(&stage, channel_v, ct);
+}
+
+// All tiles of output channel `k`: m[e * kt + k * tiles + t] → y[image, k, ·, ·], CHUNK
+// consecutive tiles (across rows and images) at a time.
+EK_ALWAYS_INLINE void output_channel(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
+                                     int64_t ow, const float *m, int64_t k, float bias, int relu, float *y) {
+    float s[4][6][CHUNK], row[CHUNK * TILE_OUT];
+    const int64_t per_image = tiles_h * tiles_w;
+    const int64_t tiles = p->n * per_image;
+    const int64_t kt = p->k * tiles;
+    for (int64_t t0 = 0; t0 < tiles; t0 += CHUNK) {
+        const int64_t count = ek__min64(CHUNK, tiles - t0);
+        output_down(count, m + k * tiles + t0, kt, s);
+        // Runs of tiles within one tile row.
+        for (int64_t first = 0; first < count;) {
+            const int64_t t = t0 + first;
+            const int64_t image = t / per_image, ty = (t % per_image) / tiles_w, tx = t % tiles_w;
+            const int64_t run = ek__min64(count - first, tiles_w - tx);
+            float *plane = y + (image * p->k + k) * oh * ow;
+            const int64_t y0 = ty * TILE_OUT, x0 = tx * TILE_OUT;
+            // Whole tiles straight into the output; a last tile cut by the border via `row`.
+            const int64_t whole = ek__min64(run, (ow - x0) / TILE_OUT);
+            const int64_t cut = ow - x0 - TILE_OUT * whole;  // columns of a last, cut tile
+            for (int i = 0; i < 4 && y0 + i < oh; i++) {
+                float *target = plane + (y0 + i) * ow + x0;
+                output_across(first, whole, s[i], bias, relu, target);
+                if (whole < run) {
+                    output_across(first + whole, 1, s[i], bias, relu, row);
+                    for (int64_t j = 0; j < cut; j++) target[TILE_OUT * whole + j] = row[j];
+                }
+            }
+            first += run;
+        }
     }
 }
 
-// One chunk of a tile row of one output channel: m[e * kt + t] for `tiles` tiles →
-// output rows y0..y0+3 (those below `oh`), columns x0.. (those below `ow`).
-EK_ALWAYS_INLINE void output_chunk(const float *m, int64_t kt, int64_t tiles, float bias, int relu,
-                                   float *plane, int64_t oh, int64_t ow, int64_t y0, int64_t x0) {
-    float gathered[36][CHUNK], s[4][6][CHUNK], row[CHUNK * TILE_OUT];
-    for (int e = 0; e < 36; e++) memcpy(gathered[e], m + e * kt, (size_t)tiles * sizeof(float));
-    output_down(tiles, gathered, s);
-    const int64_t width = ek__min64(TILE_OUT * tiles, ow - x0);
-    for (int i = 0; i < 4 && y0 + i < oh; i++) {
-        output_across(tiles, s[i], bias, relu, row);
-        memcpy(plane + (y0 + i) * ow + x0, row, (size_t)width * sizeof(float));
-    }
-}
-
-#define EK_WINOGRAD_VARIANTS(suffix, target)                                                      \
-    target static void input_chunk_##suffix(const float *plane, int64_t h, int64_t w, int64_t y0, \
-                                            int64_t x0, int64_t tiles, float *v, int64_t ct) {    \
-        input_chunk(plane, h, w, y0, x0, tiles, v, ct);                                           \
-    }                                                                                             \
-    target static void output_chunk_##suffix(const float *m, int64_t kt, int64_t tiles,          \
-                                             float bias, int relu, float *plane, int64_t oh,      \
-                                             int64_t ow, int64_t y0, int64_t x0) {                \
-        output_chunk(m, kt, tiles, bias, relu, plane, oh, ow, y0, x0);                            \
+#define EK_WINOGRAD_VARIANTS(suffix, target)                                                        \
+    target static void input_channel_##suffix(const ek_conv2d_params *p, int64_t tiles_h,           \
+                                              int64_t tiles_w, const float *x, int64_t c, float *v, \
+                                              int64_t ct) {                                         \
+        input_channel(p, tiles_h, tiles_w, x, c, v, ct);                                            \
+    }                                                                                               \
+    target static void output_channel_##suffix(const ek_conv2d_params *p, int64_t tiles_h,          \
+                                               int64_t tiles_w, int64_t oh, int64_t ow,             \
+                                               const float *m, int64_t k, float bias, int relu,     \
+                                               float *y) {                                          \
+        output_channel(p, tiles_h, tiles_w, oh, ow, m, k, bias, relu, y);                           \
     }
 
 EK_WINOGRAD_VARIANTS(scalar, )
 EK_WINOGRAD_VARIANTS(avx2, EK_TARGET_AVX2)
 EK_WINOGRAD_VARIANTS(avx512, EK_TARGET_AVX512)
 
-typedef void (*input_chunk_fn)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float *, int64_t);
-typedef void (*output_chunk_fn)(const float *, int64_t, int64_t, float, int, float *, int64_t, int64_t,
-                                int64_t, int64_t);
+typedef void (*input_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, const float *, int64_t, float *,
+                                 int64_t);
+typedef void (*output_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, int64_t, int64_t, const float *,
+                                  int64_t, float, int, float *);
 
 // MARK: - Input tiles: V = Bᵀ d B
 
@@ -207,25 +268,13 @@ ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float
     if (x == NULL || v == NULL || !ek__share_ok(p ? p->ith : 0, p ? p->nth : 0) ||
         ek_winograd_tiles(p, &tiles_h, &tiles_w) != EK_OK)
         return EK_ERR_INVALID_ARGUMENT;
-    const input_chunk_fn chunk = ek__isa() == EK_ISA_AVX512 ? input_chunk_avx512
-                                 : ek__isa() == EK_ISA_AVX2 ? input_chunk_avx2
-                                                            : input_chunk_scalar;
-    const int64_t tiles = p->n * tiles_h * tiles_w;
-    const int64_t ct = p->c * tiles;
+    const input_channel_fn channel = ek__isa() == EK_ISA_AVX512 ? input_channel_avx512
+                                     : ek__isa() == EK_ISA_AVX2 ? input_channel_avx2
+                                                                : input_channel_scalar;
+    const int64_t ct = p->c * p->n * tiles_h * tiles_w;
     int64_t begin, end;
     ek__share(p->c, p->ith, p->nth, &begin, &end);
-    for (int64_t c = begin; c < end; c++) {
-        for (int64_t image = 0; image < p->n; image++) {
-            const float *plane = x + (image * p->c + c) * p->h * p->w;
-            for (int64_t ty = 0; ty < tiles_h; ty++) {
-                for (int64_t tx = 0; tx < tiles_w; tx += CHUNK) {
-                    const int64_t t = (image * tiles_h + ty) * tiles_w + tx;
-                    chunk(plane, p->h, p->w, ty * TILE_OUT - p->pad_h, tx * TILE_OUT - p->pad_w,
-                          ek__min64(CHUNK, tiles_w - tx), v + c * tiles + t, ct);
-                }
-            }
-        }
-    }
+    for (int64_t c = begin; c < end; c++) channel(p, tiles_h, tiles_w, x, c, v, ct);
     return EK_OK;
 }
 
@@ -239,26 +288,13 @@ ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, cons
         ek_conv2d_output_size(p, &oh, &ow) != EK_OK)
         return EK_ERR_INVALID_ARGUMENT;
     if (p->activation != EK_ACT_NONE && p->activation != EK_ACT_RELU) return EK_ERR_INVALID_ARGUMENT;
-    const output_chunk_fn chunk = ek__isa() == EK_ISA_AVX512 ? output_chunk_avx512
-                                  : ek__isa() == EK_ISA_AVX2 ? output_chunk_avx2
-                                                             : output_chunk_scalar;
+    const output_channel_fn channel = ek__isa() == EK_ISA_AVX512 ? output_channel_avx512
+                                      : ek__isa() == EK_ISA_AVX2 ? output_channel_avx2
+                                                                 : output_channel_scalar;
     const int relu = p->activation == EK_ACT_RELU;
-    const int64_t tiles = p->n * tiles_h * tiles_w;
-    const int64_t kt = p->k * tiles;
     int64_t begin, end;
     ek__share(p->k, p->ith, p->nth, &begin, &end);
-    for (int64_t k = begin; k < end; k++) {
-        const float b = bias ? bias[k] : 0.0f;
-        for (int64_t image = 0; image < p->n; image++) {
-            float *plane = y + (image * p->k + k) * oh * ow;
-            for (int64_t ty = 0; ty < tiles_h; ty++) {
-                for (int64_t tx = 0; tx < tiles_w; tx += CHUNK) {
-                    const int64_t t = (image * tiles_h + ty) * tiles_w + tx;
-                    chunk(m + k * tiles + t, kt, ek__min64(CHUNK, tiles_w - tx), b, relu, plane, oh, ow,
-                          ty * TILE_OUT, tx * TILE_OUT);
-                }
-            }
-        }
-    }
+    for (int64_t k = begin; k < end; k++)
+        channel(p, tiles_h, tiles_w, oh, ow, m, k, bias ? bias[k] : 0.0f, relu, y);
     return EK_OK;
 }

@@ -72,7 +72,7 @@ public struct Conv2d: Sendable {
     /// (when `Runtime.winogradEnabled`), others through im2col and one GEMM per image.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
-        try Runtime.ensureBLAS()
+        try Runtime.ensureBLAS(openBLASThreads: 1)
         if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
             return winogradForward(input, outShape: outShape)
         }

@@ -65,7 +65,7 @@ struct IncrementalEvaluator {
     /// Fraction of a layer's plane above which it is recomputed whole.
     let fullThreshold: Double
 
-    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.85) throws(ElucidateError) {
+    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.5) throws(ElucidateError) {
         precondition(input.shape[0] == 1, "one image at a time")
         try network.validate(inputShape: input.shape)
         self.network = network
@@ -369,11 +369,11 @@ extension Conv2d {
         let rows = inChannels * kernelSize.h * kernelSize.w
         let maximumColumns = 1 << 22
         if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
-            try Runtime.ensureBLAS()
+            try Runtime.ensureBLAS(openBLASThreads: 1)
             return winogradForward(input, outShape: outShape)
         }
         if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
-        try Runtime.ensureBLAS()
+        try Runtime.ensureBLAS(openBLASThreads: 1)
         let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))
         var params = kernelParams(for: [1] + Array(input.shape.dropFirst()))
         let scratchCount = Int(ek_conv2d_scratch_size(&params))

@@ -54,15 +54,17 @@ public enum Runtime {
     /// The SIMD level the kernels dispatch to.
     public static var instructionSet: String { String(cString: ek_isa_name(ek_isa_active())) }
 
-    /// Makes sure BLAS is usable and applies the thread count; throws a clear error if not.
-    static func ensureBLAS() throws(ElucidateError) {
+    /// Makes sure BLAS is usable and gives OpenBLAS `openBLASThreads` threads (all of
+    /// Elucidate's by default); throws a clear error if it cannot be loaded. Inference layers
+    /// ask for 1 and split their products themselves (`gemm`).
+    static func ensureBLAS(openBLASThreads: Int? = nil) throws(ElucidateError) {
         let status = ek_blas_load()
         guard status == EK_OK else {
             let reason = blas.error ?? "unknown reason"
             throw ElucidateError(.internalFailure,
                                  "cannot load OpenBLAS (install libopenblas0): \(reason)")
         }
-        ek_blas_set_num_threads(Int32(threadCount))
+        ek_blas_set_num_threads(Int32(openBLASThreads ?? threadCount))
     }
 
     /// Below this many elements per share, handing work to another thread (~10 µs) costs
@@ -101,9 +103,10 @@ extension Runtime {
     /// Why not OpenBLAS's own threads: its idle workers spin (sched_yield) for a while after
     /// every product, and in a forward pass they compete with the transforms, im2col and
     /// epilogues running on Elucidate's threads between products.
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
     static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int) {
-        ek_blas_set_num_threads(1)
         let splitColumns = n >= m
         let units = splitColumns ? (n + 15) / 16 : m
         let work = m * n * k
@@ -124,8 +127,9 @@ extension Runtime {
 
     /// Runs `count` independent single-threaded products `body(index)` spread over
     /// Elucidate's threads (the 36 products of a Winograd convolution).
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
     static func gemms(count: Int, _ body: (Int) -> ek_status) {
-        ek_blas_set_num_threads(1)
         checkKernel(parallel(maxShares: count, elements: .max) { ith, nth in
             for index in (count * Int(ith) / Int(nth))..<(count * Int(ith + 1) / Int(nth)) {
                 let status = body(index)
