@@ -122,6 +122,31 @@ ek_status ek_im2col_f32(const ek_conv2d_params *p, const float *x, float *col);
 ek_status ek_bias_act_f32(int64_t k, int64_t hw, const float *bias, ek_activation act,
                           float *y, int32_t ith, int32_t nth);
 
+// MARK: - Winograd convolution F(4×4, 3×3)
+//
+// For 3×3, stride-1, undilated convolutions: 36 sgemms U_e[K, C] · V_e[C, T] (e < 36) replace
+// the 9·C-deep im2col product, 2.25–4× fewer multiply-adds. The caller runs the transforms
+// (split ith/nth), the 36 products, and the output transform. T = N · tiles_h · tiles_w;
+// tile t = (image · tiles_h + ty) · tiles_w + tx covers outputs [4ty, 4ty+4) × [4tx, 4tx+4).
+
+/// 1 when Winograd F(4×4, 3×3) computes this convolution: valid params, 3×3 kernel, stride 1,
+/// dilation 1, padding at most 2.
+int ek_winograd_applies(const ek_conv2d_params *p);
+
+/// Tiles per image along each axis: ceil(OH/4), ceil(OW/4).
+ek_status ek_winograd_tiles(const ek_conv2d_params *p, int64_t *tiles_h, int64_t *tiles_w);
+
+/// Transformed weights u[36, K, C] from weight[K, C, 3, 3]. Split over K.
+ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u);
+
+/// Transformed input tiles v[36, C, T] from x[N, C, H, W] (zero outside). Split over C.
+ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float *v);
+
+/// y[N, K, OH, OW] = act(Aᵀ M A + bias[K]) from the products m[36, K, T]; bias may be NULL.
+/// Split over K.
+ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, const float *bias,
+                                 float *y);
+
 // MARK: - Batch norm (inference form)
 
 typedef struct ek_batchnorm_params {

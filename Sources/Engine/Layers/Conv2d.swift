@@ -7,13 +7,15 @@ import CKernels
 /// - input `[N, inChannels, H, W]` → output `[N, outChannels, OH, OW]`,
 ///   `OH = (H + 2·padH − dilationH·(kernelH − 1) − 1) / strideH + 1`.
 public struct Conv2d: Sendable {
-    public private(set) var weight: Tensor
-    public private(set) var bias: Tensor?
+    public let weight: Tensor
+    public let bias: Tensor?
     public let stride: (h: Int, w: Int)
     public let padding: (h: Int, w: Int)
     public let dilation: (h: Int, w: Int)
     /// Applied after the bias, in the same pass over the output.
     public var activation: Activation = .identity
+    /// Winograd-transformed weights, made on first use (the weights never change).
+    let winogradCache = WinogradWeights()
 
     public var outChannels: Int { weight.shape[0] }
     public var inChannels: Int { weight.shape[1] }
@@ -66,10 +68,14 @@ public struct Conv2d: Sendable {
         return [input[0], outChannels, Int(oh), Int(ow)]
     }
 
-    /// Convolves a `[N, C, H, W]` input.
+    /// Convolves a `[N, C, H, W]` input: 3×3 stride-1 kernels through Winograd F(4×4, 3×3)
+    /// (when `Runtime.winogradEnabled`), others through im2col and one GEMM per image.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
-        try Runtime.ensureBLAS()
+        try Runtime.ensureBLAS(openBLASThreads: 1)
+        if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
+            return winogradForward(input, outShape: outShape)
+        }
         var params = kernelParams(for: input.shape)
         let (n, k) = (outShape[0], outShape[1])
         let outPlane = outShape[2] * outShape[3]
@@ -87,8 +93,7 @@ public struct Conv2d: Sendable {
             let xImage = x + image * inImage
             let yImage = y + image * k * outPlane
             let columns = columnMatrix(of: xImage, params: params, scratch: scratch)
-            checkKernel(ek_gemm_f32(0, 0, Int64(k), Int64(outPlane), Int64(rows), 1, w, Int64(rows),
-                                    columns, Int64(outPlane), 0, yImage, Int64(outPlane)), "conv2d gemm")
+            Runtime.gemm(m: k, n: outPlane, k: rows, a: w, lda: rows, b: columns, ldb: outPlane, c: yImage, ldc: outPlane)
             if b != nil || activation != .identity {
                 checkKernel(Runtime.parallel(maxShares: k, elements: k * outPlane) { ith, nth in
                     ek_bias_act_f32(Int64(k), Int64(outPlane), b, activation.kernelValue, yImage, ith, nth)

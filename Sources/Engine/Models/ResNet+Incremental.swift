@@ -65,7 +65,7 @@ struct IncrementalEvaluator {
     /// Fraction of a layer's plane above which it is recomputed whole.
     let fullThreshold: Double
 
-    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.85) throws(ElucidateError) {
+    init(network: ResNet, input: Tensor, fullThreshold: Double = 0.5) throws(ElucidateError) {
         precondition(input.shape[0] == 1, "one image at a time")
         try network.validate(inputShape: input.shape)
         self.network = network
@@ -368,8 +368,12 @@ extension Conv2d {
         let outPlane = outShape[2] * outShape[3]
         let rows = inChannels * kernelSize.h * kernelSize.w
         let maximumColumns = 1 << 22
+        if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
+            try Runtime.ensureBLAS(openBLASThreads: 1)
+            return winogradForward(input, outShape: outShape)
+        }
         if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
-        try Runtime.ensureBLAS()
+        try Runtime.ensureBLAS(openBLASThreads: 1)
         let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))
         var params = kernelParams(for: [1] + Array(input.shape.dropFirst()))
         let scratchCount = Int(ek_conv2d_scratch_size(&params))
@@ -394,8 +398,8 @@ extension Conv2d {
                     (columns.pointer + row * width + image * outPlane).update(from: source + row * outPlane, count: outPlane)
                 }
             }
-            checkKernel(ek_gemm_f32(0, 0, Int64(k), Int64(width), Int64(rows), 1, weight.storage.pointer, Int64(rows),
-                                    columns.pointer, Int64(width), 0, product.pointer, Int64(width)), "batched conv2d gemm")
+            Runtime.gemm(m: k, n: width, k: rows, a: weight.storage.pointer, lda: rows, b: columns.pointer, ldb: width,
+                         c: product.pointer, ldc: width)
             for image in 0..<count {
                 let yImage = output.storage.pointer + (first + image) * k * outPlane
                 for channel in 0..<k {

@@ -40,18 +40,31 @@ public enum Runtime {
             error: info.error.map { String(cString: $0) })
     }
 
+    /// `ELUCIDATE_WINOGRAD=0` starts with Winograd off, so benchmarks can time both paths.
+    nonisolated(unsafe) private static var winograd = ProcessInfo.processInfo.environment["ELUCIDATE_WINOGRAD"] != "0"
+
+    /// Whether inference convolutions with 3×3 stride-1 kernels use Winograd F(4×4, 3×3)
+    /// (2.25–4× fewer multiply-adds, float32 error near 1e-6 relative) rather than im2col.
+    /// On by default (see `ELUCIDATE_WINOGRAD`); gradients always go through im2col.
+    public static var winogradEnabled: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return winograd }
+        set { lock.lock(); winograd = newValue; lock.unlock() }
+    }
+
     /// The SIMD level the kernels dispatch to.
     public static var instructionSet: String { String(cString: ek_isa_name(ek_isa_active())) }
 
-    /// Makes sure BLAS is usable and applies the thread count; throws a clear error if not.
-    static func ensureBLAS() throws(ElucidateError) {
+    /// Makes sure BLAS is usable and gives OpenBLAS `openBLASThreads` threads (all of
+    /// Elucidate's by default); throws a clear error if it cannot be loaded. Inference layers
+    /// ask for 1 and split their products themselves (`gemm`).
+    static func ensureBLAS(openBLASThreads: Int? = nil) throws(ElucidateError) {
         let status = ek_blas_load()
         guard status == EK_OK else {
             let reason = blas.error ?? "unknown reason"
             throw ElucidateError(.internalFailure,
                                  "cannot load OpenBLAS (install libopenblas0): \(reason)")
         }
-        ek_blas_set_num_threads(Int32(threadCount))
+        ek_blas_set_num_threads(Int32(openBLASThreads ?? threadCount))
     }
 
     /// Below this many elements per share, handing work to another thread (~10 µs) costs
@@ -77,6 +90,53 @@ public enum Runtime {
             }
             return failure.status
         }
+    }
+}
+
+// MARK: - Inference products
+
+extension Runtime {
+    /// C[M, N] = A[M, K] · B[K, N] (row-major, lda/ldb/ldc as in BLAS) for inference layers,
+    /// split across Elucidate's threads with OpenBLAS single-threaded in each share: the
+    /// N columns in blocks of 16 when N ≥ M, else the M rows.
+    ///
+    /// Why not OpenBLAS's own threads: its idle workers spin (sched_yield) for a while after
+    /// every product, and in a forward pass they compete with the transforms, im2col and
+    /// epilogues running on Elucidate's threads between products.
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let splitColumns = n >= m
+        let units = splitColumns ? (n + 15) / 16 : m
+        let work = m * n * k
+        let shares = work < 1 << 21 ? 1 : units
+        checkKernel(parallel(maxShares: shares, elements: .max) { ith, nth in
+            let first = units * Int(ith) / Int(nth), last = units * Int(ith + 1) / Int(nth)
+            if splitColumns {
+                let (c0, c1) = (first * 16, min(n, last * 16))
+                guard c1 > c0 else { return EK_OK }
+                return ek_gemm_f32(0, 0, Int64(m), Int64(c1 - c0), Int64(k), 1, a, Int64(lda), b + c0, Int64(ldb), 0,
+                                   c + c0, Int64(ldc))
+            }
+            guard last > first else { return EK_OK }
+            return ek_gemm_f32(0, 0, Int64(last - first), Int64(n), Int64(k), 1, a + first * lda, Int64(lda), b,
+                               Int64(ldb), 0, c + first * ldc, Int64(ldc))
+        }, "gemm")
+    }
+
+    /// Runs `count` independent single-threaded products `body(index)` spread over
+    /// Elucidate's threads (the 36 products of a Winograd convolution).
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    static func gemms(count: Int, _ body: (Int) -> ek_status) {
+        checkKernel(parallel(maxShares: count, elements: .max) { ith, nth in
+            for index in (count * Int(ith) / Int(nth))..<(count * Int(ith + 1) / Int(nth)) {
+                let status = body(index)
+                if status != EK_OK { return status }
+            }
+            return EK_OK
+        }, "gemms")
     }
 }
 

@@ -26,8 +26,10 @@ public struct Occlusion: BaselineAttributionMethod {
     public var evaluation: Evaluation
     /// Called after each evaluated batch with (done, total) window positions.
     public var progress: (@Sendable (Int, Int) -> Void)?
-    /// Incremental evaluation recomputes a layer whole once the region covers this fraction of it.
-    var fullThreshold = 0.85
+    /// Incremental evaluation recomputes a layer whole once the region covers this fraction
+    /// of it: past half, one batched product over whole planes beats many cropped ones
+    /// (measured on the seed's ResNet34 call: 0.5 about 10 % faster than 0.85).
+    var fullThreshold = 0.5
 
     public init(window: [Int], stride: [Int], baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
                 evaluation: Evaluation = .incremental, progress: (@Sendable (Int, Int) -> Void)? = nil) {
