@@ -16,8 +16,9 @@ struct ExplainOcclusion: ParsableCommand {
     var stride: String = "3,8,8"
     @Option(name: .long, help: "Baseline: zero (default), a number, or a .npy of the input's shape.")
     var baseline: String = "zero"
-    @Option(name: .customLong("perturbations-per-eval"), help: "Occluded copies per forward pass.")
-    var perturbationsPerEval: Int = 16
+    @Option(name: .customLong("perturbations-per-eval"),
+            help: "Occluded copies per forward pass (default: 64 with incremental evaluation, 16 with full).")
+    var perturbationsPerEval: Int?
     @Option(name: .long, help: "incremental (default: recompute only what each window can change; exact) or full.")
     var evaluation: String = "incremental"
     @Flag(name: .long, help: "No progress bar on stderr.")
@@ -26,7 +27,7 @@ struct ExplainOcclusion: ParsableCommand {
     func validate() throws {
         _ = try parseTriple(window, "--window")
         _ = try parseTriple(stride, "--stride")
-        if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+        if let perturbationsPerEval, perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
         if !["incremental", "full"].contains(evaluation) { throw ValidationError("--evaluation must be incremental or full") }
     }
 
@@ -39,33 +40,10 @@ struct ExplainOcclusion: ParsableCommand {
         defer { progress.finish() }
         try common.run(name: "occlusion",
                        options: ["window": window, "stride": stride, "baseline": baseline,
-                                 "perturbations-per-eval": String(perturbationsPerEval), "evaluation": evaluation],
+                                 "perturbations-per-eval": String(method.perturbationsPerEval), "evaluation": evaluation],
                        inputs: baselineFiles(baseline)) { inputs, _ in
-            try Self.checkGeometry(window: method.window, stride: method.stride, rowShape: Array(inputs.shape.dropFirst()))
+            _ = try method.windowCount(rowShape: Array(inputs.shape.dropFirst()))  // bad geometry refused before any work
             return method
-        }
-    }
-
-    /// Refuses a window and stride whose last window would start past the end of the input
-    /// (`Occlusion` places ⌈(D − W) / S⌉ + 1 windows at multiples of S along each dimension,
-    /// and cannot crop a window that starts beyond the border). A window starting exactly
-    /// at the border is empty and harmless; a stride no larger than the window always fits.
-    static func checkGeometry(window: [Int], stride: [Int], rowShape: [Int]) throws(ElucidateError) {
-        // Occlusion itself reports the other bad geometries (a window larger than the input).
-        guard window.count == 3, stride.count == 3, rowShape.count == 3,
-              (0..<3).allSatisfy({ window[$0] <= rowShape[$0] && stride[$0] > 0 }) else { return }
-        let axes = ["C", "H", "W"]
-        for d in 0..<3 {
-            let windows = (rowShape[d] - window[d] + stride[d] - 1) / stride[d] + 1
-            let lastStart = (windows - 1) * stride[d]
-            if lastStart > rowShape[d] {
-                throw ElucidateError(
-                    .invalidArgument,
-                    "--stride \(stride.map(String.init).joined(separator: ",")) with --window \(window.map(String.init).joined(separator: ",")) "
-                    + "would start a window at \(lastStart) along \(axes[d]), past the end of the "
-                    + "\(rowShape.map(String.init).joined(separator: "×")) input; use a stride no larger than the window "
-                    + "(\(window[d])) along \(axes[d])")
-            }
         }
     }
 }

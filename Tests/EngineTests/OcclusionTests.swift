@@ -49,10 +49,10 @@ final class OcclusionTests: XCTestCase {
             ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1], stem: .small), classes: 3))
         let cases: [(ResNet, [Int], [Int], [Int], Baseline)] = [
             (basic, [1, 3, 48, 40], [3, 7, 7], [3, 5, 5], .zero),
-            (basic, [2, 3, 37, 29], [1, 11, 9], [1, 6, 10], .constant(-0.5)),
+            (basic, [2, 3, 37, 29], [1, 11, 9], [1, 6, 8], .constant(-0.5)),
             (basic, [1, 3, 64, 64], [3, 15, 15], [3, 8, 8], .zero),
             (basic, [1, 3, 33, 35], [2, 4, 33], [1, 3, 7], .constant(0.3)),
-            (bottleneck, [1, 3, 45, 51], [3, 9, 5], [3, 7, 6], .zero),
+            (bottleneck, [1, 3, 45, 51], [3, 9, 5], [3, 7, 4], .zero),
             (small, [1, 3, 20, 18], [3, 5, 5], [3, 4, 3], .zero),
         ]
         for (index, (network, shape, window, stride, baseline)) in cases.enumerated() {
@@ -109,6 +109,12 @@ final class OcclusionTests: XCTestCase {
         XCTAssertThrowsError(try Occlusion(window: [3, 40, 4], stride: [3, 4, 4]).attribute(network, inputs: input, targets: [0]))
         XCTAssertThrowsError(try Occlusion(window: [3, 4], stride: [3, 4, 4]).attribute(network, inputs: input, targets: [0]))
         XCTAssertThrowsError(try Occlusion(window: [3, 4, 4], stride: [3, 0, 4]).attribute(network, inputs: input, targets: [0]))
+        for evaluation in [Occlusion.Evaluation.incremental, .full] {
+            XCTAssertThrowsError(try Occlusion(window: [3, 4, 4], stride: [3, 5, 4], evaluation: evaluation)
+                .attribute(network, inputs: input, targets: [0])) { error in
+                XCTAssertTrue("\(error)".contains("larger than the window"), "\(error)")
+            }
+        }
     }
 }
 
