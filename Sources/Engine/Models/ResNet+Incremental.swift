@@ -125,18 +125,24 @@ struct IncrementalEvaluator {
         let (c, h, w) = (base.shape[1], base.shape[2], base.shape[3])
         if region == .whole(h, w) && patch.region == region { return patch.values }
         let out = Tensor(uninitialized: [1, c, region.height, region.width])
+        crop(base, patch, region, into: out.storage.pointer)
+        return out
+    }
+
+    /// `crop` written to `out` (`C · region.height · region.width` floats).
+    static func crop(_ base: Tensor, _ patch: Patch, _ region: Region, into out: UnsafeMutablePointer<Float>) {
+        let (c, h, w) = (base.shape[1], base.shape[2], base.shape[3])
         copy(from: base.storage.pointer, height: h, width: w, origin: (0, 0), channels: c,
-             to: out.storage.pointer, height: region.height, width: region.width, origin: (region.y0, region.x0),
+             to: out, height: region.height, width: region.width, origin: (region.y0, region.x0),
              rows: region.y0..<region.y1, columns: region.x0..<region.x1)
         let p = patch.region
         let rows = max(p.y0, region.y0)..<max(max(p.y0, region.y0), min(p.y1, region.y1))
         let columns = max(p.x0, region.x0)..<max(max(p.x0, region.x0), min(p.x1, region.x1))
         if !rows.isEmpty && !columns.isEmpty {
             copy(from: patch.values.storage.pointer, height: p.height, width: p.width, origin: (p.y0, p.x0), channels: c,
-                 to: out.storage.pointer, height: region.height, width: region.width, origin: (region.y0, region.x0),
+                 to: out, height: region.height, width: region.width, origin: (region.y0, region.x0),
                  rows: rows, columns: columns)
         }
-        return out
     }
 
     /// Copies the plane rows × columns (absolute coordinates) of every channel between two
@@ -199,19 +205,32 @@ struct IncrementalEvaluator {
         var groups: [[Int]: [Int]] = [:]
         for (index, crop) in crops.enumerated() { groups[[crop.height, crop.width], default: []].append(index) }
         var result = [Patch?](repeating: nil, count: patches.count)
+        // The copies in and out are split over threads by member: on the partial layers they
+        // are a good part of the work, and each member has rows of its own.
+        func eachMember(_ count: Int, floats: Int, _ body: (Int) -> Void) {
+            checkKernel(Runtime.parallel(maxShares: count, elements: floats) { ith, nth in
+                for row in (count * Int(ith) / Int(nth))..<(count * Int(ith + 1) / Int(nth)) { body(row) }
+                return EK_OK
+            }, "incremental copies")
+        }
         for (_, members) in groups.sorted(by: { $0.value[0] < $1.value[0] }) {
-            let stacked = Tensor.concatenatingRows(members.map { Self.crop(base, patches[$0], crops[$0]) })
+            let first = crops[members[0]]
+            let stacked = Tensor(uninitialized: [members.count, base.shape[1], first.height, first.width])
+            let inRow = base.shape[1] * first.height * first.width
+            eachMember(members.count, floats: stacked.count) { row in
+                Self.crop(base, patches[members[row]], crops[members[row]], into: stacked.storage.pointer + row * inRow)
+            }
             let computed = try layer(stacked)
             let (channels, rh, rw) = (computed.shape[1], computed.shape[2], computed.shape[3])
-            for (row, index) in members.enumerated() {
-                let output = outputs[index]
+            let values = members.map { Tensor(uninitialized: [1, channels, outputs[$0].height, outputs[$0].width]) }
+            eachMember(members.count, floats: computed.count) { row in
+                let (index, output) = (members[row], outputs[members[row]])
                 let (oy, ox) = (crops[index].y0 / g.stride.0, crops[index].x0 / g.stride.1)
-                let values = Tensor(uninitialized: [1, channels, output.height, output.width])
                 Self.copy(from: computed.storage.pointer + row * channels * rh * rw, height: rh, width: rw, origin: (oy, ox),
-                          channels: channels, to: values.storage.pointer, height: output.height, width: output.width,
+                          channels: channels, to: values[row].storage.pointer, height: output.height, width: output.width,
                           origin: (output.y0, output.x0), rows: output.y0..<output.y1, columns: output.x0..<output.x1)
-                result[index] = Patch(region: output, values: values)
             }
+            for (row, index) in members.enumerated() { result[index] = Patch(region: outputs[index], values: values[row]) }
         }
         return result.map { $0! }
     }
@@ -233,8 +252,9 @@ struct IncrementalEvaluator {
     // MARK: - Evaluation
 
     /// The last block's outputs for the image changed by each of `patches` (patches of the
-    /// input), in lockstep layer by layer: copies whose change has spread over a whole
-    /// plane go through the rest of the network together, one GEMM per layer.
+    /// input), in lockstep layer by layer. Copies whose change has spread over a whole plane
+    /// join one batch that goes through the rest of the network together (one product per
+    /// layer) and stays a batch: it is not split and re-joined at every block.
     func features(_ patches: [Patch]) throws(ElucidateError) -> Tensor {
         var current = try applyMany(network.stem, base: image, patches: patches, outShape: stemOutput.shape)
         if let pool = network.stemPool, let poolOutput {
@@ -243,25 +263,36 @@ struct IncrementalEvaluator {
             current = try applyMany({ (x: Tensor) throws(ElucidateError) -> Tensor in try pool(x) }, g, base: stemOutput,
                                     patches: current, outputs: regions)
         }
+        var partial = Array(current.indices)  // copies still described by a region of their own
+        var whole: Tensor?                     // the other copies, batched, in the order of `wholeIndices`
+        var wholeIndices: [Int] = []
         for (block, activations) in blocks {
             let (h, w) = (activations.input.shape[2], activations.input.shape[3])
-            let whole = current.indices.filter { current[$0].region == .whole(h, w) }
-            let partial = current.indices.filter { current[$0].region != .whole(h, w) }
-            if !whole.isEmpty {
-                let batch = Tensor.concatenatingRows(whole.map { current[$0].values })
-                let output = try Self.batchedBlock(block, batch)
-                let (oh, ow) = (output.shape[2], output.shape[3])
-                for (row, index) in whole.enumerated() {
-                    current[index] = Patch(region: .whole(oh, ow), values: output.rows(row..<(row + 1)))
-                }
+            let joining = partial.filter { current[$0].region == .whole(h, w) }
+            if !joining.isEmpty {
+                whole = Tensor.concatenatingRows((whole.map { [$0] } ?? []) + joining.map { current[$0].values })
+                wholeIndices += joining
+                partial.removeAll { current[$0].region == .whole(h, w) }
             }
+            if let batch = whole { whole = try Self.batchedBlock(block, batch) }
             if !partial.isEmpty {
                 let outputs = try self.blockMany(block, activations, partial.map { current[$0] })
                 for (index, patch) in zip(partial, outputs) { current[index] = patch }
             }
         }
         let last = blocks.last?.1.output ?? poolOutput ?? stemOutput
-        return Tensor.concatenatingRows(current.map { Self.crop(last, $0, .whole(last.shape[2], last.shape[3])) })
+        let rowSize = last.count
+        let result = Tensor(uninitialized: [patches.count] + Array(last.shape.dropFirst()))
+        if let whole {
+            for (row, index) in wholeIndices.enumerated() {
+                (result.storage.pointer + index * rowSize).update(from: whole.storage.pointer + row * rowSize, count: rowSize)
+            }
+        }
+        for index in partial {
+            let values = Self.crop(last, current[index], .whole(last.shape[2], last.shape[3]))
+            (result.storage.pointer + index * rowSize).update(from: values.storage.pointer, count: rowSize)
+        }
+        return result
     }
 
     /// A residual block on a batch, with batched convolutions.
