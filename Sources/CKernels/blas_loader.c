@@ -35,17 +35,7 @@ static ek_cblas_sgemm_fn g_sgemm;
 static ek_openblas_set_num_threads_fn g_set_num_threads;
 static ek_openblas_get_corename_fn g_get_corename;
 static char g_coretype_env[64];
-static char g_error[512];
-
-static void remember_error(const char *prefix, const char *detail) {
-    // Keeps the first error: it names the library we wanted most.
-    if (g_error[0] != '\0') return;
-    size_t used = 0;
-    for (const char *s = prefix; *s && used + 1 < sizeof g_error; s++) g_error[used++] = *s;
-    if (detail)
-        for (const char *s = detail; *s && used + 1 < sizeof g_error; s++) g_error[used++] = *s;
-    g_error[used] = '\0';
-}
+static ek__loader_error g_error;
 
 static void choose_coretype(void) {
     const char *existing = getenv("OPENBLAS_CORETYPE");
@@ -73,34 +63,25 @@ static void load_once(void) {
     choose_coretype();
 
     static const char *const candidates[] = {"libopenblas.so.0", "libopenblas.so", "libblas.so.3"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        void *handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
-        if (handle == NULL) {
-            remember_error("", dlerror());
-            continue;
-        }
-        dlerror();
-        void *sgemm = dlsym(handle, "cblas_sgemm");
-        if (sgemm == NULL) {
-            remember_error("cblas_sgemm: ", dlerror());
-            dlclose(handle);
-            continue;
-        }
-        // dlsym returns void *; POSIX guarantees the conversion to a function pointer.
-        memcpy(&g_sgemm, &sgemm, sizeof g_sgemm);
-        void *set_threads = dlsym(handle, "openblas_set_num_threads");
-        if (set_threads) memcpy(&g_set_num_threads, &set_threads, sizeof g_set_num_threads);
-        void *corename = dlsym(handle, "openblas_get_corename");
-        if (corename) memcpy(&g_get_corename, &corename, sizeof g_get_corename);
-
-        g_info.loaded = 1;
-        g_info.library = candidates[i];
-        g_info.core_name = g_get_corename ? g_get_corename() : NULL;
-        g_info.error = NULL;
-        return;  // the handle stays open for the life of the process
+    void *sgemm = NULL;
+    size_t opened = 0;
+    void *handle = ek__open_first(candidates, sizeof candidates / sizeof candidates[0], "cblas_sgemm", &sgemm,
+                                  &opened, &g_error);
+    if (handle == NULL) {
+        g_info.loaded = 0;
+        g_info.error = g_error.text[0] ? g_error.text : "no BLAS library found";
+        return;
     }
-    g_info.loaded = 0;
-    g_info.error = g_error[0] ? g_error : "no BLAS library found";
+    // dlsym returns void *; POSIX guarantees the conversion to a function pointer.
+    memcpy(&g_sgemm, &sgemm, sizeof g_sgemm);
+    void *set_threads = dlsym(handle, "openblas_set_num_threads");
+    if (set_threads) memcpy(&g_set_num_threads, &set_threads, sizeof g_set_num_threads);
+    void *corename = dlsym(handle, "openblas_get_corename");
+    if (corename) memcpy(&g_get_corename, &corename, sizeof g_get_corename);
+    g_info.loaded = 1;
+    g_info.library = candidates[opened];
+    g_info.core_name = g_get_corename ? g_get_corename() : NULL;
+    g_info.error = NULL;
 }
 
 ek_status ek_blas_load(void) {

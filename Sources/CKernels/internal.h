@@ -4,6 +4,7 @@
 
 #include "ckernels.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 // Every product and sum is written out explicitly (fmaf where a fused multiply-add is
@@ -56,6 +57,19 @@ static inline float ek__sum16_finish(float acc[16], const float *x, int64_t i, i
         for (int j = 0; j < width; j++) acc[j] += acc[j + width];
     return acc[0];
 }
+
+// MARK: Run-time library loading (library_loader.c)
+
+// The first loading error of a loader, kept for ek_*_get_info.
+typedef struct ek__loader_error {
+    char text[512];
+} ek__loader_error;
+
+// dlopens the first of `candidates` that loads and exports `symbol`: returns its handle and
+// sets *function (the symbol) and *opened (its index), or returns NULL having recorded the
+// first failure in `error`.
+void *ek__open_first(const char *const *candidates, size_t count, const char *symbol, void **function,
+                     size_t *opened, ek__loader_error *error);
 
 // MARK: BLAS (blas_loader.c)
 

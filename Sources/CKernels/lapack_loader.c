@@ -31,17 +31,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static ek_lapack_info g_info;
 static ek_lapacke_dgelsd_fn g_dgelsd;
 static char g_lapack_path[4096];
-static char g_error[512];
-
-static void remember_error(const char *prefix, const char *detail) {
-    // Keeps the first error: it names the library we wanted most.
-    if (g_error[0] != '\0') return;
-    size_t used = 0;
-    for (const char *s = prefix; *s && used + 1 < sizeof g_error; s++) g_error[used++] = *s;
-    if (detail)
-        for (const char *s = detail; *s && used + 1 < sizeof g_error; s++) g_error[used++] = *s;
-    g_error[used] = '\0';
-}
+static ek__loader_error g_error;
 
 // The file that provides the Fortran dgelsd_ LAPACKE forwards to: tells `elucidate info`
 // whether the solver runs on OpenBLAS or on reference LAPACK.
@@ -62,29 +52,21 @@ static void load_once(void) {
     (void)ek_blas_load();  // for its side effect: OPENBLAS_CORETYPE chosen, OpenBLAS loaded
 
     static const char *const candidates[] = {"liblapacke.so.3", "liblapacke.so"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        void *handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
-        if (handle == NULL) {
-            remember_error("", dlerror());
-            continue;
-        }
-        dlerror();
-        void *dgelsd = dlsym(handle, "LAPACKE_dgelsd");
-        if (dgelsd == NULL) {
-            remember_error("LAPACKE_dgelsd: ", dlerror());
-            dlclose(handle);
-            continue;
-        }
-        // dlsym returns void *; POSIX guarantees the conversion to a function pointer.
-        memcpy(&g_dgelsd, &dgelsd, sizeof g_dgelsd);
-        g_info.loaded = 1;
-        g_info.library = candidates[i];
-        g_info.error = NULL;
-        find_lapack_library(handle);
-        return;  // the handle stays open for the life of the process
+    void *dgelsd = NULL;
+    size_t opened = 0;
+    void *handle = ek__open_first(candidates, sizeof candidates / sizeof candidates[0], "LAPACKE_dgelsd", &dgelsd,
+                                  &opened, &g_error);
+    if (handle == NULL) {
+        g_info.loaded = 0;
+        g_info.error = g_error.text[0] ? g_error.text : "no LAPACKE library found";
+        return;
     }
-    g_info.loaded = 0;
-    g_info.error = g_error[0] ? g_error : "no LAPACKE library found";
+    // dlsym returns void *; POSIX guarantees the conversion to a function pointer.
+    memcpy(&g_dgelsd, &dgelsd, sizeof g_dgelsd);
+    g_info.loaded = 1;
+    g_info.library = candidates[opened];
+    g_info.error = NULL;
+    find_lapack_library(handle);
 }
 
 ek_status ek_lapack_load(void) {

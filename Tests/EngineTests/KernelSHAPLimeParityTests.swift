@@ -96,31 +96,33 @@ final class KernelSHAPLimeParityTests: XCTestCase {
 
     // MARK: - Attributions at many samples
 
-    func testKernelSHAPCorrelatesWithCaptum() throws {
-        let golden = try Self.golden("r18_kernel_shap_grid4")
-        let attribution = try KernelSHAP(mask: golden.mask, samples: 1000, perturbationsPerEval: 50, seed: 3)
-            .attribute(golden.network, inputs: golden.input, targets: golden.targets)
+    /// `make(mask)` on golden `name`'s network and input correlates with Captum's at 0.9 or better.
+    func assertCorrelatesWithCaptum(_ name: String, _ label: String, file: StaticString = #filePath, line: UInt = #line,
+                                    _ make: (FeatureMask) -> some AttributionMethod) throws {
+        let golden = try Self.golden(name)
+        let attribution = try make(golden.mask).attribute(golden.network, inputs: golden.input, targets: golden.targets)
         let correlation = pearsonCorrelation(attribution.values.scalars, golden.expected.scalars)
-        print("KernelSHAP, 1000 samples vs Captum's KernelShap (5000 samples): correlation \(correlation)")
-        XCTAssertGreaterThanOrEqual(correlation, 0.9)
+        print("\(label): correlation \(correlation)")
+        XCTAssertGreaterThanOrEqual(correlation, 0.9, label, file: file, line: line)
+    }
+
+    func testKernelSHAPCorrelatesWithCaptum() throws {
+        try assertCorrelatesWithCaptum("r18_kernel_shap_grid4", "KernelSHAP, 1000 samples vs Captum's KernelShap (5000 samples)") {
+            KernelSHAP(mask: $0, samples: 1000, perturbationsPerEval: 50, seed: 3)
+        }
     }
 
     func testLIMELassoCorrelatesWithCaptum() throws {
-        let golden = try Self.golden("r18_lime_lasso_grid4")
-        let attribution = try LIME(mask: golden.mask, samples: 300, perturbationsPerEval: 50, seed: 3)
-            .attribute(golden.network, inputs: golden.input, targets: golden.targets)
-        let correlation = pearsonCorrelation(attribution.values.scalars, golden.expected.scalars)
-        print("LIME (Lasso α = 0.01), 300 samples vs Captum's Lime (2000 samples): correlation \(correlation)")
-        XCTAssertGreaterThanOrEqual(correlation, 0.9)
+        try assertCorrelatesWithCaptum("r18_lime_lasso_grid4", "LIME (Lasso α = 0.01), 300 samples vs Captum's Lime (2000 samples)") {
+            LIME(mask: $0, samples: 300, perturbationsPerEval: 50, seed: 3)
+        }
     }
 
     func testLIMELeastSquaresCorrelatesWithCaptum() throws {
-        let golden = try Self.golden("r18_lime_least_squares_grid4")
-        let attribution = try LIME(mask: golden.mask, samples: 300, surrogate: .leastSquares, perturbationsPerEval: 50, seed: 3)
-            .attribute(golden.network, inputs: golden.input, targets: golden.targets)
-        let correlation = pearsonCorrelation(attribution.values.scalars, golden.expected.scalars)
-        print("LIME (least squares), 300 samples vs Captum's Lime with LinearRegression (2000 samples): correlation \(correlation)")
-        XCTAssertGreaterThanOrEqual(correlation, 0.9)
+        try assertCorrelatesWithCaptum("r18_lime_least_squares_grid4",
+                                       "LIME (least squares), 300 samples vs Captum's Lime with LinearRegression (2000 samples)") {
+            LIME(mask: $0, samples: 300, surrogate: .leastSquares, perturbationsPerEval: 50, seed: 3)
+        }
     }
 
     // MARK: - Solvers on Captum's rows

@@ -150,6 +150,28 @@ public struct BLASInfo: Sendable, Equatable {
     public let error: String?
 }
 
+extension Runtime {
+    /// Loads LAPACKE (once, after OpenBLAS) and says which library serves the least-squares
+    /// solver.
+    public static var lapack: LAPACKInfo {
+        let info = ek_lapack_get_info()
+        return LAPACKInfo(loaded: info.loaded != 0,
+                          library: info.library.map { String(cString: $0) },
+                          lapackLibrary: info.lapack_library.map { String(cString: $0) },
+                          error: info.error.map { String(cString: $0) })
+    }
+}
+
+/// What `Runtime.lapack` reports.
+public struct LAPACKInfo: Sendable, Equatable {
+    public let loaded: Bool
+    /// The LAPACKE soname that was opened.
+    public let library: String?
+    /// The file that provides the LAPACK routine behind it (OpenBLAS or reference LAPACK).
+    public let lapackLibrary: String?
+    public let error: String?
+}
+
 private struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

@@ -5,8 +5,9 @@
 //
 // Convolutions and Linear go through OpenBLAS (its own SIMD kernels, chosen by the CPU), so
 // they run once, at the detected instruction set. The element-wise kernels (batch norm,
-// pooling, residual add + ReLU, softmax) run once per instruction set the CPU has, forced
-// with `ek_set_isa`, so the SIMD speed-up over the scalar reference is visible side by side.
+// pooling, residual add + ReLU, softmax, Winograd tile transforms) run once per instruction
+// set the CPU has, forced with `ek_set_isa`, so the SIMD speed-up over the scalar reference
+// is visible side by side.
 // Every tensor is made in `setup`, outside the measured region.
 
 import Benchmark
@@ -52,6 +53,13 @@ private func convolution(_ name: String, in c: Int, out k: Int, kernel: Int, str
     return conv
 }
 
+/// A 3×3, stride-1, padding-1 convolution's params for the Winograd kernels, one share, ReLU.
+private func winogradParams(batch: Int, channels: Int, size: Int) -> ek_conv2d_params {
+    ek_conv2d_params(n: Int64(batch), c: Int64(channels), h: Int64(size), w: Int64(size), k: Int64(channels), r: 3, s: 3,
+                     stride_h: 1, stride_w: 1, pad_h: 1, pad_w: 1, dilation_h: 1, dilation_w: 1, activation: EK_ACT_RELU,
+                     ith: 0, nth: 1)
+}
+
 private func batchNorm(channels c: Int) -> BatchNorm2d {
     var norm = BatchNorm2d(
         weight: DeterministicWeights.parameter(key: "bn.weight", shape: [c]),
@@ -72,12 +80,17 @@ let benchmarks: @Sendable () -> Void = {
         metrics: timeMetrics + [Custom.bandwidth], timeUnits: .microseconds, warmupIterations: 10,
         maxDuration: .seconds(1), maxIterations: 2_000)
 
-    // MARK: Convolutions (im2col + OpenBLAS sgemm + fused bias/ReLU epilogue)
+    // MARK: Convolutions (Winograd or im2col, OpenBLAS sgemm, fused bias/ReLU epilogue)
+    //
+    // 3×3 stride-1 cases run twice, through Winograd F(4×4, 3×3) (the default) and through
+    // im2col; GFLOP/s counts the direct convolution's multiply-adds in both, so the figures
+    // compare time. The batch-16 cases are occlusion's late layers (16 copies per pass).
 
     struct ConvCase {
         let name: String
         let input: [Int]
         let out: Int, kernel: Int, stride: Int, padding: Int, relu: Bool
+        var winograd = true
     }
     let convCases = [
         ConvCase(name: "Conv2d 7x7/2 stem 3->64, 224x224", input: [1, 3, 224, 224],
@@ -88,6 +101,16 @@ let benchmarks: @Sendable () -> Void = {
                  out: 256, kernel: 3, stride: 1, padding: 1, relu: true),
         ConvCase(name: "Conv2d 3x3 512->512, 7x7", input: [1, 512, 7, 7],
                  out: 512, kernel: 3, stride: 1, padding: 1, relu: true),
+        ConvCase(name: "Conv2d 3x3 64->64, 56x56, im2col", input: [1, 64, 56, 56],
+                 out: 64, kernel: 3, stride: 1, padding: 1, relu: true, winograd: false),
+        ConvCase(name: "Conv2d 3x3 256->256, 14x14, batch 16", input: [16, 256, 14, 14],
+                 out: 256, kernel: 3, stride: 1, padding: 1, relu: true),
+        ConvCase(name: "Conv2d 3x3 256->256, 14x14, batch 16, im2col", input: [16, 256, 14, 14],
+                 out: 256, kernel: 3, stride: 1, padding: 1, relu: true, winograd: false),
+        ConvCase(name: "Conv2d 3x3 512->512, 7x7, batch 16", input: [16, 512, 7, 7],
+                 out: 512, kernel: 3, stride: 1, padding: 1, relu: true),
+        ConvCase(name: "Conv2d 3x3 512->512, 7x7, batch 16, im2col", input: [16, 512, 7, 7],
+                 out: 512, kernel: 3, stride: 1, padding: 1, relu: true, winograd: false),
         ConvCase(name: "Conv2d 1x1/2 downsample 64->128, 56x56", input: [1, 64, 56, 56],
                  out: 128, kernel: 1, stride: 2, padding: 0, relu: false),
         ConvCase(name: "Conv2d 1x1/2 downsample 256->512, 14x14", input: [1, 256, 14, 14],
@@ -96,6 +119,8 @@ let benchmarks: @Sendable () -> Void = {
     for item in convCases {
         Benchmark(item.name, configuration: heavy) { (benchmark: Benchmark, state: (Conv2d, Tensor, Double)) throws in
             let (conv, x, flops) = state
+            Runtime.winogradEnabled = item.winograd
+            defer { Runtime.winogradEnabled = true }
             for _ in benchmark.scaledIterations {
                 let start = nanoseconds()
                 let y = try conv(x)
@@ -107,6 +132,7 @@ let benchmarks: @Sendable () -> Void = {
             let conv = convolution(item.name, in: item.input[1], out: item.out, kernel: item.kernel,
                                    stride: item.stride, padding: item.padding, relu: item.relu)
             let x = DeterministicWeights.input(shape: item.input)
+            _ = try conv(x)  // makes the Winograd weights outside the measured region
             let out = try conv.outputShape(for: item.input)
             let flops = 2.0 * Double(out.reduce(1, *)) * Double(item.input[1] * item.kernel * item.kernel)
             return (conv, x, flops)
@@ -165,6 +191,27 @@ let benchmarks: @Sendable () -> Void = {
                         traffic: 512 * 7 * 7 + 512, scaling: .kilo) {
             let pool = AdaptivePool2d(.average, outputSize: 1)
             return { x throws(ElucidateError) in try pool(x) }
+        },
+        // Winograd tile transforms of occlusion's 14×14 stage (16 copies, 256 channels, 16
+        // tiles each), one thread: T = 256 tiles, V and M are 36 × 256 × 256.
+        ElementwiseCase(name: "Winograd input transform 16x256x14x14", input: [16, 256, 14, 14],
+                        traffic: 16 * 256 * 14 * 14 + 36 * 256 * 256, scaling: .one) {
+            let v = Tensor(uninitialized: [36 * 256 * 256])
+            return { x in
+                var params = winogradParams(batch: 16, channels: 256, size: 14)
+                precondition(ek_winograd_input_f32(&params, x.storage.pointer, v.storage.pointer) == EK_OK)
+                return v
+            }
+        },
+        ElementwiseCase(name: "Winograd output transform 16x256x14x14", input: [36 * 256 * 256],
+                        traffic: 16 * 256 * 14 * 14 + 36 * 256 * 256, scaling: .one) {
+            let y = Tensor(uninitialized: [16, 256, 14, 14])
+            let bias = DeterministicWeights.parameter(key: "winograd.bias", shape: [256])
+            return { m in
+                var params = winogradParams(batch: 16, channels: 256, size: 14)
+                precondition(ek_winograd_output_f32(&params, m.storage.pointer, bias.storage.pointer, y.storage.pointer) == EK_OK)
+                return y
+            }
         },
         ElementwiseCase(name: "Softmax 1x1000", input: [1, 1000], traffic: 2 * 1000, scaling: .kilo) {
             { x in x.softmax() }
