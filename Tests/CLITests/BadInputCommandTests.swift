@@ -176,6 +176,16 @@ final class BadInputCommandTests: XCTestCase {
                           mentioning: "int32")
         try assertRefused(explain("feature-ablation", ["--input-tensor", x, "--grid", "64", "--quiet", "--attributions", out]),
                           mentioning: "does not fit 32×32")
+        let gaps = path("gaps.npy")
+        try NPY.write(int32: (0..<1024).map { Int32($0 % 2 * 2) }, shape: [1, 1, 32, 32], to: URL(fileURLWithPath: gaps))
+        let negative = path("negative.npy")
+        try NPY.write(int32: (0..<1024).map { Int32($0 % 2 - 1) }, shape: [1, 1, 32, 32], to: URL(fileURLWithPath: negative))
+        for method in ["feature-ablation", "shapley-value-sampling", "kernel-shap", "lime"] {
+            try assertRefused(explain(method, ["--input-tensor", x, "--feature-mask", gaps, "--quiet", "--attributions", out]),
+                              mentioning: "feature mask ids must be 0…K−1 with none missing; the mask has ids up to 2 but not 1")
+            try assertRefused(explain(method, ["--input-tensor", x, "--feature-mask", negative, "--quiet", "--attributions", out]),
+                              mentioning: "the mask has the negative id -1")
+        }
     }
 
     /// Windows that would start past the end of the input crashed the occlusion; a window

@@ -18,7 +18,11 @@ final class FeatureAblationTests: XCTestCase {
     func testPerChannelMaskWithBaselineMatchesCaptum() throws {
         let (network, input, targets, expected) = try PerturbationGolden.load("r18_feature_ablation_mask")
         let file = try NPY.readInt32(fixtureURL("perturbation/r18_feature_mask.npy"))
-        let mask = try FeatureMask(shape: file.shape, ids: file.values)
+        // Captum's mask has sparse ids (5…35 with gaps); Elucidate takes ids 0…K−1 only, and
+        // numbering the same groups by rank gives the same attributions.
+        XCTAssertThrowsError(try FeatureMask(shape: file.shape, ids: file.values))
+        let rank = Dictionary(uniqueKeysWithValues: Set(file.values).sorted().enumerated().map { ($1, Int32($0)) })
+        let mask = try FeatureMask(shape: file.shape, ids: file.values.map { rank[$0]! })
         let attribution = try FeatureAblation(mask: mask, baseline: .constant(0.25), perturbationsPerEval: 5)
             .attribute(network, inputs: input, targets: targets)
         let error = relativeL2Error(attribution.values.scalars, expected.scalars)
@@ -39,7 +43,12 @@ final class FeatureAblationTests: XCTestCase {
         let bad = try FeatureMask(shape: [1, 1, 16, 32], ids: [Int32](repeating: 0, count: 16 * 32))
         XCTAssertThrowsError(try FeatureAblation(mask: bad).attribute(network, inputs: input, targets: [0]))
         // One feature covering everything: every element gets F(x) − F(baseline).
-        let one = try FeatureMask(shape: [1], ids: [4])
+        for (ids, message) in [([0, 2, 2, 3], "not 1"), ([1, 1, 2, 2], "not 0"), ([0, -1, 1, 1], "negative id -1")] as [([Int32], String)] {
+            XCTAssertThrowsError(try FeatureMask(shape: [1, 1, 2, 2], ids: ids)) { error in
+                XCTAssertTrue("\(error)".contains("0…K−1") && "\(error)".contains(message), "\(error)")
+            }
+        }
+        let one = try FeatureMask(shape: [1], ids: [0])
         let attribution = try FeatureAblation(mask: one).attribute(network, inputs: input, targets: [1])
         let drop = try network.logits(input)[0, 1] - network.logits(Tensor(zeros: input.shape))[0, 1]
         XCTAssertEqual(attribution.values.scalars.first!, drop, accuracy: 1e-5)

@@ -5,12 +5,25 @@ public struct FeatureMask: Sendable, Equatable {
     public let shape: [Int]
     public let ids: [Int32]
 
+    /// - Throws: when `ids` does not fill `shape`, or the ids are not 0…K−1 with none missing
+    ///   (a gap would be a feature that covers nothing; Captum would attribute to it anyway).
     public init(shape: [Int], ids: [Int32]) throws(ElucidateError) {
         guard shape.reduce(1, *) == ids.count, !ids.isEmpty else {
             throw ElucidateError(.invalidArgument, "a feature mask of shape \(shape) needs \(shape.reduce(1, *)) ids, got \(ids.count)")
         }
         guard shape.count <= 4 else {
             throw ElucidateError(.invalidArgument, "a feature mask has at most 4 dimensions, got \(shape)")
+        }
+        let present = Set(ids)
+        let largest = present.max()!
+        if let negative = present.min(), negative < 0 {
+            throw ElucidateError(.invalidArgument, "feature mask ids must be 0…K−1; the mask has the negative id \(negative)")
+        }
+        if present.count != Int(largest) + 1 {
+            let missing = (0...largest).lazy.filter { !present.contains($0) }.prefix(5).map(String.init)
+            throw ElucidateError(.invalidArgument, "feature mask ids must be 0…K−1 with none missing; the mask has ids up to "
+                                 + "\(largest) but not \(missing.joined(separator: ", "))"
+                                 + (present.count + 5 < Int(largest) + 1 ? ", …" : ""))
         }
         self.shape = shape
         self.ids = ids
