@@ -6,9 +6,8 @@
 /// target's logit on the coalition indicators (scikit-learn's LinearRegression, as Captum's:
 /// `weightedLeastSquares`) gives each feature's attribution.
 ///
-/// The features are the distinct ids of the mask. Captum takes every id from 0 to the largest
-/// as a feature, so for a mask with gaps in its ids it also samples and regresses on features
-/// that switch nothing; the two agree whenever the ids are 0..<count, as a grid's are.
+/// The features are the mask's ids 0…K−1 (`FeatureMask` refuses gaps, which Captum would
+/// sample and regress on as features that switch nothing).
 public struct KernelSHAP: BaselineAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline

@@ -6,8 +6,8 @@ import Foundation
 /// d = 1 − cos(input, perturbed), and an interpretable linear model of the target's logit
 /// on the on/off indicators gives each feature's attribution.
 ///
-/// As in `KernelSHAP`, the features are the distinct ids of the mask (Captum's are 0 through
-/// the largest id). 25 samples by default, as Captum's `Lime.attribute`.
+/// As in `KernelSHAP`, the features are the mask's ids 0…K−1. 25 samples by default, as
+/// Captum's `Lime.attribute`.
 public struct LIME: BaselineAttributionMethod {
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
