@@ -17,5 +17,18 @@ final class NoiseTunnelTests: XCTestCase {
         }
         try check(IntegratedGradients(steps: 4, baseline: .tensor(baselines)))
         try check(DeepLift(baseline: .tensor(baselines)))
+        // Per-input masks (one row per input, different group counts) repeat like baselines.
+        let perInput = try FeatureMask(shape: [2, 1, 16, 12], ids: try FeatureMask.grid(2, height: 16, width: 12).ids
+                                       + FeatureMask.grid(3, height: 16, width: 12).ids)
+        try check(FeatureAblation(mask: perInput, baseline: .tensor(baselines)))
+    }
+
+    func testMaskRowsRepeatLikeInputRows() throws {
+        let mask = try FeatureMask(shape: [2, 1, 1, 2], ids: [0, 1, 1, 0])
+        let repeated = mask.repeatingRows(3)
+        XCTAssertEqual(repeated.shape, [6, 1, 1, 2])
+        XCTAssertEqual(repeated.ids, [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0])
+        let shared = try FeatureMask(shape: [1, 1, 2], ids: [0, 1])
+        XCTAssertEqual(shared.repeatingRows(3), shared)
     }
 }

@@ -1,7 +1,7 @@
 /// Feature ablation, as Captum's `FeatureAblation`: each group of the feature mask in turn
 /// is replaced by the baseline, and every element of the group is attributed the drop of
 /// the target's logit.
-public struct FeatureAblation: BaselineAttributionMethod {
+public struct FeatureAblation: FeatureMaskAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     /// Ablated copies per forward pass (Captum's `perturbations_per_eval`).

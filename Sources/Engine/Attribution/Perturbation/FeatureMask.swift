@@ -80,3 +80,35 @@ func featureGroups(_ ids: [Int32]) -> (features: [Int32], members: [[Int]]) {
     for (element, id) in ids.enumerated() { members[index[id]!].append(element) }
     return (features, members)
 }
+
+extension FeatureMask {
+    /// For inputs whose rows are each repeated `times` times (a, a, b, b): a mask with one
+    /// row per input repeats its rows alike; a mask shared by every row stays as it is.
+    public func repeatingRows(_ times: Int) -> FeatureMask {
+        let padded = [Int](repeating: 1, count: 4 - shape.count) + shape
+        guard padded[0] > 1, times > 1 else { return self }
+        let rowSize = ids.count / padded[0]
+        var repeated: [Int32] = []
+        repeated.reserveCapacity(ids.count * times)
+        for row in 0..<padded[0] {
+            for _ in 0..<times { repeated += ids[(row * rowSize)..<((row + 1) * rowSize)] }
+        }
+        // Same ids, more rows: still 0…K−1, so this cannot throw.
+        return try! FeatureMask(shape: [padded[0] * times] + padded.dropFirst(), ids: repeated)
+    }
+}
+
+/// A method over groups of a `mask` measured from a `baseline`: repeating its inputs
+/// repeats per-input masks and baselines alike (so a noise tunnel can wrap it).
+public protocol FeatureMaskAttributionMethod: BaselineAttributionMethod {
+    var mask: FeatureMask { get set }
+}
+
+extension FeatureMaskAttributionMethod {
+    public func repeatingPerInputSettings(_ times: Int) -> Self {
+        var copy = self
+        copy.baseline = baseline.repeatingRows(times)
+        copy.mask = mask.repeatingRows(times)
+        return copy
+    }
+}

@@ -8,7 +8,7 @@
 ///
 /// The features are the mask's ids 0…K−1 (`FeatureMask` refuses gaps, which Captum would
 /// sample and regress on as features that switch nothing).
-public struct KernelSHAP: BaselineAttributionMethod {
+public struct KernelSHAP: FeatureMaskAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     /// Coalitions evaluated per input (the two fixed ones included).

@@ -8,7 +8,7 @@ import Foundation
 ///
 /// As in `KernelSHAP`, the features are the mask's ids 0…K−1. 25 samples by default, as
 /// Captum's `Lime.attribute`.
-public struct LIME: BaselineAttributionMethod {
+public struct LIME: FeatureMaskAttributionMethod {
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
         case lasso

@@ -2,7 +2,7 @@
 /// `samples` random orders of the features, the features are switched from the baseline to
 /// the input one at a time and each is credited with the change of the target's logit it
 /// caused; attributions are the averages. Each group of the feature mask is one feature.
-public struct ShapleyValueSampling: BaselineAttributionMethod {
+public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
     public var mask: FeatureMask
     public var baseline: Baseline
     public var samples: Int
