@@ -38,10 +38,7 @@ public struct BatchNorm2d: Sendable {
         let params = ek_batchnorm_params(
             n: Int64(input.shape[0]), c: Int64(channels), hw: Int64(input.shape.dropFirst(2).reduce(1, *)),
             eps: eps, activation: activation.kernelValue, ith: 0, nth: 1)
-        checkKernel(Runtime.parallel(maxShares: planes, elements: input.count) { ith, nth in
-            var share = params
-            share.ith = ith
-            share.nth = nth
+        checkKernel(Runtime.parallel(params, maxShares: planes, elements: input.count) { share in
             return ek_batchnorm_forward_f32(&share, input.storage.pointer, runningMean.storage.pointer,
                                             runningVar.storage.pointer, weight?.storage.pointer,
                                             bias?.storage.pointer, output.storage.pointer)

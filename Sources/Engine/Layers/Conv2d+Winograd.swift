@@ -34,10 +34,7 @@ extension Conv2d {
         winogradCache.get {
             let u = Tensor(uninitialized: [36, outChannels, inChannels])
             let params = kernelParams(for: [1, inChannels, 8, 8])
-            checkKernel(Runtime.parallel(maxShares: outChannels, elements: u.count) { ith, nth in
-                var share = params
-                share.ith = ith
-                share.nth = nth
+            checkKernel(Runtime.parallel(params, maxShares: outChannels, elements: u.count) { share in
                 return ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
             }, "winograd weight transform")
             return u
@@ -81,10 +78,7 @@ extension Conv2d {
             let t = count * tiles.perImage
             let params = kernelParams(for: [count] + Array(input.shape.dropFirst()))
             let x = input.storage.pointer + first * inImage
-            checkKernel(Runtime.parallel(maxShares: c, elements: 36 * c * t) { ith, nth in
-                var share = params
-                share.ith = ith
-                share.nth = nth
+            checkKernel(Runtime.parallel(params, maxShares: c, elements: 36 * c * t) { share in
                 return ek_winograd_input_f32(&share, x, v.pointer)
             }, "winograd input transform")
             Runtime.gemms(count: 36) { element in
@@ -93,10 +87,7 @@ extension Conv2d {
             }
             let y = output.storage.pointer + first * outImage
             let bias = self.bias?.storage.pointer
-            checkKernel(Runtime.parallel(maxShares: k, elements: 36 * k * t) { ith, nth in
-                var share = params
-                share.ith = ith
-                share.nth = nth
+            checkKernel(Runtime.parallel(params, maxShares: k, elements: 36 * k * t) { share in
                 return ek_winograd_output_f32(&share, m.pointer, bias, y)
             }, "winograd output transform")
             first += count

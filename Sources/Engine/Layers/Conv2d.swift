@@ -112,10 +112,7 @@ public struct Conv2d: Sendable {
         var oh: Int64 = 0, ow: Int64 = 0
         var query = params
         checkKernel(ek_conv2d_output_size(&query, &oh, &ow), "conv2d output size")
-        checkKernel(Runtime.parallel(maxShares: rows, elements: rows * Int(oh * ow)) { ith, nth in
-            var share = params
-            share.ith = ith
-            share.nth = nth
+        checkKernel(Runtime.parallel(params, maxShares: rows, elements: rows * Int(oh * ow)) { share in
             return ek_im2col_f32(&share, image, scratch.pointer)
         }, "im2col")
         return UnsafePointer(scratch.pointer)

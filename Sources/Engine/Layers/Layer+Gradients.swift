@@ -75,10 +75,7 @@ extension BatchNorm2d {
         let shape = outputGradient.shape
         let params = ek_batchnorm_params(n: Int64(shape[0]), c: Int64(channels), hw: Int64(shape.dropFirst(2).reduce(1, *)),
                                          eps: eps, activation: EK_ACT_NONE, ith: 0, nth: 1)
-        checkKernel(Runtime.parallel(maxShares: shape[0] * channels, elements: outputGradient.count) { ith, nth in
-            var share = params
-            share.ith = ith
-            share.nth = nth
+        checkKernel(Runtime.parallel(params, maxShares: shape[0] * channels, elements: outputGradient.count) { share in
             return ek_batchnorm_back_f32(&share, outputGradient.storage.pointer, runningVar.storage.pointer,
                                          weight?.storage.pointer, gradient.storage.pointer)
         }, "batch-norm backward")

@@ -63,10 +63,7 @@ public struct Pool2d: Sendable {
         let output = Tensor(uninitialized: outShape)
         let base = params(for: input.shape)
         let kind = self.kind
-        checkKernel(Runtime.parallel(maxShares: outShape[0] * outShape[1], elements: input.count) { ith, nth in
-            var share = base
-            share.ith = ith
-            share.nth = nth
+        checkKernel(Runtime.parallel(base, maxShares: outShape[0] * outShape[1], elements: input.count) { share in
             switch kind {
             case .max: return ek_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, argmax)
             case .average: return ek_avgpool2d_f32(&share, input.storage.pointer, output.storage.pointer)
@@ -121,10 +118,7 @@ public struct AdaptivePool2d: Sendable {
         let output = Tensor(uninitialized: [s[0], s[1], outputSize.h, outputSize.w])
         let base = params(for: s)
         let kind = self.kind
-        checkKernel(Runtime.parallel(maxShares: s[0] * s[1], elements: input.count) { ith, nth in
-            var share = base
-            share.ith = ith
-            share.nth = nth
+        checkKernel(Runtime.parallel(base, maxShares: s[0] * s[1], elements: input.count) { share in
             switch kind {
             case .max: return ek_adaptive_maxpool2d_f32(&share, input.storage.pointer, output.storage.pointer, argmax)
             case .average: return ek_adaptive_avgpool2d_f32(&share, input.storage.pointer, output.storage.pointer)

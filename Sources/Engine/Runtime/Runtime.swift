@@ -93,6 +93,33 @@ public enum Runtime {
     }
 }
 
+// MARK: - Shared kernel params
+
+/// A kernel params struct with ggml's work share (`ith` of `nth`).
+protocol KernelShareParams {
+    var ith: Int32 { get set }
+    var nth: Int32 { get set }
+}
+
+extension ek_conv2d_params: KernelShareParams {}
+extension ek_pool2d_params: KernelShareParams {}
+extension ek_adaptive_pool2d_params: KernelShareParams {}
+extension ek_batchnorm_params: KernelShareParams {}
+
+extension Runtime {
+    /// `parallel(maxShares:elements:)` handing each share a copy of `params` with its
+    /// `ith`/`nth` filled in.
+    static func parallel<Params: KernelShareParams>(_ params: Params, maxShares: Int, elements: Int,
+                                                    _ body: (inout Params) -> ek_status) -> ek_status {
+        parallel(maxShares: maxShares, elements: elements) { ith, nth in
+            var share = params
+            share.ith = ith
+            share.nth = nth
+            return body(&share)
+        }
+    }
+}
+
 // MARK: - Inference products
 
 extension Runtime {
