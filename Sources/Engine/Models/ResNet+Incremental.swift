@@ -44,12 +44,6 @@ struct IncrementalEvaluator {
         }
     }
 
-    /// One layer: how to run it on a `[1, C, H, W]` tensor, and its geometry.
-    struct Step {
-        let geometry: Geometry
-        let run: (Tensor) throws(ElucidateError) -> Tensor
-    }
-
     struct BlockActivations {
         let input: Tensor
         /// Outputs of every convolution of the main path but the last.
@@ -161,38 +155,15 @@ struct IncrementalEvaluator {
         }
     }
 
-    /// Runs one layer on `output` (a region of its output plane) of the input `base` changed by `patch`.
-    func apply(_ layer: (Tensor) throws(ElucidateError) -> Tensor, _ g: Geometry, base: Tensor, patch: Patch,
-               output: Region) throws(ElucidateError) -> Patch {
+    /// Runs one layer on `outputs[i]` (a region of its output plane) of the input `base`
+    /// changed by `patches[i]`, for every i: crops of equal size are stacked and run through
+    /// the layer together (`layer` takes a batch).
+    func applyMany(_ layer: (Tensor) throws(ElucidateError) -> Tensor, _ g: Geometry, base: Tensor, patches: [Patch],
+                   outputs: [Region]) throws(ElucidateError) -> [Patch] {
         let (h, w) = (base.shape[2], base.shape[3])
         // Crop rows [c0, c1): c0 a multiple of the stride so the crop's output grid lines up
         // with the layer's; the layer's own padding then applies only at the true border
         // (interior edges get padded outputs, which are discarded).
-        func span(_ o0: Int, _ o1: Int, _ k: Int, _ s: Int, _ p: Int, _ size: Int) -> (Int, Int) {
-            let start = max(0, o0 * s - p) / s * s
-            return (start, min(size, (o1 - 1) * s - p + k))
-        }
-        let (cy0, cy1) = span(output.y0, output.y1, g.kernel.0, g.stride.0, g.padding.0, h)
-        let (cx0, cx1) = span(output.x0, output.x1, g.kernel.1, g.stride.1, g.padding.1, w)
-        let cropRegion = Region(y0: cy0, y1: cy1, x0: cx0, x1: cx1)
-        let result = try layer(Self.crop(base, patch, cropRegion))
-        let (oy, ox) = (cy0 / g.stride.0, cx0 / g.stride.1)
-        let (rh, rw) = (result.shape[2], result.shape[3])
-        if oy == output.y0, ox == output.x0, rh == output.height, rw == output.width {
-            return Patch(region: output, values: result)
-        }
-        let values = Tensor(uninitialized: [1, result.shape[1], output.height, output.width])
-        Self.copy(from: result.storage.pointer, height: rh, width: rw, origin: (oy, ox), channels: result.shape[1],
-                  to: values.storage.pointer, height: output.height, width: output.width, origin: (output.y0, output.x0),
-                  rows: output.y0..<output.y1, columns: output.x0..<output.x1)
-        return Patch(region: output, values: values)
-    }
-
-    /// `apply` for many patches of the same base: crops of equal size are stacked and run
-    /// through the layer together (`layer` takes a batch).
-    func applyMany(_ layer: (Tensor) throws(ElucidateError) -> Tensor, _ g: Geometry, base: Tensor, patches: [Patch],
-                   outputs: [Region]) throws(ElucidateError) -> [Patch] {
-        let (h, w) = (base.shape[2], base.shape[3])
         func span(_ o0: Int, _ o1: Int, _ k: Int, _ s: Int, _ p: Int, _ size: Int) -> (Int, Int) {
             let start = max(0, o0 * s - p) / s * s
             return (start, min(size, (o1 - 1) * s - p + k))
@@ -241,12 +212,6 @@ struct IncrementalEvaluator {
         let regions = outputs ?? patches.map { affected($0.region, g, outHeight: outShape[2], outWidth: outShape[3]) }
         return try applyMany({ (x: Tensor) throws(ElucidateError) -> Tensor in try conv.batched(x) }, g, base: base,
                              patches: patches, outputs: regions)
-    }
-
-    func apply(_ conv: Conv2d, base: Tensor, patch: Patch, output: Region? = nil, outShape: [Int]) throws(ElucidateError) -> Patch {
-        let g = Geometry(conv)
-        let region = output ?? affected(patch.region, g, outHeight: outShape[2], outWidth: outShape[3])
-        return try apply({ (x: Tensor) throws(ElucidateError) -> Tensor in try conv(x) }, g, base: base, patch: patch, output: region)
     }
 
     // MARK: - Evaluation
@@ -331,32 +296,6 @@ struct IncrementalEvaluator {
             shortcuts = zip(inputs, regions).map { Self.crop(activations.input, $0, $1) }
         }
         return zip(mains, shortcuts).map { Patch(region: $0.region, values: $0.values.adding($1, activation: .relu)) }
-    }
-
-    func block(_ block: ResidualBlock, _ activations: BlockActivations, _ input: Patch) throws(ElucidateError) -> Patch {
-        var current = input
-        var base = activations.input
-        for (index, conv) in block.convolutions.dropLast().enumerated() {
-            current = try apply(conv, base: base, patch: current, outShape: activations.intermediates[index].shape)
-            base = activations.intermediates[index]
-        }
-        let outShape = activations.output.shape
-        let last = block.convolutions.last!
-        var region = affected(current.region, Geometry(last), outHeight: outShape[2], outWidth: outShape[3])
-        if let downsample = block.downsample {
-            region = region.union(affected(input.region, Geometry(downsample), outHeight: outShape[2], outWidth: outShape[3]))
-        } else {
-            region = region.union(input.region)
-        }
-        region = widened(region, height: outShape[2], width: outShape[3])
-        let main = try apply(last, base: base, patch: current, output: region, outShape: outShape)
-        let shortcut: Tensor
-        if let downsample = block.downsample {
-            shortcut = try apply(downsample, base: activations.input, patch: input, output: region, outShape: outShape).values
-        } else {
-            shortcut = Self.crop(activations.input, input, region)
-        }
-        return Patch(region: region, values: main.values.adding(shortcut, activation: .relu))
     }
 
     /// The target's logit for the image with each box replaced by the baseline.
