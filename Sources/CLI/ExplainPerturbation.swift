@@ -55,15 +55,9 @@ struct ExplainFeatureAblation: ParsableCommand {
     @OptionGroup var features: FeatureMaskOptions
 
     func run() throws {
-        var options: [String: String] = [:]
-        let masks = try features.source(options: &options)
-        let baseline = try parseBaseline(features.baseline)
-        let progress = ProgressBar(label: "feature-ablation", enabled: !features.quiet)
-        defer { progress.finish() }
-        try common.run(name: "feature-ablation", options: options, inputs: features.inputFiles) { inputs, preset in
-            FeatureAblation(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline,
-                            perturbationsPerEval: features.perturbationsPerEval,
-                            progress: { progress.update($0, of: $1) })
+        try features.run(common, name: "feature-ablation", options: [:]) { mask, baseline, progress in
+            FeatureAblation(mask: mask, baseline: baseline, perturbationsPerEval: features.perturbationsPerEval,
+                            progress: progress)
         }
     }
 }
@@ -82,17 +76,10 @@ struct ExplainShapleyValueSampling: ParsableCommand {
 
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
-        var options = ["samples": String(samples), "seed": String(seed)]
-        let masks = try features.source(options: &options)
-        let baseline = try parseBaseline(features.baseline)
-        let progress = ProgressBar(label: "shapley-value-sampling", enabled: !features.quiet)
-        defer { progress.finish() }
-        var withSeed = common
-        withSeed.seed = seed
-        try withSeed.run(name: "shapley-value-sampling", options: options, inputs: features.inputFiles) { inputs, preset in
-            ShapleyValueSampling(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
-                                 perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                                 progress: { progress.update($0, of: $1) })
+        try features.run(common, name: "shapley-value-sampling", options: ["samples": String(samples)], seed: seed) {
+            mask, baseline, progress in
+            ShapleyValueSampling(mask: mask, baseline: baseline, samples: samples,
+                                 perturbationsPerEval: features.perturbationsPerEval, seed: seed, progress: progress)
         }
     }
 }
@@ -125,6 +112,26 @@ struct FeatureMaskOptions: ParsableArguments {
             if !(compactness > 0) || !compactness.isFinite { throw ValidationError("--compactness must be a number > 0") }
         }
         if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
+    }
+
+    /// Runs the feature-group method `name` made by `make(mask, baseline, progress)` for each
+    /// input batch: records these options and `options` (and `seed`, for a sampling method, which
+    /// the run then uses), builds the mask from each batch, and shows the progress bar.
+    func run<Method: AttributionMethod>(
+        _ common: ExplainOptions, name: String, options: [String: String], seed: UInt64? = nil,
+        _ make: (FeatureMask, Baseline, @escaping @Sendable (Int, Int) -> Void) throws -> Method
+    ) throws {
+        var options = options
+        if let seed { options["seed"] = String(seed) }
+        let masks = try source(options: &options)
+        let baseline = try parseBaseline(self.baseline)
+        let progress = ProgressBar(label: name, enabled: !quiet)
+        defer { progress.finish() }
+        var common = common
+        if let seed { common.seed = seed }
+        try common.run(name: name, options: options, inputs: inputFiles) { inputs, preset in
+            try make(try masks.mask(for: inputs, preset: preset), baseline, { progress.update($0, of: $1) })
+        }
     }
 
     /// The files these options read (the mask, a baseline), which no output may overwrite.
@@ -185,17 +192,10 @@ struct ExplainKernelSHAP: ParsableCommand {
 
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
-        var options = ["samples": String(samples), "seed": String(seed)]
-        let masks = try features.source(options: &options)
-        let baseline = try parseBaseline(features.baseline)
-        let progress = ProgressBar(label: "kernel-shap", enabled: !features.quiet)
-        defer { progress.finish() }
-        var withSeed = common
-        withSeed.seed = seed
-        try withSeed.run(name: "kernel-shap", options: options, inputs: features.inputFiles) { inputs, preset in
-            KernelSHAP(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
-                       perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                       progress: { progress.update($0, of: $1) })
+        try features.run(common, name: "kernel-shap", options: ["samples": String(samples)], seed: seed) {
+            mask, baseline, progress in
+            KernelSHAP(mask: mask, baseline: baseline, samples: samples,
+                       perturbationsPerEval: features.perturbationsPerEval, seed: seed, progress: progress)
         }
     }
 }
@@ -223,19 +223,12 @@ struct ExplainLIME: ParsableCommand {
 
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
-        var options = ["samples": String(samples), "seed": String(seed), "surrogate": surrogate, "alpha": String(alpha),
+        let options = ["samples": String(samples), "surrogate": surrogate, "alpha": String(alpha),
                        "kernel-width": String(kernelWidth)]
-        let masks = try features.source(options: &options)
-        let baseline = try parseBaseline(features.baseline)
-        let progress = ProgressBar(label: "lime", enabled: !features.quiet)
-        defer { progress.finish() }
-        var withSeed = common
-        withSeed.seed = seed
-        try withSeed.run(name: "lime", options: options, inputs: features.inputFiles) { inputs, preset in
-            LIME(mask: try masks.mask(for: inputs, preset: preset), baseline: baseline, samples: samples,
-                 surrogate: LIME.Surrogate(rawValue: surrogate)!, alpha: alpha, kernelWidth: kernelWidth,
-                 perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                 progress: { progress.update($0, of: $1) })
+        try features.run(common, name: "lime", options: options, seed: seed) { mask, baseline, progress in
+            LIME(mask: mask, baseline: baseline, samples: samples, surrogate: LIME.Surrogate(rawValue: surrogate)!,
+                 alpha: alpha, kernelWidth: kernelWidth, perturbationsPerEval: features.perturbationsPerEval, seed: seed,
+                 progress: progress)
         }
     }
 }
