@@ -35,19 +35,13 @@ public struct FeatureAblation: FeatureMaskAttributionMethod {
             featureCount = max(featureCount, features.count)
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
-            var done = 0
-            let scores = try batcher.scores(count: features.count, rowShape: rowShape, target: targets[row]) { index, out in
-                out.update(from: input, count: rowSize)
-                for element in members[index] { out[element] = base[element] }
-                done += 1
-                if done % perturbationsPerEval == 0 || done == features.count {
-                    progress?(row * features.count + done, rows * features.count)
-                }
+            let total = features.count
+            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
+                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
+                // Feature `index` switched off: its elements from the baseline, the rest from the input.
+                compose(CollectionOfOne(index), members: members, from: base, over: input, count: rowSize, into: out)
             }
-            for (index, group) in members.enumerated() {
-                let difference = initial[row] - scores[index]
-                for element in group { values[row * rowSize + element] = difference }
-            }
+            spread({ initial[row] - scores[$0] }, over: members, into: &values, offset: row * rowSize)
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["features": String(featureCount)])
     }

@@ -71,6 +71,24 @@ public struct FeatureMask: Sendable, Equatable {
     }
 }
 
+/// Writes the row `background` (`count` floats) to `out`, then the elements of each of
+/// `features` (indices into `members`) from the row `source`: a perturbed copy of one input.
+func compose(_ features: some Sequence<Int>, members: [[Int]], from source: UnsafePointer<Float>,
+             over background: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
+    out.update(from: background, count: count)
+    for feature in features {
+        for element in members[feature] { out[element] = source[element] }
+    }
+}
+
+/// Gives every element of feature f (`members[f]`) the value `value(f)` in `values`, from `offset`.
+func spread(_ value: (Int) -> Float, over members: [[Int]], into values: inout [Float], offset: Int) {
+    for (feature, group) in members.enumerated() {
+        let v = value(feature)
+        for element in group { values[offset + element] = v }
+    }
+}
+
 /// The distinct ids of a row's mask in increasing order, and each element's index into them.
 func featureGroups(_ ids: [Int32]) -> (features: [Int32], members: [[Int]]) {
     let features = Array(Set(ids)).sorted()

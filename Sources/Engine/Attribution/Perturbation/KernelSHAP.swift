@@ -66,16 +66,11 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
             let coalitions = Self.coalitions(count: features.count, samples: samples, random: &random)
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
-            var done = 0
-            let scores = try batcher.scores(count: coalitions.count, rowShape: rowShape, target: targets[row]) { index, out in
-                out.update(from: base, count: rowSize)
-                for (feature, on) in coalitions[index].enumerated() where on {
-                    for element in members[feature] { out[element] = input[element] }
-                }
-                done += 1
-                if done % perturbationsPerEval == 0 || done == coalitions.count {
-                    progress?(row * coalitions.count + done, rows * coalitions.count)
-                }
+            let total = coalitions.count
+            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
+                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
+                let on = coalitions[index]
+                compose(on.indices.lazy.filter { on[$0] }, members: members, from: input, over: base, count: rowSize, into: out)
             }
             let x = coalitions.map { $0.map { $0 ? 1.0 : 0.0 } }
             let weights = coalitions.map { c -> Double in
@@ -83,9 +78,7 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
                 return on == 0 || on == c.count ? 1e6 : 1
             }
             let (_, coefficients) = try weightedLeastSquares(x, scores.map(Double.init), weights: weights)
-            for (feature, group) in members.enumerated() {
-                for element in group { values[row * rowSize + element] = Float(coefficients[feature]) }
-            }
+            spread({ Float(coefficients[$0]) }, over: members, into: &values, offset: row * rowSize)
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
     }

@@ -61,12 +61,10 @@ public struct LIME: FeatureMaskAttributionMethod {
             var inputNorm = 0.0
             for i in 0..<rowSize { inputNorm += Double(input[i]) * Double(input[i]) }
             var weights = [Double](repeating: 0, count: samples)
-            var done = 0
-            let scores = try batcher.scores(count: samples, rowShape: rowShape, target: targets[row]) { index, out in
-                out.update(from: base, count: rowSize)
-                for (feature, on) in coalitions[index].enumerated() where on {
-                    for element in members[feature] { out[element] = input[element] }
-                }
+            let scores = try batcher.scores(count: samples, rowShape: rowShape, target: targets[row],
+                                            passed: { progress?(row * samples + $0, rows * samples) }) { index, out in
+                let on = coalitions[index]
+                compose(on.indices.lazy.filter { on[$0] }, members: members, from: input, over: base, count: rowSize, into: out)
                 var dot = 0.0, norm = 0.0
                 for i in 0..<rowSize {
                     dot += Double(input[i]) * Double(out[i])
@@ -75,16 +73,12 @@ public struct LIME: FeatureMaskAttributionMethod {
                 // torch's cosine_similarity clamps each norm at 1e-8.
                 let distance = 1 - dot / (max(inputNorm.squareRoot(), 1e-8) * max(norm.squareRoot(), 1e-8))
                 weights[index] = Foundation.exp(-distance * distance / (2 * kernelWidth * kernelWidth))
-                done += 1
-                if done % perturbationsPerEval == 0 || done == samples { progress?(row * samples + done, rows * samples) }
             }
             let x = coalitions.map { $0.map { $0 ? 1.0 : 0.0 } }
             let y = scores.map(Double.init)
             let coefficients = surrogate == .lasso ? weightedLasso(x, y, weights: weights, alpha: alpha).1
                                                    : try weightedLeastSquares(x, y, weights: weights).coefficients
-            for (feature, group) in members.enumerated() {
-                for element in group { values[row * rowSize + element] = Float(coefficients[feature]) }
-            }
+            spread({ Float(coefficients[$0]) }, over: members, into: &values, offset: row * rowSize)
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values),
                            details: ["seed": String(seed), "surrogate": surrogate.rawValue])

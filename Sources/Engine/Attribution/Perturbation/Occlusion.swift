@@ -127,8 +127,8 @@ public struct Occlusion: BaselineAttributionMethod {
                     progress?(row * boxes.count + done, total)
                 }
             } else {
-                var done = 0
-                scores = try batcher.scores(count: boxes.count, rowShape: rowShape, target: targets[row]) { index, out in
+                scores = try batcher.scores(count: boxes.count, rowShape: rowShape, target: targets[row],
+                                            passed: { progress?(row * boxes.count + $0, total) }) { index, out in
                     out.update(from: input, count: rowSize)
                     let box = boxes[index]
                     for c in box.c0..<box.c1 {
@@ -137,8 +137,6 @@ public struct Occlusion: BaselineAttributionMethod {
                             (out + offset + box.x0).update(from: base + offset + box.x0, count: box.x1 - box.x0)
                         }
                     }
-                    done += 1
-                    if done % perturbationsPerEval == 0 || done == boxes.count { progress?(row * boxes.count + done, total) }
                 }
             }
             // Captum: Σ (initial − occluded) · mask / Σ mask, in float32.

@@ -5,8 +5,9 @@ struct PerturbationBatcher<Model: AttributionModel> {
     let perPass: Int
 
     /// Scores of `count` perturbed copies; `fill(index, row)` writes copy `index` (one input
-    /// row of `rowShape`) into `row`.
-    func scores(count: Int, rowShape: [Int], target: Int,
+    /// row of `rowShape`) into `row`, and `passed(done)` hears after each forward pass how many
+    /// copies have been scored (for progress).
+    func scores(count: Int, rowShape: [Int], target: Int, passed: (Int) -> Void = { _ in },
                 fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws(ElucidateError) -> [Float] {
         let rowSize = rowShape.reduce(1, *)
         var result: [Float] = []
@@ -20,6 +21,7 @@ struct PerturbationBatcher<Model: AttributionModel> {
             }
             let logits = try forward(batch)
             for row in 0..<(end - start) { result.append(logits[row, target]) }
+            passed(end)
             start = end
         }
         return result

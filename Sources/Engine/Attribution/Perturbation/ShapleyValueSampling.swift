@@ -43,15 +43,10 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
             let total = samples * count
-            var done = 0
-            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row]) { index, out in
+            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
+                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
                 let (sample, step) = (index / count, index % count)
-                out.update(from: base, count: rowSize)
-                for feature in orders[sample][0...step] {
-                    for element in members[feature] { out[element] = input[element] }
-                }
-                done += 1
-                if done % perturbationsPerEval == 0 || done == total { progress?(row * total + done, rows * total) }
+                compose(orders[sample][0...step], members: members, from: input, over: base, count: rowSize, into: out)
             }
             var sums = [Double](repeating: 0, count: count)
             for sample in 0..<samples {
@@ -62,10 +57,7 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
                     previous = score
                 }
             }
-            for (feature, group) in members.enumerated() {
-                let value = Float(sums[feature] / Double(samples))
-                for element in group { values[row * rowSize + element] = value }
-            }
+            spread({ Float(sums[$0] / Double(samples)) }, over: members, into: &values, offset: row * rowSize)
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
     }
