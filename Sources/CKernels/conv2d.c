@@ -426,11 +426,7 @@ static void col2im_channel_scalar(const geom *g, const float *colc, float *dxc) 
 // that would not fit (very wide images or kernels) send the call to the scalar path.
 #define EK_COL2IM_MAX_ENTRIES 1024
 #define EK_COL2IM_MAX_R 64
-typedef struct col_entry {
-    int64_t off;      // column index, within the (ki, oh) block of S column rows, of lane j0
-    int32_t j0, end;  // lanes j0, j0 + sw, ... < end; end <= j0 when the tap reaches none
-    uint32_t bits;    // those lanes as a bit mask
-} col_entry;
+typedef ek__lane_run col_entry;  // off: column index, within the (ki, oh) block of S column rows, of lane j0
 
 // Entries [chunk * S + kj] for pixels [chunk * lanes, (chunk + 1) * lanes) of a row; 0 when
 // the table would be too large or the column stride is not 1 or 2.
@@ -447,16 +443,10 @@ static int make_col_plan(const geom *g, int64_t lanes, col_entry *plan) {
         const int64_t run_hi = ow_lo < ow_hi ? (ow_hi - 1) * g->sw + off_w + 1 : run_lo;
         for (int64_t ch = 0; ch < chunks; ch++) {
             const int64_t iw0 = ch * lanes;
-            int64_t j0 = run_lo - iw0;
-            if (j0 < 0) j0 += ((-j0 + g->sw - 1) / g->sw) * g->sw;
-            const int64_t end = ek__min64(run_hi - iw0, lanes);
             col_entry *e = &plan[ch * g->s + kj];
-            e->j0 = (int32_t)j0;
-            e->end = (int32_t)(end > j0 ? end : j0);
-            e->bits = 0;
-            for (int64_t j = j0; j < end; j += g->sw) e->bits |= 1u << j;
+            *e = ek__lane_run_in_chunk(run_lo, run_hi, g->sw, iw0, lanes);
             // Column of lane j0: ow = (iw0 + j0 - off_w) / sw (exact on the run's grid).
-            e->off = kj * ohw + (end > j0 ? (iw0 + j0 - off_w) / g->sw : 0);
+            e->off = kj * ohw + (e->end > e->j0 ? (iw0 + e->j0 - off_w) / g->sw : 0);
         }
     }
     return 1;

@@ -58,6 +58,28 @@ static inline float ek__sum16_finish(float acc[16], const float *x, int64_t i, i
     return acc[0];
 }
 
+// MARK: Strided lane runs (col2im and average-pool backward)
+
+// The input pixels one kernel tap reaches along a row form a strided run run_lo, run_lo +
+// stride, ... < run_hi. The SIMD scatters walk the row in chunks of `lanes` pixels; within the
+// chunk that starts at pixel iw0 the run is the lanes j0, j0 + stride, ... < end (none when
+// end <= j0), also kept as a bit mask. `off` is the caller's: where lane j0's value lives.
+typedef struct ek__lane_run {
+    int64_t off;
+    int32_t j0, end;
+    uint32_t bits;
+} ek__lane_run;
+
+static inline ek__lane_run ek__lane_run_in_chunk(int64_t run_lo, int64_t run_hi, int64_t stride, int64_t iw0,
+                                                 int64_t lanes) {
+    int64_t j0 = run_lo - iw0;
+    if (j0 < 0) j0 += ((-j0 + stride - 1) / stride) * stride;
+    const int64_t end = ek__min64(run_hi - iw0, lanes);
+    ek__lane_run run = {.off = 0, .j0 = (int32_t)j0, .end = (int32_t)(end > j0 ? end : j0), .bits = 0};
+    for (int64_t j = j0; j < end; j += stride) run.bits |= 1u << j;
+    return run;
+}
+
 // MARK: Run-time library loading (library_loader.c)
 
 // The first loading error of a loader, kept for ek_*_get_info.

@@ -496,11 +496,7 @@ static void avg_back_row_scalar(const pgeom *g, const float *dyp, const int64_t 
 
 // The SIMD paths' plan (as col2im's): for chunk ch of `lanes` pixels and column tap kj,
 // the lanes j0, j0 + sw, ... < end the tap reaches (bits) and the G column of lane j0.
-typedef struct avg_entry {
-    int64_t off;
-    int32_t j0, end;
-    uint32_t bits;
-} avg_entry;
+typedef ek__lane_run avg_entry;  // off: output column of lane j0
 
 static int make_avg_plan(const pgeom *g, int64_t lanes, avg_entry *plan) {
     const int64_t chunks = (g->w + lanes - 1) / lanes;
@@ -513,15 +509,9 @@ static int make_avg_plan(const pgeom *g, int64_t lanes, avg_entry *plan) {
         const int64_t run_hi = lo < hi ? (hi - 1) * g->sw + off_w + 1 : run_lo;
         for (int64_t ch = 0; ch < chunks; ch++) {
             const int64_t iw0 = ch * lanes;
-            int64_t j0 = run_lo - iw0;
-            if (j0 < 0) j0 += ((-j0 + g->sw - 1) / g->sw) * g->sw;
-            const int64_t end = ek__min64(run_hi - iw0, lanes);
             avg_entry *e = &plan[ch * g->kw + kj];
-            e->j0 = (int32_t)j0;
-            e->end = (int32_t)(end > j0 ? end : j0);
-            e->bits = 0;
-            for (int64_t j = j0; j < end; j += g->sw) e->bits |= 1u << j;
-            e->off = end > j0 ? (iw0 + j0 - off_w) / g->sw : 0;
+            *e = ek__lane_run_in_chunk(run_lo, run_hi, g->sw, iw0, lanes);
+            e->off = e->end > e->j0 ? (iw0 + e->j0 - off_w) / g->sw : 0;
         }
     }
     return 1;
