@@ -482,21 +482,8 @@ col2im_channel_avx2_body(const geom *g, int64_t taps, const col_entry *plan, con
         for (int64_t iw0 = 0; iw0 < g->w; iw0 += 8, row_plan += taps) {
             __m256 acc = _mm256_setzero_ps();
             for (int64_t q = 0; q < nk; q++) {
-                for (int64_t kj = 0; kj < taps; kj++) {
-                    const col_entry *e = &row_plan[kj];
-                    if (e->bits == 0) continue;
-                    const float *src = blocks[q] + e->off;  // lane j0's element
-                    if (e->bits == 0xFFu) {  // every lane
-                        acc = _mm256_add_ps(acc, _mm256_loadu_ps(src));
-                        continue;
-                    }
-                    // Lane j reads src[j - j0]; the address of lane 0 may lie before the row,
-                    // but masked-out lanes are never read. (Column stride 1 only.)
-                    const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(e->j0), lane),
-                                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(e->end), lane));
-                    const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
-                    acc = _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
-                }
+                for (int64_t kj = 0; kj < taps; kj++)  // column stride 1 only
+                    acc = ek__lane_run_add_avx2(acc, &row_plan[kj], blocks[q] + row_plan[kj].off, lane);
             }
             float *d = dxc + ih * g->w + iw0;
             if (d + 8 <= limit) {
@@ -532,29 +519,9 @@ col2im_channel_avx512_body(const geom *g, int64_t taps, const col_entry *plan, c
         const col_entry *row_plan = plan;
         for (int64_t iw0 = 0; iw0 < g->w; iw0 += 16, row_plan += taps) {
             __m512 acc = _mm512_setzero_ps();
-            if (g->sw == 1) {
-                for (int64_t q = 0; q < nk; q++) {
-                    for (int64_t kj = 0; kj < taps; kj++) {
-                        const col_entry *e = &row_plan[kj];
-                        // Lane j reads src[j - j0] (as in AVX2; masked-out lanes unread).
-                        const uintptr_t base = (uintptr_t)(blocks[q] + e->off) -
-                                               (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
-                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)e->bits, (const float *)base));
-                    }
-                }
-            } else {
-                for (int64_t q = 0; q < nk; q++) {
-                    for (int64_t kj = 0; kj < taps; kj++) {
-                        const col_entry *e = &row_plan[kj];
-                        if (e->bits == 0) continue;
-                        // Lanes j0, j0 + 2, ... < end take src[0], src[1], ...
-                        const int32_t cnt = (e->end - e->j0 + 1) / 2;
-                        const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), blocks[q] + e->off);
-                        const __m512i idx = _mm512_srai_epi32(_mm512_sub_epi32(lane, _mm512_set1_epi32(e->j0)), 1);
-                        acc = _mm512_add_ps(acc, _mm512_maskz_permutexvar_ps((__mmask16)e->bits, idx, v));
-                    }
-                }
-            }
+            for (int64_t q = 0; q < nk; q++)
+                for (int64_t kj = 0; kj < taps; kj++)
+                    acc = ek__lane_run_add_avx512(acc, &row_plan[kj], blocks[q] + row_plan[kj].off, g->sw, lane);
             float *d = dxc + ih * g->w + iw0;
             if (d + 16 <= limit) {
                 _mm512_storeu_ps(d, acc);  // lanes past the row end land on pixels stored later

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <immintrin.h>
+
 // Every product and sum is written out explicitly (fmaf where a fused multiply-add is
 // meant), so the compiler must not contract a*b+c on its own: that would make the scalar
 // reference and the SIMD paths differ in the last bit depending on the target attribute.
@@ -78,6 +80,34 @@ static inline ek__lane_run ek__lane_run_in_chunk(int64_t run_lo, int64_t run_hi,
     ek__lane_run run = {.off = 0, .j0 = (int32_t)j0, .end = (int32_t)(end > j0 ? end : j0), .bits = 0};
     for (int64_t j = j0; j < end; j += stride) run.bits |= 1u << j;
     return run;
+}
+
+// `acc` plus the run's values in their lanes of the chunk (zero elsewhere), `src` pointing at
+// lane j0's value. Lane j reads src[j − j0] (column stride 1; AVX2 serves only that) or
+// src[(j − j0) / 2] (stride 2). Lanes outside the run are never read, even where their
+// address would lie before the row.
+EK_TARGET_AVX2 static inline __m256 ek__lane_run_add_avx2(__m256 acc, const ek__lane_run *e, const float *src,
+                                                          __m256i lane) {
+    if (e->bits == 0) return acc;
+    if (e->bits == 0xFFu) return _mm256_add_ps(acc, _mm256_loadu_ps(src));  // every lane
+    const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(e->j0), lane),
+                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(e->end), lane));
+    const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
+    return _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
+}
+
+EK_TARGET_AVX512 static inline __m512 ek__lane_run_add_avx512(__m512 acc, const ek__lane_run *e, const float *src,
+                                                              int64_t stride, __m512i lane) {
+    if (stride == 1) {
+        const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
+        return _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)e->bits, (const float *)base));
+    }
+    if (e->bits == 0) return acc;
+    // Lanes j0, j0 + 2, ... < end take src[0], src[1], ...
+    const int32_t count = (e->end - e->j0 + 1) / 2;
+    const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << count) - 1u), src);
+    const __m512i index = _mm512_srai_epi32(_mm512_sub_epi32(lane, _mm512_set1_epi32(e->j0)), 1);
+    return _mm512_add_ps(acc, _mm512_maskz_permutexvar_ps((__mmask16)e->bits, index, v));
 }
 
 // MARK: Run-time library loading (library_loader.c)

@@ -526,20 +526,8 @@ EK_TARGET_AVX2 static void avg_back_row_avx2(const pgeom *g, const avg_entry *pl
     for (int64_t iw0 = 0; iw0 < g->w; iw0 += 8, row_plan += g->kw) {
         __m256 acc = _mm256_setzero_ps();
         for (int64_t q = 0; q < nk; q++) {
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                const avg_entry *e = &row_plan[kj];
-                if (e->bits == 0) continue;
-                const float *src = grows[q] + e->off;  // lane j0's G
-                if (e->bits == 0xFFu) {
-                    acc = _mm256_add_ps(acc, _mm256_loadu_ps(src));
-                    continue;
-                }
-                // Lane j reads src[j - j0]; masked-out lanes (possibly before the row) unread.
-                const __m256i in_run = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(e->j0), lane),
-                                                           _mm256_cmpgt_epi32(_mm256_set1_epi32(e->end), lane));
-                const uintptr_t base = (uintptr_t)src - (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
-                acc = _mm256_add_ps(acc, _mm256_maskload_ps((const float *)base, in_run));
-            }
+            for (int64_t kj = 0; kj < g->kw; kj++)
+                acc = ek__lane_run_add_avx2(acc, &row_plan[kj], grows[q] + row_plan[kj].off, lane);
         }
         float *d = drow + iw0;
         if (d + 8 <= limit) {
@@ -560,20 +548,8 @@ EK_TARGET_AVX512 static void avg_back_row_avx512(const pgeom *g, const avg_entry
     for (int64_t iw0 = 0; iw0 < g->w; iw0 += 16, row_plan += g->kw) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t q = 0; q < nk; q++) {
-            for (int64_t kj = 0; kj < g->kw; kj++) {
-                const avg_entry *e = &row_plan[kj];
-                if (g->sw == 1) {
-                    const uintptr_t base = (uintptr_t)(grows[q] + e->off) -
-                                           (uintptr_t)((int64_t)e->j0 * (int64_t)sizeof(float));
-                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)e->bits, (const float *)base));
-                } else {
-                    if (e->bits == 0) continue;
-                    const int32_t cnt = (e->end - e->j0 + 1) / 2;
-                    const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << cnt) - 1u), grows[q] + e->off);
-                    const __m512i idx = _mm512_srai_epi32(_mm512_sub_epi32(lane, _mm512_set1_epi32(e->j0)), 1);
-                    acc = _mm512_add_ps(acc, _mm512_maskz_permutexvar_ps((__mmask16)e->bits, idx, v));
-                }
-            }
+            for (int64_t kj = 0; kj < g->kw; kj++)
+                acc = ek__lane_run_add_avx512(acc, &row_plan[kj], grows[q] + row_plan[kj].off, g->sw, lane);
         }
         float *d = drow + iw0;
         if (d + 16 <= limit) {
