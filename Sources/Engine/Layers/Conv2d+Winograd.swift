@@ -53,13 +53,12 @@ extension Conv2d {
     }
 
     /// This convolution through Winograd F(4×4, 3×3), with bias and activation fused into
-    /// the output transform. Images are processed in chunks that bound the scratch memory.
+    /// the output transform, or nil when Winograd is off (`Runtime.winogradEnabled`), does not
+    /// apply or would not pay. Images are processed in chunks that bound the scratch memory.
     ///
-    /// - Precondition: `winogradTiles(for: input.shape) != nil`, `outShape` from `outputShape(for:)`.
-    func winogradForward(_ input: Tensor, outShape: [Int]) -> Tensor {
-        guard let tiles = winogradTiles(for: input.shape) else {
-            preconditionFailure("Winograd does not apply to \(input.shape)")
-        }
+    /// - Precondition: `outShape` from `outputShape(for:)`; BLAS loaded with one OpenBLAS thread.
+    func winogradForward(_ input: Tensor, outShape: [Int]) -> Tensor? {
+        guard Runtime.winogradEnabled, let tiles = winogradTiles(for: input.shape) else { return nil }
         let (n, c, k) = (input.shape[0], inChannels, outChannels)
         let u = winogradWeights
         let maximumFloats = 1 << 24

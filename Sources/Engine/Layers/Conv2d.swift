@@ -73,9 +73,7 @@ public struct Conv2d: Sendable {
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
         try Runtime.ensureBLAS(openBLASThreads: 1)
-        if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
-            return winogradForward(input, outShape: outShape)
-        }
+        if let output = winogradForward(input, outShape: outShape) { return output }
         var params = kernelParams(for: input.shape)
         let (n, k) = (outShape[0], outShape[1])
         let outPlane = outShape[2] * outShape[3]

@@ -338,12 +338,9 @@ extension Conv2d {
         let outPlane = outShape[2] * outShape[3]
         let rows = inChannels * kernelSize.h * kernelSize.w
         let maximumColumns = 1 << 22
-        if Runtime.winogradEnabled, winogradTiles(for: input.shape) != nil {
-            try Runtime.ensureBLAS(openBLASThreads: 1)
-            return winogradForward(input, outShape: outShape)
-        }
-        if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
         try Runtime.ensureBLAS(openBLASThreads: 1)
+        if let output = winogradForward(input, outShape: outShape) { return output }
+        if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
         let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))
         var params = kernelParams(for: [1] + Array(input.shape.dropFirst()))
         let scratchCount = Int(ek_conv2d_scratch_size(&params))
