@@ -39,19 +39,25 @@ static ek__loader_error g_error;
 
 static void choose_coretype(void) {
     const char *existing = getenv("OPENBLAS_CORETYPE");
-    if (existing == NULL) {
+    if (existing == NULL || existing[0] == '\0') {  // empty: OpenBLAS would detect, as if unset
         const char *chosen = NULL;
-        switch (ek_isa_detected()) {  // the CPU's level, not a level forced by a test
+        // The level the process started with: the CPU's, or ELUCIDATE_ISA's, so a process
+        // run as on a lesser CPU gets that CPU's OpenBLAS kernels too (a level set later by
+        // ek_set_isa cannot change kernels OpenBLAS has already chosen).
+        const ek_isa level = ek_isa_starting();
+        const int forced = level != ek_isa_detected();
+        switch (level) {
         case EK_ISA_AVX512: chosen = "SkylakeX"; break;
         case EK_ISA_AVX2: chosen = "Haswell"; break;
-        case EK_ISA_SCALAR: chosen = NULL; break;
+        // A CPU without AVX2+FMA: OpenBLAS knows best what it has; forced, the SSE4.2 kernels.
+        case EK_ISA_SCALAR: chosen = forced ? "Nehalem" : NULL; break;
         }
-        if (chosen != NULL && setenv("OPENBLAS_CORETYPE", chosen, 0) == 0) {
+        if (chosen != NULL && setenv("OPENBLAS_CORETYPE", chosen, 1) == 0) {
             g_info.coretype_set_by_us = 1;
         }
     }
     const char *now = getenv("OPENBLAS_CORETYPE");
-    if (now != NULL) {
+    if (now != NULL && now[0] != '\0') {
         strncpy(g_coretype_env, now, sizeof g_coretype_env - 1);
         g_coretype_env[sizeof g_coretype_env - 1] = '\0';
         g_info.coretype_env = g_coretype_env;

@@ -3,12 +3,29 @@
 // A level counts as supported only when both the CPU reports the instructions and the OS
 // saves the register state (XCR0): AVX2 needs XMM|YMM state, AVX-512 also needs the
 // opmask and both ZMM halves.
+//
+// The level in force starts as the CPU's, or as ELUCIDATE_ISA says (read once, at the first
+// query, clamped to the CPU's), so a whole process — the CLI or a program embedding the
+// library — can be run as on a lesser CPU. ek_set_isa changes it later; ek_isa_reset goes
+// back to the starting level.
 #include "internal.h"
 
 #include <cpuid.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 static int g_detected = -1;  // ek_isa, or -1 before the first query
-static int g_active = -1;    // ek_isa, or -1 meaning "the detected level"
+static int g_active = -1;    // ek_isa, or -1 meaning "the starting level"
+static int g_origin = (int)EK_ISA_ORIGIN_CPU;  // where the active level came from
+
+// What ELUCIDATE_ISA said, read once.
+static pthread_once_t g_environment_once = PTHREAD_ONCE_INIT;
+static char g_environment_text[32];
+static int g_environment_set;      // 1 when ELUCIDATE_ISA is set and not empty
+static ek_isa_request g_environment_request = EK_ISA_REQUEST_NONE;
+static int g_start_level;          // the level a process starts with (ek_isa)
 
 static uint64_t read_xcr0(void) {
     uint32_t eax, edx;
@@ -53,9 +70,50 @@ ek_isa ek_isa_detected(void) {
     return (ek_isa)d;
 }
 
+int ek_isa_parse(const char *text, ek_isa *level) {
+    static const struct { const char *name; ek_isa level; } names[] = {
+        {"scalar", EK_ISA_SCALAR}, {"avx2", EK_ISA_AVX2}, {"avx2+fma", EK_ISA_AVX2}, {"avx512", EK_ISA_AVX512},
+    };
+    if (text == NULL) return 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcasecmp(text, names[i].name) == 0) {
+            if (level) *level = names[i].level;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void read_environment(void) {
+    const int detected = (int)ek_isa_detected();
+    g_start_level = detected;
+    const char *text = getenv("ELUCIDATE_ISA");
+    if (text == NULL || text[0] == '\0') return;
+    g_environment_set = 1;
+    strncpy(g_environment_text, text, sizeof g_environment_text - 1);
+    g_environment_text[sizeof g_environment_text - 1] = '\0';
+    ek_isa wanted;
+    if (strcasecmp(text, "auto") == 0 || strcasecmp(text, "native") == 0) {
+        g_environment_request = EK_ISA_REQUEST_AUTO;
+    } else if (!ek_isa_parse(text, &wanted)) {
+        g_environment_request = EK_ISA_REQUEST_UNKNOWN;  // ignored; the library reports it
+    } else if ((int)wanted > detected) {
+        g_environment_request = EK_ISA_REQUEST_ABOVE_CPU;
+    } else {
+        g_environment_request = EK_ISA_REQUEST_APPLIED;
+        g_start_level = (int)wanted;
+    }
+}
+
+/// The level a process starts with: ELUCIDATE_ISA's when it names one the CPU has, else the CPU's.
+static int start_level(void) {
+    pthread_once(&g_environment_once, read_environment);
+    return g_start_level;
+}
+
 ek_isa ek_isa_active(void) {
     int a = __atomic_load_n(&g_active, __ATOMIC_RELAXED);
-    return a < 0 ? ek_isa_detected() : (ek_isa)a;
+    return a < 0 ? (ek_isa)start_level() : (ek_isa)a;
 }
 
 ek_isa ek_set_isa(ek_isa isa) {
@@ -63,8 +121,33 @@ ek_isa ek_set_isa(ek_isa isa) {
     int wanted = (int)isa;
     if (wanted < (int)EK_ISA_SCALAR) wanted = (int)EK_ISA_SCALAR;
     if (wanted > detected) wanted = detected;
+    __atomic_store_n(&g_origin, (int)EK_ISA_ORIGIN_PROGRAM, __ATOMIC_RELAXED);
     __atomic_store_n(&g_active, wanted, __ATOMIC_RELAXED);
     return (ek_isa)wanted;
+}
+
+ek_isa ek_isa_reset(void) {
+    __atomic_store_n(&g_active, -1, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_origin, (int)EK_ISA_ORIGIN_CPU, __ATOMIC_RELAXED);
+    return ek_isa_active();
+}
+
+ek_isa ek_isa_starting(void) { return (ek_isa)start_level(); }
+
+ek_isa_info ek_isa_get_info(void) {
+    ek_isa_info info;
+    memset(&info, 0, sizeof info);
+    info.detected = ek_isa_detected();
+    info.active = ek_isa_active();
+    info.environment = g_environment_set ? g_environment_text : NULL;
+    info.environment_request = g_environment_request;
+    const int origin = __atomic_load_n(&g_origin, __ATOMIC_RELAXED);
+    if (origin == (int)EK_ISA_ORIGIN_PROGRAM) {
+        info.origin = EK_ISA_ORIGIN_PROGRAM;
+    } else {
+        info.origin = g_environment_request == EK_ISA_REQUEST_APPLIED ? EK_ISA_ORIGIN_ENVIRONMENT : EK_ISA_ORIGIN_CPU;
+    }
+    return info;
 }
 
 const char *ek_isa_name(ek_isa isa) {

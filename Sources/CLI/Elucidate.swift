@@ -15,6 +15,11 @@ struct Elucidate: ParsableCommand {
     static func main() {
         do {
             var command = try parseAsRoot()
+            // A mistyped or impossible ELUCIDATE_ISA is refused rather than silently run at
+            // another level; `info` runs anyway and shows what went wrong.
+            if !(command is Info), let problem = Runtime.instructionSetChoice.environmentProblem {
+                fail(problem, code: 2)
+            }
             try command.run()
         } catch let error as ElucidateError {
             fail(error.description, code: 1)

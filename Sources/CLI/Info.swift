@@ -12,9 +12,14 @@ struct Info: ParsableCommand {
     func run() throws {
         let blas = Runtime.blas
         let lapack = Runtime.lapack
+        let isa = Runtime.instructionSetChoice
         if json {
             struct Report: Encodable {
                 let instructionSet: String
+                let instructionSetDetected: String
+                let instructionSetOrigin: String
+                let instructionSetEnvironment: String?
+                let instructionSetProblem: String?
                 let threads: Int
                 let blasLoaded: Bool
                 let blasLibrary: String?
@@ -26,13 +31,15 @@ struct Info: ParsableCommand {
                 let lapackLibrary: String?
             }
             print(try JSONOutput.string(Report(
-                instructionSet: Runtime.instructionSet, threads: Runtime.threadCount,
+                instructionSet: isa.level.name, instructionSetDetected: isa.detected.name,
+                instructionSetOrigin: "\(isa.origin)", instructionSetEnvironment: isa.environmentValue,
+                instructionSetProblem: isa.environmentProblem, threads: Runtime.threadCount,
                 blasLoaded: blas.loaded, blasLibrary: blas.library, blasCore: blas.coreName,
                 openblasCoretype: blas.coretypeEnvironment, coretypeSetByElucidate: blas.coretypeSetByElucidate,
                 lapackeLoaded: lapack.loaded, lapackeLibrary: lapack.library, lapackLibrary: lapack.lapackLibrary)))
             return
         }
-        print("SIMD kernels:      \(Runtime.instructionSet)")
+        print("SIMD kernels:      \(isa.summary)")
         print("threads:           \(Runtime.threadCount)")
         if blas.loaded {
             print("OpenBLAS:          \(blas.library ?? "?"), core \(blas.coreName ?? "unknown")")

@@ -7,10 +7,10 @@ func supportedISAs() -> [ek_isa] {
     [EK_ISA_SCALAR, EK_ISA_AVX2, EK_ISA_AVX512].filter { $0.rawValue <= ek_isa_detected().rawValue }
 }
 
-/// Base class: restores the detected ISA after every test so a forced level never leaks.
+/// Base class: restores the starting ISA (ELUCIDATE_ISA's or the CPU's) after every test so a forced level never leaks.
 class KernelTestCase: XCTestCase {
     override func tearDown() {
-        _ = ek_set_isa(ek_isa_detected())
+        _ = ek_isa_reset()
         super.tearDown()
     }
 
@@ -25,7 +25,7 @@ class KernelTestCase: XCTestCase {
             XCTAssertEqual(ek_set_isa(isa), isa)
             check(reference, compute(), isa)
         }
-        _ = ek_set_isa(ek_isa_detected())
+        _ = ek_isa_reset()
     }
 }
 

@@ -88,3 +88,18 @@ extension SeededGenerator {
         (0..<count).map { _ in Float.random(in: range, using: &self) }
     }
 }
+
+// MARK: - Instruction-set levels
+
+/// Runs `body` with Elucidate's kernels at `level`, then goes back to the process's starting
+/// level. Throws `XCTSkip` (with the reason) when this CPU lacks `level`, so a level that
+/// cannot be checked here shows as a skip rather than as a pass with nothing compared.
+public func atInstructionSet<T>(_ level: InstructionSet, _ body: () throws -> T) throws -> T {
+    let detected = Runtime.detectedInstructionSet
+    guard level <= detected else {
+        throw XCTSkip("this CPU lacks \(level) (it has \(detected)): the \(level) kernels are not checked on this machine")
+    }
+    try Runtime.setInstructionSet(level)
+    defer { try? Runtime.setInstructionSet(nil) }
+    return try body()
+}

@@ -143,7 +143,7 @@ var fields: [(String, String)] = [
     ("median_ms", String(round3(median(times)))),
     ("min_ms", String(round3(times.min()!))),
     ("runs", String(times.count)),
-    ("isa", jsonString(Runtime.instructionSet)),
+    ("isa", jsonString(Runtime.instructionSet.name)),
     ("blas_core", jsonString(Runtime.blas.coreName ?? "unknown")),
 ]
 if options.samples {

@@ -42,13 +42,48 @@ typedef enum ek_isa {
     EK_ISA_AVX512 = 2,   // AVX-512 F + BW + DQ + VL
 } ek_isa;
 
+/// Where the level in force came from.
+typedef enum ek_isa_origin {
+    EK_ISA_ORIGIN_CPU = 0,          // the best level the CPU supports
+    EK_ISA_ORIGIN_ENVIRONMENT = 1,  // ELUCIDATE_ISA, read once at the first query
+    EK_ISA_ORIGIN_PROGRAM = 2,      // ek_set_isa
+} ek_isa_origin;
+
+/// What became of ELUCIDATE_ISA.
+typedef enum ek_isa_request {
+    EK_ISA_REQUEST_NONE = 0,       // unset or empty
+    EK_ISA_REQUEST_APPLIED = 1,    // names a level this CPU has: the process starts at it
+    EK_ISA_REQUEST_AUTO = 2,       // "auto" or "native": the CPU's level
+    EK_ISA_REQUEST_UNKNOWN = 3,    // not a level name: ignored (the CLI refuses it)
+    EK_ISA_REQUEST_ABOVE_CPU = 4,  // a level this CPU lacks: ignored, the CPU's level is used
+} ek_isa_request;
+
+typedef struct ek_isa_info {
+    ek_isa detected;                     // the CPU's best level
+    ek_isa active;                       // the level kernels use now
+    ek_isa_origin origin;                // why `active` is in force
+    const char *environment;             // ELUCIDATE_ISA as read (NULL when unset); static storage
+    ek_isa_request environment_request;  // what became of it
+} ek_isa_info;
+
 /// The best instruction set this CPU (and OS) supports.
 ek_isa ek_isa_detected(void);
-/// The level kernels currently use (the detected one unless forced).
+/// The level kernels currently use: the one set by ek_set_isa, else ELUCIDATE_ISA's when it
+/// names a level the CPU has (`scalar`, `avx2`, `avx512`, case-insensitive), else the CPU's.
 ek_isa ek_isa_active(void);
 /// Forces a level (clamped to what the CPU supports); returns the level now active.
-/// Meant for tests and benchmarks; not thread-safe against running kernels.
+/// Thread-safe (an atomic store), but a kernel already running finishes at the level it
+/// started with, so set it between computations.
 ek_isa ek_set_isa(ek_isa isa);
+/// Drops a level set by ek_set_isa: back to ELUCIDATE_ISA's or the CPU's. Returns it.
+ek_isa ek_isa_reset(void);
+/// The level a process starts with (ELUCIDATE_ISA's, or the CPU's), whatever ek_set_isa did.
+ek_isa ek_isa_starting(void);
+/// The level in force, the CPU's, and why.
+ek_isa_info ek_isa_get_info(void);
+/// Parses a level name (`scalar`, `avx2`, `avx2+fma`, `avx512`, case-insensitive) into
+/// `*level`; returns 1 on success, 0 for anything else (`*level` untouched). `level` may be NULL.
+int ek_isa_parse(const char *text, ek_isa *level);
 const char *ek_isa_name(ek_isa isa);
 
 // MARK: - BLAS (OpenBLAS loaded at run time)

@@ -51,8 +51,6 @@ public enum Runtime {
         set { lock.lock(); winograd = newValue; lock.unlock() }
     }
 
-    /// The SIMD level the kernels dispatch to.
-    public static var instructionSet: String { String(cString: ek_isa_name(ek_isa_active())) }
 
     /// Makes sure BLAS is usable and gives OpenBLAS `openBLASThreads` threads (all of
     /// Elucidate's by default); throws a clear error if it cannot be loaded. Inference layers
