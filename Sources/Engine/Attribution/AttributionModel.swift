@@ -43,6 +43,14 @@ public protocol AttributionMethod: Sendable {
     /// The same method for inputs whose rows are each repeated `times` times (a, a, b, b):
     /// per-input settings such as a baseline batch must be repeated alike. NoiseTunnel uses it.
     func repeatingPerInputSettings(_ times: Int) -> Self
+
+    /// Called as `attribute` works, with (done, total) units of work (see `AttributionProgress`);
+    /// nil for none. It never changes the attributions.
+    var progress: AttributionProgress? { get set }
+
+    /// The `total` that `attribute` reports to `progress` for inputs of shape `inputShape`
+    /// `[N, C, H, W]` (with this method's settings, e.g. its feature mask).
+    func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int
 }
 
 extension AttributionMethod {

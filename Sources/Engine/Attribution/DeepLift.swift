@@ -7,25 +7,35 @@ public struct DeepLift: BaselineAttributionMethod {
     public var baseline: Baseline
     /// Inputs per pass (each pass runs twice as many rows: inputs and baselines).
     public var batchSize: Int
+    public var progress: AttributionProgress?
 
-    public init(baseline: Baseline = .zero, batchSize: Int = 8) {
+    public init(baseline: Baseline = .zero, batchSize: Int = 8, progress: AttributionProgress? = nil) {
         self.baseline = baseline
         self.batchSize = batchSize
+        self.progress = progress
+    }
+
+    /// Forward/backward passes: ⌈N / batchSize⌉.
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: inputShape[0], batchSize: batchSize)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
         let baselines = try baseline.expanded(like: inputs)
-        let multipliers = try DeepLift.multipliers(model, inputs: inputs, baselines: baselines, targets: targets, batchSize: batchSize)
+        let total = passCount(rows: inputs.shape[0], batchSize: batchSize)
+        let multipliers = try DeepLift.multipliers(model, inputs: inputs, baselines: baselines, targets: targets,
+                                                   batchSize: batchSize, passed: { progress?($0, total) })
         let attributions = inputs.zipMap(baselines) { $0 - $1 }.multiplying(multipliers)
         let delta = try convergenceDelta(attributions, model: model, inputs: inputs, baselines: baselines, targets: targets,
                                          batchSize: batchSize)
         return Attribution(values: attributions, convergenceDelta: delta)
     }
 
-    /// DeepLIFT multipliers `[N, C, H, W]` of each input with respect to its baseline row.
+    /// DeepLIFT multipliers `[N, C, H, W]` of each input with respect to its baseline row;
+    /// `passed(done)` hears after each forward/backward pass how many have run.
     static func multipliers(_ model: some AttributionModel, inputs: Tensor, baselines: Tensor, targets: [Int],
-                            batchSize: Int) throws(ElucidateError) -> Tensor {
+                            batchSize: Int, passed: (Int) -> Void = { _ in }) throws(ElucidateError) -> Tensor {
         let rows = inputs.shape[0]
         var parts: [Tensor] = []
         var start = 0
@@ -41,6 +51,7 @@ public struct DeepLift: BaselineAttributionMethod {
                 for (row, target) in targets[start..<end].enumerated() { s[row * classes + target] = 1 }
             }
             parts.append(try graph.gradients(of: logits, seed: seed, for: [x])[0].rows(0..<n))
+            passed(parts.count)
             start = end
         }
         return Tensor.concatenatingRows(parts)
@@ -52,10 +63,18 @@ public struct DeepLift: BaselineAttributionMethod {
 public struct DeepLiftSHAP: AttributionMethod {
     public var baselines: Tensor
     public var batchSize: Int
+    public var progress: AttributionProgress?
 
-    public init(baselines: Tensor, batchSize: Int = 8) {
+    public init(baselines: Tensor, batchSize: Int = 8, progress: AttributionProgress? = nil) {
         self.baselines = baselines
         self.batchSize = batchSize
+        self.progress = progress
+    }
+
+    /// Forward/backward passes: ⌈N · B / batchSize⌉ for B baselines (every input-baseline pair,
+    /// a chunk per pass).
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: inputShape[0] * (baselines.shape.first ?? 0), batchSize: batchSize)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -68,7 +87,7 @@ public struct DeepLiftSHAP: AttributionMethod {
         let pairedInputs = inputs.repeatingRows(count)
         let pairedBaselines = Tensor.concatenatingRows(Array(repeating: baselines, count: rows))
         let pairedTargets = targets.flatMap { Array(repeating: $0, count: count) }
-        let result = try DeepLift(baseline: .tensor(pairedBaselines), batchSize: batchSize)
+        let result = try DeepLift(baseline: .tensor(pairedBaselines), batchSize: batchSize, progress: progress)
             .attribute(model, inputs: pairedInputs, targets: pairedTargets)
         var mean = [Float](repeating: 0, count: inputs.count)
         var deltas = [Float](repeating: 0, count: rows)

@@ -7,15 +7,17 @@ struct GradientEvaluator<Model: AttributionModel> {
     var reluRule: ReLUBackwardRule = .gradient
 
     /// For inputs `[B, C, H, W]` and B targets: d logit[b, targets[b]] / d inputs[b], and the
-    /// target logits themselves.
-    func gradients(_ inputs: Tensor, targets: [Int]) throws(ElucidateError) -> (gradients: Tensor, scores: [Float]) {
+    /// target logits themselves. `passed(done)` hears after each forward/backward pass how many
+    /// passes have run, of `passCount(rows: B, batchSize: batchSize)`.
+    func gradients(_ inputs: Tensor, targets: [Int],
+                   passed: (Int) -> Void = { _ in }) throws(ElucidateError) -> (gradients: Tensor, scores: [Float]) {
         precondition(targets.count == inputs.shape[0], "one target per input")
         let rows = inputs.shape[0]
         let rowSize = inputs.count / max(rows, 1)
         var gradients = Tensor(uninitialized: inputs.shape)
         var scores: [Float] = []
         scores.reserveCapacity(rows)
-        var start = 0
+        var start = 0, passes = 0
         while start < rows {
             let end = min(rows, start + max(1, batchSize))
             let chunk = inputs.rows(start..<end)
@@ -36,6 +38,8 @@ struct GradientEvaluator<Model: AttributionModel> {
                     (g.baseAddress! + start * rowSize).update(from: src.baseAddress!, count: src.count)
                 }
             }
+            passes += 1
+            passed(passes)
             start = end
         }
         return (gradients, scores)

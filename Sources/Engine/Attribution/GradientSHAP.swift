@@ -16,14 +16,21 @@ public struct GradientSHAP: AttributionMethod {
     public var baselines: Baselines
     public var batchSize: Int
     public var seed: UInt64
+    public var progress: AttributionProgress?
 
     public init(samples: Int = 5, stdev: Float = 0, baselines: Baselines = .zeroAndNoise(noiseImages: 4),
-                batchSize: Int = 16, seed: UInt64 = SeededRandom.randomSeed()) {
+                batchSize: Int = 16, seed: UInt64 = SeededRandom.randomSeed(), progress: AttributionProgress? = nil) {
         self.samples = samples
         self.stdev = stdev
         self.baselines = baselines
         self.batchSize = batchSize
         self.seed = seed
+        self.progress = progress
+    }
+
+    /// Forward/backward passes: ⌈samples · N / batchSize⌉ (every draw, a chunk per pass).
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: samples * inputShape[0], batchSize: batchSize)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -69,7 +76,8 @@ public struct GradientSHAP: AttributionMethod {
         }
         let expandedTargets = targets.flatMap { Array(repeating: $0, count: samples) }
         let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
-        let gradients = try evaluator.gradients(scaled, targets: expandedTargets).gradients
+        let passes = passCount(rows: draws, batchSize: batchSize)
+        let gradients = try evaluator.gradients(scaled, targets: expandedTargets, passed: { progress?($0, passes) }).gradients
         let perDraw = noisy.zipMap(drawnBaselines) { $0 - $1 }.multiplying(gradients)
         let drawDeltas = try convergenceDelta(perDraw, model: model, inputs: noisy, baselines: drawnBaselines,
                                               targets: expandedTargets, batchSize: batchSize)

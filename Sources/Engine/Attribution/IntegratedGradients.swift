@@ -6,13 +6,21 @@ public struct IntegratedGradients: BaselineAttributionMethod {
     public var baseline: Baseline
     /// Path points per forward/backward pass (Captum's `internal_batch_size`).
     public var internalBatchSize: Int
+    public var progress: AttributionProgress?
 
     public init(steps: Int = 50, quadrature: Quadrature = .gaussLegendre, baseline: Baseline = .zero,
-                internalBatchSize: Int = 16) {
+                internalBatchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.steps = steps
         self.quadrature = quadrature
         self.baseline = baseline
         self.internalBatchSize = internalBatchSize
+        self.progress = progress
+    }
+
+    /// Forward/backward passes: ⌈steps · N / internalBatchSize⌉ (the path points of every
+    /// input, a chunk per pass).
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: steps * inputShape[0], batchSize: internalBatchSize)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -30,7 +38,8 @@ public struct IntegratedGradients: BaselineAttributionMethod {
         // gradient weighted and summed into its input's total.
         var total = [Float](repeating: 0, count: inputs.count)
         let points = steps * rows
-        var start = 0
+        let passes = passCount(rows: points, batchSize: internalBatchSize)
+        var start = 0, passed = 0
         while start < points {
             let end = min(points, start + max(1, internalBatchSize))
             var batch = Tensor(uninitialized: [end - start] + inputs.shape.dropFirst())
@@ -53,6 +62,8 @@ public struct IntegratedGradients: BaselineAttributionMethod {
                     for i in 0..<rowSize { t[row * rowSize + i] += weight * source[i] }
                 }
             }
+            passed += 1
+            progress?(passed, passes)
             start = end
         }
         let attributions = Tensor(shape: inputs.shape, values: total).multiplying(difference)

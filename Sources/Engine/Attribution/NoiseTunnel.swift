@@ -21,15 +21,44 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
     /// Noisy copies of each input handed to the method at once (Captum's `nt_samples_batch_size`).
     public var sampleBatchSize: Int?
     public var seed: UInt64
+    /// Hears the whole run: the method's progress over every batch of noisy copies, one total.
+    /// When set, it replaces the method's own `progress`; when nil, the method's own hears
+    /// each batch of noisy copies as a separate run.
+    public var progress: AttributionProgress?
 
     public init(_ method: Method, kind: Kind = .smoothgrad, samples: Int = 5, stdev: Float = 1.0,
-                sampleBatchSize: Int? = nil, seed: UInt64 = SeededRandom.randomSeed()) {
+                sampleBatchSize: Int? = nil, seed: UInt64 = SeededRandom.randomSeed(),
+                progress: AttributionProgress? = nil) {
         self.method = method
         self.kind = kind
         self.samples = samples
         self.stdev = stdev
         self.sampleBatchSize = sampleBatchSize
         self.seed = seed
+        self.progress = progress
+    }
+
+    /// The sizes of the batches of noisy copies per input handed to the method, in order.
+    private var partitions: [Int] {
+        var result: [Int] = []
+        var done = 0
+        while done < samples {
+            let partition = min(samples - done, max(1, sampleBatchSize ?? samples))
+            result.append(partition)
+            done += partition
+        }
+        return result
+    }
+
+    /// The method's own total summed over its calls, one per batch of noisy copies (each on
+    /// N · copies rows).
+    public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
+        var total = 0
+        for partition in partitions {
+            total += try method.repeatingPerInputSettings(partition)
+                .progressTotal(inputShape: [inputShape[0] * partition] + inputShape.dropFirst())
+        }
+        return total
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -42,12 +71,18 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
         var sumOfSquares = [Double](repeating: 0, count: inputs.count)
         var deltas: [Double]? = nil
         var details: [String: String] = [:]
-        var done = 0
-        while done < samples {
-            let partition = min(samples - done, max(1, sampleBatchSize ?? samples))
+        let total = progress == nil ? 0 : try progressTotal(inputShape: inputs.shape)
+        var reported = 0
+        for partition in partitions {
             let noisy = random.addingNoise(to: inputs.repeatingRows(partition), stdev: stdev)
             let expandedTargets = targets.flatMap { Array(repeating: $0, count: partition) }
-            let result = try method.repeatingPerInputSettings(partition).attribute(model, inputs: noisy, targets: expandedTargets)
+            var repeated = method.repeatingPerInputSettings(partition)
+            if let progress {
+                let offset = reported
+                repeated.progress = { done, _ in progress(offset + done, total) }
+                reported += try repeated.progressTotal(inputShape: noisy.shape)
+            }
+            let result = try repeated.attribute(model, inputs: noisy, targets: expandedTargets)
             details.merge(result.details) { $1 }
             result.values.withUnsafeBufferPointer { values in
                 for row in 0..<rows {
@@ -66,7 +101,6 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
                 for (index, delta) in resultDeltas.enumerated() { accumulated[index / partition] += Double(delta) }
                 deltas = accumulated
             }
-            done += partition
         }
         let n = Double(samples)
         let aggregated: [Float]

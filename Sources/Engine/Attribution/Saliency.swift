@@ -5,33 +5,49 @@ public struct Saliency: AttributionMethod {
     public var signed: Bool
     /// Inputs per forward/backward pass.
     public var batchSize: Int
+    public var progress: AttributionProgress?
 
-    public init(signed: Bool = false, batchSize: Int = 16) {
+    public init(signed: Bool = false, batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.signed = signed
         self.batchSize = batchSize
+        self.progress = progress
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        let gradients = try evaluator.gradients(inputs, targets: targets).gradients
+        let total = passCount(rows: inputs.shape[0], batchSize: batchSize)
+        let gradients = try evaluator.gradients(inputs, targets: targets, passed: { progress?($0, total) }).gradients
         return Attribution(values: signed ? gradients : gradients.map { abs($0) })
+    }
+
+    /// Forward/backward passes: ⌈N / batchSize⌉.
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: inputShape[0], batchSize: batchSize)
     }
 }
 
 /// Input × Gradient: the gradient of the target logit times the input, element-wise.
 public struct InputXGradient: AttributionMethod {
     public var batchSize: Int
+    public var progress: AttributionProgress?
 
-    public init(batchSize: Int = 16) {
+    public init(batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.batchSize = batchSize
+        self.progress = progress
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        let gradients = try evaluator.gradients(inputs, targets: targets).gradients
+        let total = passCount(rows: inputs.shape[0], batchSize: batchSize)
+        let gradients = try evaluator.gradients(inputs, targets: targets, passed: { progress?($0, total) }).gradients
         return Attribution(values: gradients.multiplying(inputs))
+    }
+
+    /// Forward/backward passes: ⌈N / batchSize⌉.
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: inputShape[0], batchSize: batchSize)
     }
 }
 
@@ -41,16 +57,24 @@ public struct ModifiedGradient: AttributionMethod {
     public enum Rule: Sendable { case guidedBackprop, deconvolution }
     public var rule: Rule
     public var batchSize: Int
+    public var progress: AttributionProgress?
 
-    public init(_ rule: Rule, batchSize: Int = 16) {
+    public init(_ rule: Rule, batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.rule = rule
         self.batchSize = batchSize
+        self.progress = progress
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         var evaluator = GradientEvaluator(model: model, batchSize: batchSize)
         evaluator.reluRule = rule == .guidedBackprop ? .guided : .deconvolution
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        return Attribution(values: try evaluator.gradients(inputs, targets: targets).gradients)
+        let total = passCount(rows: inputs.shape[0], batchSize: batchSize)
+        return Attribution(values: try evaluator.gradients(inputs, targets: targets, passed: { progress?($0, total) }).gradients)
+    }
+
+    /// Forward/backward passes: ⌈N / batchSize⌉.
+    public func progressTotal(inputShape: [Int]) -> Int {
+        passCount(rows: inputShape[0], batchSize: batchSize)
     }
 }

@@ -6,14 +6,19 @@ public struct FeatureAblation: FeatureMaskAttributionMethod {
     public var baseline: Baseline
     /// Ablated copies per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
-    public var progress: (@Sendable (Int, Int) -> Void)?
+    public var progress: AttributionProgress?
 
     public init(mask: FeatureMask, baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
-                progress: (@Sendable (Int, Int) -> Void)? = nil) {
+                progress: AttributionProgress? = nil) {
         self.mask = mask
         self.baseline = baseline
         self.perturbationsPerEval = perturbationsPerEval
         self.progress = progress
+    }
+
+    /// Ablated copies scored: the features of every input row.
+    public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
+        try featureCounts(inputShape: inputShape).reduce(0, +)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -29,6 +34,8 @@ public struct FeatureAblation: FeatureMaskAttributionMethod {
         let initial = try batcher.initialScores(inputs, targets: targets)
         var values = [Float](repeating: 0, count: inputs.count)
         var featureCount = 0
+        let progressTotal = progress == nil ? 0 : try self.progressTotal(inputShape: inputs.shape)
+        var reported = 0
         for row in 0..<rows {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
@@ -36,12 +43,14 @@ public struct FeatureAblation: FeatureMaskAttributionMethod {
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
             let total = features.count
+            let offset = reported
             let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
-                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
+                                            passed: { progress?(offset + $0, progressTotal) }) { index, out in
                 // Feature `index` switched off: its elements from the baseline, the rest from the input.
                 compose(CollectionOfOne(index), members: members, from: base, over: input, count: rowSize, into: out)
             }
             spread({ initial[row] - scores[$0] }, over: members, into: &values, offset: row * rowSize)
+            reported += total
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["features": String(featureCount)])
     }

@@ -123,6 +123,13 @@ public protocol FeatureMaskAttributionMethod: BaselineAttributionMethod {
 }
 
 extension FeatureMaskAttributionMethod {
+    /// The number of features (distinct mask ids) of each input row of a batch `inputShape`.
+    func featureCounts(inputShape: [Int]) throws(ElucidateError) -> [Int] {
+        var counts: [Int] = []
+        for row in 0..<inputShape[0] { counts.append(Set(try mask.expanded(row: row, inputShape: inputShape)).count) }
+        return counts
+    }
+
     public func repeatingPerInputSettings(_ times: Int) -> Self {
         var copy = self
         copy.baseline = baseline.repeatingRows(times)

@@ -15,16 +15,28 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
     public var samples: Int
     public var perturbationsPerEval: Int
     public var seed: UInt64
-    public var progress: (@Sendable (Int, Int) -> Void)?
+    public var progress: AttributionProgress?
 
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, perturbationsPerEval: Int = 16,
-                seed: UInt64, progress: (@Sendable (Int, Int) -> Void)? = nil) {
+                seed: UInt64, progress: AttributionProgress? = nil) {
         self.mask = mask
         self.baseline = baseline
         self.samples = samples
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
+    }
+
+    /// How many coalitions `coalitions(count:samples:)` draws: `samples`, or at most the two
+    /// fixed ones for a single feature.
+    static func coalitionCount(features: Int, samples: Int) -> Int {
+        features > 1 ? samples : min(samples, 2)
+    }
+
+    /// Copies scored: the coalitions of every input row (`samples` each, at most 2 for a row
+    /// of one feature).
+    public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
+        try featureCounts(inputShape: inputShape).reduce(0) { $0 + Self.coalitionCount(features: $1, samples: samples) }
     }
 
     /// `samples` coalitions over `count` features.
@@ -60,6 +72,8 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
         let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
         var random = SeededRandom(seed: seed)
         var values = [Float](repeating: 0, count: inputs.count)
+        let progressTotal = progress == nil ? 0 : try self.progressTotal(inputShape: inputs.shape)
+        var reported = 0
         for row in 0..<rows {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
@@ -67,8 +81,9 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
             let total = coalitions.count
+            let offset = reported
             let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
-                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
+                                            passed: { progress?(offset + $0, progressTotal) }) { index, out in
                 let on = coalitions[index]
                 compose(on.indices.lazy.filter { on[$0] }, members: members, from: input, over: base, count: rowSize, into: out)
             }
@@ -79,6 +94,7 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
             }
             let (_, coefficients) = try weightedLeastSquares(x, scores.map(Double.init), weights: weights)
             spread({ Float(coefficients[$0]) }, over: members, into: &values, offset: row * rowSize)
+            reported += total
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
     }

@@ -24,11 +24,11 @@ public struct LIME: FeatureMaskAttributionMethod {
     public var kernelWidth: Double
     public var perturbationsPerEval: Int
     public var seed: UInt64
-    public var progress: (@Sendable (Int, Int) -> Void)?
+    public var progress: AttributionProgress?
 
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, surrogate: Surrogate = .lasso,
                 alpha: Double = 0.01, kernelWidth: Double = 1.0, perturbationsPerEval: Int = 16, seed: UInt64,
-                progress: (@Sendable (Int, Int) -> Void)? = nil) {
+                progress: AttributionProgress? = nil) {
         self.mask = mask
         self.baseline = baseline
         self.samples = samples
@@ -38,6 +38,11 @@ public struct LIME: FeatureMaskAttributionMethod {
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
+    }
+
+    /// Copies scored: `samples` per input row.
+    public func progressTotal(inputShape: [Int]) -> Int {
+        samples * inputShape[0]
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {

@@ -28,8 +28,9 @@ public struct Occlusion: BaselineAttributionMethod {
     /// Occluded copies per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
     public var evaluation: Evaluation
-    /// Called after each evaluated batch with (done, total) window positions.
-    public var progress: (@Sendable (Int, Int) -> Void)?
+    /// Called after each evaluated batch with (done, total) occluded copies: window positions
+    /// of every input row.
+    public var progress: AttributionProgress?
     /// Incremental evaluation recomputes a layer whole once the region covers this fraction
     /// of it: past half, one batched product over whole planes beats many cropped ones
     /// (measured on the seed's ResNet34 call: 0.5 about 10 % faster than 0.85).
@@ -38,7 +39,7 @@ public struct Occlusion: BaselineAttributionMethod {
     /// - Parameter perturbationsPerEval: copies per forward pass; nil picks
     ///   `evaluation.defaultPerturbationsPerEval`.
     public init(window: [Int], stride: [Int], baseline: Baseline = .zero, perturbationsPerEval: Int? = nil,
-                evaluation: Evaluation = .incremental, progress: (@Sendable (Int, Int) -> Void)? = nil) {
+                evaluation: Evaluation = .incremental, progress: AttributionProgress? = nil) {
         self.window = window
         self.stride = stride
         self.baseline = baseline
@@ -65,6 +66,11 @@ public struct Occlusion: BaselineAttributionMethod {
             throw ElucidateError(.invalidArgument, "occlusion needs input rows [C, H, W], got \(rowShape)")
         }
         return try boxes(rowShape: rowShape).count
+    }
+
+    /// Occluded copies scored: the window positions of every input row.
+    public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
+        try windowCount(rowShape: Array(inputShape.dropFirst())) * (inputShape.first ?? 0)
     }
 
     func boxes(rowShape: [Int]) throws(ElucidateError) -> [Box] {

@@ -10,16 +10,21 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
     public var perturbationsPerEval: Int
     /// Seeds the random orders: the same seed gives the same attributions bit for bit.
     public var seed: UInt64
-    public var progress: (@Sendable (Int, Int) -> Void)?
+    public var progress: AttributionProgress?
 
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, perturbationsPerEval: Int = 16,
-                seed: UInt64, progress: (@Sendable (Int, Int) -> Void)? = nil) {
+                seed: UInt64, progress: AttributionProgress? = nil) {
         self.mask = mask
         self.baseline = baseline
         self.samples = samples
         self.perturbationsPerEval = perturbationsPerEval
         self.seed = seed
         self.progress = progress
+    }
+
+    /// Copies scored: samples × the features of every input row.
+    public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
+        samples * (try featureCounts(inputShape: inputShape).reduce(0, +))
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -35,6 +40,8 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
         let baselineScores = try batcher.initialScores(baselines, targets: targets)
         var random = SeededRandom(seed: seed)
         var values = [Float](repeating: 0, count: inputs.count)
+        let progressTotal = progress == nil ? 0 : try self.progressTotal(inputShape: inputs.shape)
+        var reported = 0
         for row in 0..<rows {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
@@ -43,8 +50,9 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
             let total = samples * count
+            let offset = reported
             let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
-                                            passed: { progress?(row * total + $0, rows * total) }) { index, out in
+                                            passed: { progress?(offset + $0, progressTotal) }) { index, out in
                 let (sample, step) = (index / count, index % count)
                 compose(orders[sample][0...step], members: members, from: input, over: base, count: rowSize, into: out)
             }
@@ -58,6 +66,7 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
                 }
             }
             spread({ Float(sums[$0] / Double(samples)) }, over: members, into: &values, offset: row * rowSize)
+            reported += total
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
     }
