@@ -43,6 +43,9 @@ struct ExplainOptions: ParsableArguments {
     @Option(name: .long, help: "Seed for every random draw, for bit-for-bit reproducible runs.")
     var seed: UInt64?
 
+    @Flag(name: .long, help: "No progress bar on stderr.")
+    var quiet = false
+
     @Option(name: .customLong("visualize"), help: "Also draw the first input's attributions to this PNG.")
     var visualize: String?
 
@@ -60,9 +63,9 @@ struct ExplainOptions: ParsableArguments {
         if let ntBatchSize, ntBatchSize < 1 { throw ValidationError("--nt-batch-size must be at least 1") }
     }
 
-    /// Runs `method` (inside a noise tunnel if asked) on every input batch, writes the
-    /// attributions and prints the report. `inputs` are the method's own input files
-    /// (baselines, a feature mask), which no output may overwrite.
+    /// Runs `method` (inside a noise tunnel if asked) on every input batch, with one progress bar
+    /// over all of them on a terminal, writes the attributions and prints the report. `inputs`
+    /// are the method's own input files (baselines, a feature mask), which no output may overwrite.
     func run(_ method: some AttributionMethod, name: String, options: [String: String], inputs: [String] = []) throws {
         try run(name: name, options: options, inputs: inputs) { _, _ in method }
     }
@@ -89,12 +92,21 @@ struct ExplainOptions: ParsableArguments {
         try input.requireOneSize(batches, preset: preset)
         let methods = try batches.map { try makeMethod($0.tensor, preset) }
         let seed = self.seed ?? SeededRandom.randomSeed()
+        let tunnelled: [any AttributionMethod] = methods.map { method in
+            guard let noiseTunnel else { return method }
+            return NoiseTunnel(method, kind: noiseTunnel, samples: ntSamples, stdev: ntStdev, sampleBatchSize: ntBatchSize, seed: seed)
+        }
+        let (progress, runs) = try ProgressBar.over(
+            tunnelled, inputs: batches.map(\.tensor), label: noiseTunnel.map { "\(name) (\($0.rawValue))" } ?? name,
+            unit: methods.first?.progressUnit ?? "passes", enabled: !quiet)
+        progress.start()
+        defer { progress.finish() }
         var isStochastic = false
         var names: [String] = []
         var values: [Tensor] = []
         var reports: [ExplanationReport.Input] = []
         var details: [String: String] = [:]
-        for (batch, method) in zip(batches, methods) {
+        for (index, (batch, method)) in zip(batches, methods).enumerated() {
             let logits = try classifier.logits(batch.tensor)
             let best = classifier.topClasses(logits: logits, k: 1).map { $0[0] }
             let targets = try best.map { score throws(ElucidateError) -> Int in
@@ -105,14 +117,7 @@ struct ExplainOptions: ParsableArguments {
                 return fixed
             }
             isStochastic = isStochastic || method.isStochastic
-            let attribution: Attribution
-            if let noiseTunnel {
-                let tunnel = NoiseTunnel(method, kind: noiseTunnel, samples: ntSamples, stdev: ntStdev,
-                                         sampleBatchSize: ntBatchSize, seed: seed)
-                attribution = try tunnel.attribute(classifier, inputs: batch.tensor, targets: targets)
-            } else {
-                attribution = try method.attribute(classifier, inputs: batch.tensor, targets: targets)
-            }
+            let attribution = try runs[index].attribute(classifier, inputs: batch.tensor, targets: targets)
             details.merge(attribution.details) { $1 }
             let probabilities = logits.softmax()
             for (row, name) in batch.names.enumerated() {
@@ -125,6 +130,7 @@ struct ExplainOptions: ParsableArguments {
             names += batch.names
             values.append(attribution.values)
         }
+        progress.finish()  // before anything is printed on the same terminal
         // One size: requireOneSize refused batches whose rows differ.
         let all = Tensor.concatenatingRows(values)
         let outputs = [attributions, visualize].compactMap { $0 }.map { URL(fileURLWithPath: $0) }
@@ -171,6 +177,35 @@ extension NoiseTunnelKind: ExpressibleByArgument {}
 extension AttributionMethod {
     /// Whether the method draws random numbers by itself (so the seed is worth reporting).
     var isStochastic: Bool { self is GradientSHAP }
+
+    /// What its progress counts (see `AttributionProgress`): perturbed copies scored, or
+    /// forward/backward passes.
+    var progressUnit: String { self is any FeatureMaskAttributionMethod || self is Occlusion ? "evals" : "passes" }
+
+    /// The method reporting to `progress`.
+    func reporting(to progress: @escaping AttributionProgress) -> Self {
+        var copy = self
+        copy.progress = progress
+        return copy
+    }
+}
+
+extension ProgressBar {
+    /// A bar over a whole explain run, `runs[i]` on the input batch `inputs[i]` in turn, and
+    /// the runs reporting into it; the runs as they are when no bar is drawn (`enabled` false,
+    /// or stderr not a terminal), whose totals are then not even counted.
+    static func over(_ runs: [any AttributionMethod], inputs: [Tensor], label: String, unit: String,
+                     enabled: Bool) throws -> (ProgressBar, [any AttributionMethod]) {
+        guard enabled, stderrIsTerminal else { return (ProgressBar(label: label, total: 0, unit: unit, enabled: false), runs) }
+        var offsets: [Int] = []
+        var total = 0
+        for (run, input) in zip(runs, inputs) {
+            offsets.append(total)
+            total += try run.progressTotal(inputShape: input.shape)
+        }
+        let bar = ProgressBar(label: label, total: total, unit: unit, enabled: true)
+        return (bar, zip(runs, offsets).map { run, offset in run.reporting { done, _ in bar.update(offset + done) } })
+    }
 }
 
 struct ExplanationReport: Encodable {

@@ -2,10 +2,6 @@ import ArgumentParser
 import Engine
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct ExplainOcclusion: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "occlusion", abstract: "Occlusion: slide a baseline window over the input (Captum's Occlusion).")
@@ -21,8 +17,6 @@ struct ExplainOcclusion: ParsableCommand {
     var perturbationsPerEval: Int?
     @Option(name: .long, help: "incremental (default: recompute only what each window can change; exact) or full.")
     var evaluation: String = "incremental"
-    @Flag(name: .long, help: "No progress bar on stderr.")
-    var quiet = false
 
     func validate() throws {
         _ = try parseTriple(window, "--window")
@@ -32,12 +26,9 @@ struct ExplainOcclusion: ParsableCommand {
     }
 
     func run() throws {
-        let progress = ProgressBar(label: "occlusion", enabled: !quiet)
         let method = Occlusion(window: try parseTriple(window, "--window"), stride: try parseTriple(stride, "--stride"),
                                baseline: try parseBaseline(baseline), perturbationsPerEval: perturbationsPerEval,
-                               evaluation: evaluation == "full" ? .full : .incremental,
-                               progress: { progress.update($0, of: $1) })
-        defer { progress.finish() }
+                               evaluation: evaluation == "full" ? .full : .incremental)
         try common.run(name: "occlusion",
                        options: ["window": window, "stride": stride, "baseline": baseline,
                                  "perturbations-per-eval": String(method.perturbationsPerEval), "evaluation": evaluation],
@@ -55,9 +46,8 @@ struct ExplainFeatureAblation: ParsableCommand {
     @OptionGroup var features: FeatureMaskOptions
 
     func run() throws {
-        try features.run(common, name: "feature-ablation", options: [:]) { mask, baseline, progress in
-            FeatureAblation(mask: mask, baseline: baseline, perturbationsPerEval: features.perturbationsPerEval,
-                            progress: progress)
+        try features.run(common, name: "feature-ablation", options: [:]) { mask, baseline in
+            FeatureAblation(mask: mask, baseline: baseline, perturbationsPerEval: features.perturbationsPerEval)
         }
     }
 }
@@ -77,14 +67,14 @@ struct ExplainShapleyValueSampling: ParsableCommand {
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
         try features.run(common, name: "shapley-value-sampling", options: ["samples": String(samples)], seed: seed) {
-            mask, baseline, progress in
+            mask, baseline in
             ShapleyValueSampling(mask: mask, baseline: baseline, samples: samples,
-                                 perturbationsPerEval: features.perturbationsPerEval, seed: seed, progress: progress)
+                                 perturbationsPerEval: features.perturbationsPerEval, seed: seed)
         }
     }
 }
 
-/// The options every feature-group method shares: the mask, the baseline, batching, progress.
+/// The options every feature-group method shares: the mask, the baseline, batching.
 struct FeatureMaskOptions: ParsableArguments {
     @Option(name: .customLong("feature-mask"), help: "An int32 .npy of feature ids broadcastable to the input, e.g. (1,1,H,W).")
     var featureMask: String?
@@ -98,8 +88,6 @@ struct FeatureMaskOptions: ParsableArguments {
     var baseline: String = "zero"
     @Option(name: .customLong("perturbations-per-eval"), help: "Evaluations per forward pass.")
     var perturbationsPerEval: Int = 16
-    @Flag(name: .long, help: "No progress bar on stderr.")
-    var quiet = false
 
     func validate() throws {
         if [featureMask != nil, grid != nil, superpixels != nil].filter({ $0 }).count != 1 {
@@ -114,23 +102,21 @@ struct FeatureMaskOptions: ParsableArguments {
         if perturbationsPerEval < 1 { throw ValidationError("--perturbations-per-eval must be at least 1") }
     }
 
-    /// Runs the feature-group method `name` made by `make(mask, baseline, progress)` for each
-    /// input batch: records these options and `options` (and `seed`, for a sampling method, which
-    /// the run then uses), builds the mask from each batch, and shows the progress bar.
+    /// Runs the feature-group method `name` made by `make(mask, baseline)` for each input batch:
+    /// records these options and `options` (and `seed`, for a sampling method, which the run then
+    /// uses) and builds the mask from each batch.
     func run<Method: AttributionMethod>(
         _ common: ExplainOptions, name: String, options: [String: String], seed: UInt64? = nil,
-        _ make: (FeatureMask, Baseline, @escaping @Sendable (Int, Int) -> Void) throws -> Method
+        _ make: (FeatureMask, Baseline) throws -> Method
     ) throws {
         var options = options
         if let seed { options["seed"] = String(seed) }
         let masks = try source(options: &options)
         let baseline = try parseBaseline(self.baseline)
-        let progress = ProgressBar(label: name, enabled: !quiet)
-        defer { progress.finish() }
         var common = common
         if let seed { common.seed = seed }
         try common.run(name: name, options: options, inputs: inputFiles) { inputs, preset in
-            try make(try masks.mask(for: inputs, preset: preset), baseline, { progress.update($0, of: $1) })
+            try make(try masks.mask(for: inputs, preset: preset), baseline)
         }
     }
 
@@ -193,9 +179,9 @@ struct ExplainKernelSHAP: ParsableCommand {
     func run() throws {
         let seed = common.seed ?? SeededRandom.randomSeed()
         try features.run(common, name: "kernel-shap", options: ["samples": String(samples)], seed: seed) {
-            mask, baseline, progress in
+            mask, baseline in
             KernelSHAP(mask: mask, baseline: baseline, samples: samples,
-                       perturbationsPerEval: features.perturbationsPerEval, seed: seed, progress: progress)
+                       perturbationsPerEval: features.perturbationsPerEval, seed: seed)
         }
     }
 }
@@ -225,10 +211,9 @@ struct ExplainLIME: ParsableCommand {
         let seed = common.seed ?? SeededRandom.randomSeed()
         let options = ["samples": String(samples), "surrogate": surrogate, "alpha": String(alpha),
                        "kernel-width": String(kernelWidth)]
-        try features.run(common, name: "lime", options: options, seed: seed) { mask, baseline, progress in
+        try features.run(common, name: "lime", options: options, seed: seed) { mask, baseline in
             LIME(mask: mask, baseline: baseline, samples: samples, surrogate: LIME.Surrogate(rawValue: surrogate)!,
-                 alpha: alpha, kernelWidth: kernelWidth, perturbationsPerEval: features.perturbationsPerEval, seed: seed,
-                 progress: progress)
+                 alpha: alpha, kernelWidth: kernelWidth, perturbationsPerEval: features.perturbationsPerEval, seed: seed)
         }
     }
 }
@@ -240,49 +225,4 @@ func parseTriple(_ text: String, _ option: String) throws -> [Int] {
         throw ValidationError("\(option) must be three positive integers C,H,W, got '\(text)'")
     }
     return parts.map { $0! }
-}
-
-/// A progress bar with the time left, on stderr, only when stderr is a terminal.
-final class ProgressBar: @unchecked Sendable {
-    private let label: String
-    private let enabled: Bool
-    private let lock = NSLock()
-    private let started = Date()
-    private var lastDraw = Date.distantPast
-    private var drawn = false
-
-    init(label: String, enabled: Bool) {
-        self.label = label
-        self.enabled = enabled && isatty(2) != 0
-    }
-
-    func update(_ done: Int, of total: Int) {
-        guard enabled, total > 0 else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        let now = Date()
-        guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
-        lastDraw = now
-        let fraction = Double(done) / Double(total)
-        let width = 30
-        let filled = Int(fraction * Double(width))
-        let elapsed = now.timeIntervalSince(started)
-        let left = done > 0 ? elapsed * Double(total - done) / Double(done) : 0
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = String(format: "\r%@ [%@] %d/%d %3.0f%% %@ left", label, bar, done, total, fraction * 100, Self.clock(left))
-        FileHandle.standardError.write(Data(line.utf8))
-        drawn = true
-    }
-
-    func finish() {
-        lock.lock()
-        defer { lock.unlock() }
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-        drawn = false
-    }
-
-    static func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
 }

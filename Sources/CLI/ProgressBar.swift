@@ -1,0 +1,112 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A progress bar on stderr, drawn only when stderr is a terminal: units done of the total,
+/// percent, rate and time left, redrawn at most ten times a second on one line; `finish`
+/// erases it.
+final class ProgressBar: @unchecked Sendable {
+    private let label: String
+    private let total: Int
+    /// What is counted, plural ("passes"): the rate is shown per second of these.
+    private let unit: String
+    /// Whether anything is drawn: asked for, something to count, and stderr a terminal.
+    let isEnabled: Bool
+    private let lock = NSLock()
+    private var started = Date()
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+
+    init(label: String, total: Int, unit: String, enabled: Bool) {
+        self.label = label
+        self.total = total
+        self.unit = unit
+        self.isEnabled = enabled && total > 0 && Self.stderrIsTerminal
+    }
+
+    static var stderrIsTerminal: Bool { isatty(2) != 0 }
+
+    /// Starts the clock and draws the empty bar.
+    func start() {
+        guard isEnabled else { return }
+        lock.withLock {
+            started = Date()
+            draw(0, now: started)
+        }
+    }
+
+    /// `done` units of the total are done (the last one is always drawn).
+    func update(_ done: Int) {
+        guard isEnabled else { return }
+        lock.withLock {
+            let now = Date()
+            guard done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+            draw(done, now: now)
+        }
+    }
+
+    /// Erases the bar.
+    func finish() {
+        lock.withLock {
+            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            drawn = false
+        }
+    }
+
+    private func draw(_ done: Int, now: Date) {
+        lastDraw = now
+        let line = Self.line(label: label, done: done, total: total, unit: unit,
+                             elapsed: now.timeIntervalSince(started), columns: Self.terminalColumns())
+        // Back to the line's start, the line, then erase whatever a longer line left.
+        FileHandle.standardError.write(Data("\r\(line)\u{1B}[K".utf8))
+        drawn = true
+    }
+
+    /// One line of the bar, e.g. `integrated-gradients [#########---------] 13/40  33% 2.41 passes/s 0:11 left`
+    /// (before the first unit, `-` for the rate and the time left). The bar narrows to keep the
+    /// line within `columns`, by the same amount whatever the rate, and is left out when it cannot.
+    static func line(label: String, done: Int, total: Int, unit: String, elapsed: Double, columns: Int = 80) -> String {
+        let fraction = total > 0 ? min(1, max(0, Double(done) / Double(total))) : 0
+        let digits = String(total).count
+        func counts(_ done: Int, percent: Double, rate: String, left: String) -> String {
+            let count = String(repeating: " ", count: max(0, digits - String(done).count)) + String(done)
+            return "\(count)/\(total) " + String(format: "%3.0f%%", percent) + " \(rate) \(unit)/s \(left) left"
+        }
+        let text: String
+        if done > 0, elapsed > 0 {
+            let left = elapsed * Double(max(0, total - done)) / Double(done)
+            text = counts(done, percent: fraction * 100, rate: Self.rate(Double(done) / elapsed), left: Self.clock(left))
+        } else {
+            text = counts(done, percent: fraction * 100, rate: "-", left: "-:--")
+        }
+        // label, space, [bar], space, counts, one column spare so the cursor never wraps; room
+        // for the widest usual counts (a rate like 12.34, under an hour left).
+        let widest = counts(total, percent: 100, rate: "00.00", left: "00:00").count
+        let width = min(30, columns - 1 - label.count - 4 - max(widest, text.count))
+        guard width >= 5 else { return "\(label) \(text)" }
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        return "\(label) [\(bar)] \(text)"
+    }
+
+    /// A rate with three significant digits or so: 0.742, 12.3, 456.
+    static func rate(_ value: Double) -> String {
+        value < 10 ? String(format: "%.2f", value) : value < 100 ? String(format: "%.1f", value) : String(format: "%.0f", value)
+    }
+
+    /// m:ss, or h:mm:ss from an hour on.
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+
+    /// The terminal's width on stderr, else `COLUMNS`, else 80.
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        return 80
+    }
+}
