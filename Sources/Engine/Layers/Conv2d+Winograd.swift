@@ -54,16 +54,28 @@ extension Conv2d {
 
     /// This convolution through Winograd F(4×4, 3×3), with bias and activation fused into
     /// the output transform, or nil when Winograd is off (`Runtime.winogradEnabled`), does not
-    /// apply or would not pay. Images are processed in chunks that bound the scratch memory.
+    /// apply or would not pay.
     ///
     /// - Precondition: `outShape` from `outputShape(for:)`; BLAS loaded with one OpenBLAS thread.
     func winogradForward(_ input: Tensor, outShape: [Int]) -> Tensor? {
         guard Runtime.winogradEnabled, let tiles = winogradTiles(for: input.shape) else { return nil }
-        let (n, c, k) = (input.shape[0], inChannels, outChannels)
-        let u = winogradWeights
+        return Self.winograd(input, outShape: outShape, tilesPerImage: tiles.perImage, u: winogradWeights,
+                             bias: bias, params: { kernelParams(for: $0) })
+    }
+
+    /// `[N, C, H, W]` → `[N, K, OH, OW]` through Winograd with the transformed weights
+    /// `u` `[36, K, C]`, where `params(shape)` describes the convolution of an input of that
+    /// shape (its activation is fused into the output transform). Images are processed in
+    /// chunks that bound the scratch memory; the 36 products of a chunk run on Elucidate's
+    /// threads.
+    ///
+    /// - Precondition: BLAS loaded with one OpenBLAS thread.
+    private static func winograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, bias: Tensor?,
+                                 params makeParams: ([Int]) -> ek_conv2d_params) -> Tensor {
+        let (n, c, k) = (input.shape[0], input.shape[1], outShape[1])
         let maximumFloats = 1 << 24
-        let chunk = max(1, min(n, maximumFloats / (36 * max(c, k) * tiles.perImage)))
-        let chunkTiles = chunk * tiles.perImage
+        let chunk = max(1, min(n, maximumFloats / (36 * max(c, k) * tilesPerImage)))
+        let chunkTiles = chunk * tilesPerImage
         let v = ScratchBuffer.shared.acquire(count: 36 * c * chunkTiles)
         defer { ScratchBuffer.shared.release(v) }
         let m = ScratchBuffer.shared.acquire(count: 36 * k * chunkTiles)
@@ -74,8 +86,8 @@ extension Conv2d {
         var first = 0
         while first < n {
             let count = min(chunk, n - first)
-            let t = count * tiles.perImage
-            let params = kernelParams(for: [count] + Array(input.shape.dropFirst()))
+            let t = count * tilesPerImage
+            let params = makeParams([count] + Array(input.shape.dropFirst()))
             let x = input.storage.pointer + first * inImage
             checkKernel(Runtime.parallel(params, maxShares: c, elements: 36 * c * t) { share in
                 return ek_winograd_input_f32(&share, x, v.pointer)
@@ -85,12 +97,67 @@ extension Conv2d {
                             v.pointer + element * c * t, Int64(t), 0, m.pointer + element * k * t, Int64(t))
             }
             let y = output.storage.pointer + first * outImage
-            let bias = self.bias?.storage.pointer
+            let biasPointer = bias?.storage.pointer
             checkKernel(Runtime.parallel(params, maxShares: k, elements: 36 * k * t) { share in
-                return ek_winograd_output_f32(&share, m.pointer, bias, y)
+                return ek_winograd_output_f32(&share, m.pointer, biasPointer, y)
             }, "winograd output transform")
             first += count
         }
         return output
+    }
+}
+
+// MARK: - Input gradient
+
+extension Conv2d {
+    /// The params of the convolution whose forward is this one's input gradient, for an
+    /// output gradient of `shape` `[N, K, OH, OW]`: K → C channels, the kernel flipped, padding
+    /// R − 1 − P, so the output is `[N, C, H, W]` again (stride 1, undilated). No activation.
+    private func transposedParams(for shape: [Int]) -> ek_conv2d_params {
+        ek_conv2d_params(
+            n: Int64(shape[0]), c: Int64(outChannels), h: Int64(shape[2]), w: Int64(shape[3]),
+            k: Int64(inChannels), r: Int64(kernelSize.h), s: Int64(kernelSize.w), stride_h: 1, stride_w: 1,
+            pad_h: Int64(kernelSize.h - 1 - padding.h), pad_w: Int64(kernelSize.w - 1 - padding.w),
+            dilation_h: 1, dilation_w: 1, activation: EK_ACT_NONE, ith: 0, nth: 1)
+    }
+
+    /// The transposed, flipped weights `[C, K, 3, 3]` through the Winograd weight transform:
+    /// `[36, C, K]`, made on first use (4× the weight's memory, for layers whose gradient is
+    /// taken through Winograd).
+    private var winogradTransposedWeights: Tensor {
+        winogradBackwardCache.get {
+            let (k, c) = (outChannels, inChannels)
+            let flipped = Tensor(uninitialized: [c, k, 3, 3])
+            let w = weight.storage.pointer, f = flipped.storage.pointer
+            for ko in 0..<k {
+                for ci in 0..<c {
+                    let source = w + (ko * c + ci) * 9, destination = f + (ci * k + ko) * 9
+                    for tap in 0..<9 { destination[tap] = source[8 - tap] }
+                }
+            }
+            let u = Tensor(uninitialized: [36, c, k])
+            let params = transposedParams(for: [1, k, 8, 8])
+            checkKernel(Runtime.parallel(params, maxShares: c, elements: u.count) { share in
+                return ek_winograd_weight_f32(&share, flipped.storage.pointer, u.storage.pointer)
+            }, "winograd weight transform")
+            return u
+        }
+    }
+
+    /// dL/dx `[N, C, H, W]` from dL/dy `[N, K, OH, OW]` through Winograd: the input gradient of
+    /// a 3×3 stride-1 convolution is itself a 3×3 stride-1 convolution of dL/dy with the
+    /// weights transposed and flipped (padding 2 − P), so it gets the forward's 2.25–4× saving
+    /// in multiply-adds. Nil when Winograd is off, does not apply or would not pay.
+    ///
+    /// - Precondition: BLAS loaded with one OpenBLAS thread.
+    func winogradInputGradient(_ outputGradient: Tensor, inputShape: [Int]) -> Tensor? {
+        guard Runtime.winogradEnabled, usesWinograd, padding.h <= 2, padding.w <= 2 else { return nil }
+        var params = transposedParams(for: outputGradient.shape)
+        var tilesH: Int64 = 0, tilesW: Int64 = 0
+        guard ek_winograd_tiles(&params, &tilesH, &tilesW) == EK_OK else { return nil }
+        let perImage = Int(tilesH * tilesW)
+        guard perImage * inputShape[0] >= Self.minimumWinogradTiles else { return nil }
+        return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: perImage,
+                             u: winogradTransposedWeights, bias: nil, params: transposedParams(for:))
     }
 }

@@ -14,8 +14,10 @@ public struct Conv2d: Sendable {
     public let dilation: (h: Int, w: Int)
     /// Applied after the bias, in the same pass over the output.
     public var activation: Activation = .identity
-    /// Winograd-transformed weights, made on first use (the weights never change).
+    /// Winograd-transformed weights, made on first use (the weights never change): for the
+    /// forward, and for the input gradient (the weights transposed and flipped).
     let winogradCache = WinogradWeights()
+    let winogradBackwardCache = WinogradWeights()
 
     public var outChannels: Int { weight.shape[0] }
     public var inChannels: Int { weight.shape[1] }

@@ -6,17 +6,35 @@ import CKernels
 extension Conv2d {
     /// dL/dx `[N, C, H, W]` from dL/dy `[N, K, OH, OW]` (dL/dy of the convolution itself:
     /// the activation's backward must already be applied).
+    ///
+    /// 3×3 stride-1 layers go through Winograd (`winogradInputGradient`); the others per
+    /// image through dcol = weightᵀ · dy and col2im (`ek_conv2d_back_input_f32`'s steps), with
+    /// the product and the scatter split over Elucidate's threads like the forward's.
     func inputGradient(_ outputGradient: Tensor, inputShape: [Int]) throws(ElucidateError) -> Tensor {
-        try Runtime.ensureBLAS()
+        try Runtime.ensureBLAS(openBLASThreads: 1)
+        if let gradient = winogradInputGradient(outputGradient, inputShape: inputShape) { return gradient }
         var params = kernelParams(for: inputShape)
         params.activation = EK_ACT_NONE
         let gradient = Tensor(uninitialized: inputShape)
         let scratchCount = Int(ek_conv2d_scratch_size(&params))
         let scratch = scratchCount > 0 ? ScratchBuffer.shared.acquire(count: scratchCount) : nil
         defer { if let scratch { ScratchBuffer.shared.release(scratch) } }
-        checkKernel(ek_conv2d_back_input_f32(&params, outputGradient.storage.pointer, weight.storage.pointer,
-                                             gradient.storage.pointer, scratch?.pointer, Int64(scratchCount)),
-                    "conv2d backward")
+        let (n, k) = (inputShape[0], outChannels)
+        let outPlane = outputGradient.shape[2] * outputGradient.shape[3]
+        let inImage = inputShape[1] * inputShape[2] * inputShape[3]
+        let rows = inChannels * kernelSize.h * kernelSize.w
+        for image in 0..<n {
+            let dy = outputGradient.storage.pointer + image * k * outPlane
+            let dx = gradient.storage.pointer + image * inImage
+            // Without scratch (1×1, stride 1, no padding) the column matrix is dx itself.
+            let columns = scratch?.pointer ?? dx
+            Runtime.gemm(transposingA: true, m: rows, n: outPlane, k: k, a: weight.storage.pointer, lda: rows,
+                         b: dy, ldb: outPlane, c: columns, ldc: outPlane)
+            guard scratch != nil else { continue }
+            checkKernel(Runtime.parallel(params, maxShares: inChannels, elements: rows * outPlane) { share in
+                return ek_col2im_f32(&share, columns, dx)
+            }, "col2im")
+        }
         return gradient
     }
 }
@@ -57,7 +75,9 @@ extension Linear {
 extension Linear {
     /// dL/dx `[N, in]` from dL/dy `[N, out]`.
     func inputGradient(_ outputGradient: Tensor) throws(ElucidateError) -> Tensor {
-        try Runtime.ensureBLAS()
+        // One OpenBLAS thread, as everywhere in a forward/backward pass: a small product,
+        // and switching OpenBLAS's thread count between layers would wake its spinning workers.
+        try Runtime.ensureBLAS(openBLASThreads: 1)
         let n = outputGradient.shape[0]
         let gradient = Tensor(uninitialized: [n, inFeatures])
         checkKernel(ek_linear_back_input_f32(Int64(n), Int64(inFeatures), Int64(outFeatures),

@@ -121,17 +121,19 @@ extension Runtime {
 // MARK: - Inference products
 
 extension Runtime {
-    /// C[M, N] = A[M, K] · B[K, N] (row-major, lda/ldb/ldc as in BLAS) for inference layers,
-    /// split across Elucidate's threads with OpenBLAS single-threaded in each share: the
-    /// N columns in blocks of 16 when N ≥ M, else the M rows.
+    /// C[M, N] = op(A) · B[K, N] (row-major, lda/ldb/ldc as in BLAS; op(A) is A[M, K], or
+    /// Aᵀ of A stored [K, M] when `transposingA`), split across Elucidate's threads with
+    /// OpenBLAS single-threaded in each share: the N columns in blocks of 16 when N ≥ M, else
+    /// the M rows.
     ///
     /// Why not OpenBLAS's own threads: its idle workers spin (sched_yield) for a while after
     /// every product, and in a forward pass they compete with the transforms, im2col and
     /// epilogues running on Elucidate's threads between products.
     ///
     /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
-    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     c: UnsafeMutablePointer<Float>, ldc: Int) {
+    static func gemm(transposingA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let transA: Int32 = transposingA ? 1 : 0
         let splitColumns = n >= m
         let units = splitColumns ? (n + 15) / 16 : m
         let work = m * n * k
@@ -141,11 +143,13 @@ extension Runtime {
             if splitColumns {
                 let (c0, c1) = (first * 16, min(n, last * 16))
                 guard c1 > c0 else { return EK_OK }
-                return ek_gemm_f32(0, 0, Int64(m), Int64(c1 - c0), Int64(k), 1, a, Int64(lda), b + c0, Int64(ldb), 0,
+                return ek_gemm_f32(transA, 0, Int64(m), Int64(c1 - c0), Int64(k), 1, a, Int64(lda), b + c0, Int64(ldb), 0,
                                    c + c0, Int64(ldc))
             }
             guard last > first else { return EK_OK }
-            return ek_gemm_f32(0, 0, Int64(last - first), Int64(n), Int64(k), 1, a + first * lda, Int64(lda), b,
+            // Rows first..<last of op(A): rows of A, or columns of the stored Aᵀ.
+            let rowsOfA = transposingA ? a + first : a + first * lda
+            return ek_gemm_f32(transA, 0, Int64(last - first), Int64(n), Int64(k), 1, rowsOfA, Int64(lda), b,
                                Int64(ldb), 0, c + first * ldc, Int64(ldc))
         }, "gemm")
     }
