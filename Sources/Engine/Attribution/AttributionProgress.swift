@@ -15,5 +15,5 @@ public typealias AttributionProgress = @Sendable (_ done: Int, _ total: Int) -> 
 /// Passes of at most `batchSize` rows (at least 1) that `rows` rows take.
 func passCount(rows: Int, batchSize: Int) -> Int {
     let perPass = max(1, batchSize)
-    return (rows + perPass - 1) / perPass
+    return rows / perPass + (rows % perPass == 0 ? 0 : 1)  // no overflow for any row count
 }

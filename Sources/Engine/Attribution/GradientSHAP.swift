@@ -30,7 +30,20 @@ public struct GradientSHAP: AttributionMethod {
 
     /// Forward/backward passes: ⌈samples · N / batchSize⌉ (every draw, a chunk per pass).
     public func progressTotal(inputShape: [Int]) -> Int {
-        passCount(rows: samples * inputShape[0], batchSize: batchSize)
+        passCount(rows: saturatingProduct(samples, inputShape[0]), batchSize: batchSize)
+    }
+
+    /// Floats per buffer of a batch of draws (2²³: 32 MiB; a batch holds five such buffers:
+    /// noisy inputs, baselines, path points, gradients, attributions). Tests lower it.
+    var batchElements = 1 << 23
+
+    /// Draws evaluated together for inputs of `rowSize` elements: a multiple of `batchSize`
+    /// (so the forward/backward chunks are the ones of one big batch, and the numbers the same
+    /// bit for bit) holding about `batchElements` floats per buffer, at least one chunk.
+    /// Memory is bounded by it, not by `samples`.
+    func drawsPerBatch(rowSize: Int) -> Int {
+        let chunk = max(1, batchSize)
+        return chunk * max(1, batchElements / max(1, rowSize) / chunk)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -55,40 +68,70 @@ public struct GradientSHAP: AttributionMethod {
         }
 
         let rows = inputs.shape[0], rowSize = inputs.count / rows
-        let draws = rows * samples
-        let noisy = random.addingNoise(to: inputs.repeatingRows(samples), stdev: stdev)
-        // Per draw: which baseline row, and where on the segment.
-        let chosen = (0..<draws).map { _ in Int(random.next() % UInt64(distribution.shape[0])) }
-        let alphas = (0..<draws).map { _ in Float(random.nextUniform()) }
-        var drawnBaselines = Tensor(uninitialized: noisy.shape)
-        var scaled = Tensor(uninitialized: noisy.shape)
-        drawnBaselines.withUnsafeMutableBufferPointer { b in
-            scaled.withUnsafeMutableBufferPointer { s in
-                for draw in 0..<draws {
-                    let source = distribution.storage.pointer + chosen[draw] * rowSize
-                    let input = noisy.storage.pointer + draw * rowSize
-                    for i in 0..<rowSize {
-                        b[draw * rowSize + i] = source[i]
-                        s[draw * rowSize + i] = source[i] + alphas[draw] * (input[i] - source[i])
+        guard let draws = checkedProduct(rows, samples) else {
+            throw ElucidateError(.invalidArgument, "\(rows) inputs × \(samples) samples are more draws than can be counted")
+        }
+        // The draws stream in batches, and the random numbers are those of drawing everything
+        // at once: all the input noise (draw-major), then every draw's baseline, then every
+        // draw's point on the segment. Three cursors start where each block starts.
+        var noiseRandom = random
+        var chosenRandom = random
+        if stdev != 0 {
+            for _ in 0..<draws { chosenRandom.skipGaussians(rowSize) }
+        }
+        var alphaRandom = chosenRandom
+        for _ in 0..<draws { _ = alphaRandom.next() }
+
+        let perBatch = drawsPerBatch(rowSize: rowSize)
+        let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
+        let passes = passCount(rows: draws, batchSize: batchSize)
+        let baselineCount = UInt64(distribution.shape[0])
+        var mean = [Float](repeating: 0, count: inputs.count)
+        var deltas = [Float](repeating: 0, count: rows)
+        var first = 0
+        while first < draws {
+            let end = first + min(draws - first, perBatch)
+            let count = end - first
+            // Draw d explains input d / samples (inputs repeated: a, a, b, b).
+            var noisy = Tensor(uninitialized: [count] + rowShape)
+            noisy.withUnsafeMutableBufferPointer { out in
+                for draw in first..<end {
+                    (out.baseAddress! + (draw - first) * rowSize).update(from: inputs.storage.pointer + draw / samples * rowSize,
+                                                                         count: rowSize)
+                }
+            }
+            noisy = noiseRandom.addingNoise(to: noisy, stdev: stdev)
+            let chosen = (0..<count).map { _ in Int(chosenRandom.next() % baselineCount) }
+            let alphas = (0..<count).map { _ in Float(alphaRandom.nextUniform()) }
+            var drawnBaselines = Tensor(uninitialized: noisy.shape)
+            var scaled = Tensor(uninitialized: noisy.shape)
+            drawnBaselines.withUnsafeMutableBufferPointer { b in
+                scaled.withUnsafeMutableBufferPointer { s in
+                    for draw in 0..<count {
+                        let source = distribution.storage.pointer + chosen[draw] * rowSize
+                        let input = noisy.storage.pointer + draw * rowSize
+                        for i in 0..<rowSize {
+                            b[draw * rowSize + i] = source[i]
+                            s[draw * rowSize + i] = source[i] + alphas[draw] * (input[i] - source[i])
+                        }
                     }
                 }
             }
-        }
-        let expandedTargets = targets.flatMap { Array(repeating: $0, count: samples) }
-        let evaluator = GradientEvaluator(model: model, batchSize: batchSize)
-        let passes = passCount(rows: draws, batchSize: batchSize)
-        let gradients = try evaluator.gradients(scaled, targets: expandedTargets, passed: { progress?($0, passes) }).gradients
-        let perDraw = noisy.zipMap(drawnBaselines) { $0 - $1 }.multiplying(gradients)
-        let drawDeltas = try convergenceDelta(perDraw, model: model, inputs: noisy, baselines: drawnBaselines,
-                                              targets: expandedTargets, batchSize: batchSize)
-        var mean = [Float](repeating: 0, count: inputs.count)
-        var deltas = [Float](repeating: 0, count: rows)
-        perDraw.withUnsafeBufferPointer { values in
-            for draw in 0..<draws {
-                let row = draw / samples
-                for i in 0..<rowSize { mean[row * rowSize + i] += values[draw * rowSize + i] / Float(samples) }
-                deltas[row] += drawDeltas[draw] / Float(samples)
+            let batchTargets = (first..<end).map { targets[$0 / samples] }
+            let passesBefore = first / max(1, batchSize)  // `first` is a multiple of the chunk
+            let gradients = try evaluator.gradients(scaled, targets: batchTargets,
+                                                    passed: { progress?(passesBefore + $0, passes) }).gradients
+            let perDraw = noisy.zipMap(drawnBaselines) { $0 - $1 }.multiplying(gradients)
+            let drawDeltas = try convergenceDelta(perDraw, model: model, inputs: noisy, baselines: drawnBaselines,
+                                                  targets: batchTargets, batchSize: batchSize)
+            perDraw.withUnsafeBufferPointer { values in
+                for draw in first..<end {
+                    let row = draw / samples
+                    for i in 0..<rowSize { mean[row * rowSize + i] += values[(draw - first) * rowSize + i] / Float(samples) }
+                    deltas[row] += drawDeltas[draw - first] / Float(samples)
+                }
             }
+            first = end
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: mean), convergenceDelta: deltas,
                            details: ["baselines": description])

@@ -18,7 +18,8 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
     public var samples: Int
     /// Standard deviation of the Gaussian noise, in input units (Captum's `stdevs`).
     public var stdev: Float
-    /// Noisy copies of each input handed to the method at once (Captum's `nt_samples_batch_size`).
+    /// Noisy copies of each input handed to the method at once (Captum's `nt_samples_batch_size`);
+    /// nil: all of them up to `automaticBatchElements` floats of copies, then batches of that size.
     public var sampleBatchSize: Int?
     public var seed: UInt64
     /// Hears the whole run: the method's progress over every batch of noisy copies, one total.
@@ -38,27 +39,53 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
         self.progress = progress
     }
 
-    /// The sizes of the batches of noisy copies per input handed to the method, in order.
-    private var partitions: [Int] {
-        var result: [Int] = []
-        var done = 0
-        while done < samples {
-            let partition = min(samples - done, max(1, sampleBatchSize ?? samples))
-            result.append(partition)
-            done += partition
-        }
-        return result
+    /// Floats of noisy copies held at once when `sampleBatchSize` is nil (2²⁴: 64 MiB).
+    ///
+    /// The copies are the method's input, so its own memory grows with them; beyond this the
+    /// tunnel streams them in batches and keeps only running sums, so its memory does not grow
+    /// with `samples`. The rule is fixed (not the machine's memory), so a seed gives the same
+    /// numbers everywhere.
+    public static var automaticBatchElements: Int { 1 << 24 }
+
+    /// Noisy copies of each input handed to the method at once for inputs of shape
+    /// `inputShape` `[N, C, H, W]`: `sampleBatchSize`, or when it is nil every sample as long as
+    /// the N · samples copies fit in `automaticBatchElements` floats (as before streaming: the
+    /// same numbers for the same seed), else as many as fit, at least 1.
+    public func copiesPerBatch(inputShape: [Int]) -> Int {
+        let wanted = max(1, samples)
+        if let sampleBatchSize { return min(wanted, max(1, sampleBatchSize)) }
+        let perCopy = max(1, inputShape.reduce(1) { saturatingProduct($0, $1) })
+        return max(1, min(wanted, Self.automaticBatchElements / perCopy))
     }
 
     /// The method's own total summed over its calls, one per batch of noisy copies (each on
     /// N · copies rows).
     public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
-        var total = 0
-        for partition in partitions {
-            total += try method.repeatingPerInputSettings(partition)
-                .progressTotal(inputShape: [inputShape[0] * partition] + inputShape.dropFirst())
+        let perBatch = copiesPerBatch(inputShape: inputShape)
+        let (full, last) = (max(1, samples) / perBatch, max(1, samples) % perBatch)
+        func total(_ copies: Int) throws(ElucidateError) -> Int {
+            guard let rows = checkedProduct(inputShape[0], copies) else { return .max }
+            return try method.repeatingPerInputSettings(copies).progressTotal(inputShape: [rows] + inputShape.dropFirst())
         }
-        return total
+        var result = full == 0 ? 0 : saturatingProduct(full, try total(perBatch))
+        if last > 0 { result = saturatingSum(result, try total(last)) }
+        return result
+    }
+
+    /// Refuses a batch of noisy copies whose floats alone would not fit the memory budget
+    /// (only an explicit `sampleBatchSize` can ask for one), before anything is allocated.
+    func checkBatchMemory(inputShape: [Int], copies: Int) throws(ElucidateError) {
+        let budget = try MemoryBudget.current()
+        var bytes = checkedProduct(copies, 4)
+        for size in inputShape { bytes = bytes.flatMap { checkedProduct($0, size) } }
+        guard let bytes, bytes <= budget.bytes else {
+            let perCopy = max(1, inputShape.reduce(4) { saturatingProduct($0, $1) })
+            throw ElucidateError(.invalidArgument,
+                "a noise tunnel batch of \(copies) noisy copies of \(inputShape[0]) input(s) would need "
+                + (bytes.map { MemoryBudget.format($0) } ?? "more memory than can be counted")
+                + ", more than the memory budget of \(MemoryBudget.format(budget.bytes)) (\(budget.origin)); "
+                + "at most \(budget.bytes / perCopy) copies fit: use a smaller sample batch size (--nt-batch-size)")
+        }
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -73,14 +100,21 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
         var details: [String: String] = [:]
         let total = progress == nil ? 0 : try progressTotal(inputShape: inputs.shape)
         var reported = 0
-        for partition in partitions {
+        let perBatch = copiesPerBatch(inputShape: inputs.shape)
+        try checkBatchMemory(inputShape: inputs.shape, copies: perBatch)
+        var started = 0
+        // Batches of noisy copies in order, each freed before the next: only the running sums
+        // below outlive a batch, so memory does not grow with `samples`.
+        while started < samples {
+            let partition = min(samples - started, perBatch)
+            started += partition
             let noisy = random.addingNoise(to: inputs.repeatingRows(partition), stdev: stdev)
             let expandedTargets = targets.flatMap { Array(repeating: $0, count: partition) }
             var repeated = method.repeatingPerInputSettings(partition)
             if let progress {
                 let offset = reported
-                repeated.progress = { done, _ in progress(offset + done, total) }
-                reported += try repeated.progressTotal(inputShape: noisy.shape)
+                repeated.progress = { done, _ in progress(saturatingSum(offset, done), total) }
+                reported = saturatingSum(reported, try repeated.progressTotal(inputShape: noisy.shape))
             }
             let result = try repeated.attribute(model, inputs: noisy, targets: expandedTargets)
             details.merge(result.details) { $1 }

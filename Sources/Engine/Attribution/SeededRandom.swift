@@ -52,6 +52,25 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         return radius * Foundation.cos(2 * .pi * u2)
     }
 
+    /// Advances the generator exactly as `count` calls of `nextGaussian()` would, without the
+    /// logarithms and sines: a method that streams its draws uses it to reach the state that
+    /// follows a block of noise it will draw later, so streaming keeps the numbers of drawing
+    /// everything at once.
+    public mutating func skipGaussians(_ count: Int) {
+        var remaining = max(0, count)
+        if remaining > 0, spareGaussian != nil {
+            spareGaussian = nil
+            remaining -= 1
+        }
+        // Each pair takes u1 > 0 (redrawn while `next() >> 11` is 0, as nextGaussian's
+        // `u1 <= leastNormalMagnitude` does) and u2.
+        for _ in 0..<(remaining / 2) {
+            while next() >> 11 == 0 {}
+            _ = next()
+        }
+        if remaining % 2 == 1 { _ = nextGaussian() }  // leaves the same spare
+    }
+
     /// `tensor` plus Gaussian noise of standard deviation `stdev`.
     public mutating func addingNoise(to tensor: Tensor, stdev: Float) -> Tensor {
         var result = tensor

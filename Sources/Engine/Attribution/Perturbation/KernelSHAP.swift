@@ -36,28 +36,50 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
     /// Copies scored: the coalitions of every input row (`samples` each, at most 2 for a row
     /// of one feature).
     public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
-        try featureCounts(inputShape: inputShape).reduce(0) { $0 + Self.coalitionCount(features: $1, samples: samples) }
+        try featureCounts(inputShape: inputShape).reduce(0) { saturatingSum($0, Self.coalitionCount(features: $1, samples: samples)) }
     }
 
-    /// `samples` coalitions over `count` features.
-    static func coalitions(count: Int, samples: Int, random: inout SeededRandom) -> [[Bool]] {
-        var result: [[Bool]] = [[Bool](repeating: true, count: count), [Bool](repeating: false, count: count)]
-        guard count > 1 else { return Array(result.prefix(samples)) }
+    /// The memory the surrogate fit of the largest input row needs (`SurrogateMemory.bytes`);
+    /// nil when it cannot even be counted.
+    public func requiredMemory(inputShape: [Int]) throws(ElucidateError) -> Int? {
+        let features = try featureCounts(inputShape: inputShape).max() ?? 0
+        return SurrogateMemory.bytes(samples: Self.coalitionCount(features: features, samples: samples), features: features)
+    }
+
+    /// Refuses, before anything is allocated, a sample count whose surrogate fit would not fit
+    /// in `MemoryBudget` (the fit needs every coalition at once; see `SurrogateMemory`).
+    public func checkMemory(inputShape: [Int]) throws(ElucidateError) {
+        let features = try featureCounts(inputShape: inputShape).max() ?? 0
+        try SurrogateMemory.check("Kernel SHAP", samples: Self.coalitionCount(features: features, samples: samples),
+                                  features: features, leastSquares: true)
+    }
+
+    /// `samples` coalitions over `count` features (at most 2 for one feature), one after
+    /// another, `count` flags each.
+    static func coalitions(count: Int, samples: Int, random: inout SeededRandom) -> [Bool] {
+        let total = coalitionCount(features: count, samples: samples)
+        var result: [Bool] = []
+        result.reserveCapacity(total * count)
+        result += [Bool](repeating: true, count: count)
+        result += [Bool](repeating: false, count: count)
+        guard count > 1 else { return Array(result.prefix(total * count)) }
         let sizes = Array(1..<count)
         let probabilities = sizes.map { Double(count - 1) / Double($0 * (count - $0)) }
-        let total = probabilities.reduce(0, +)
-        while result.count < samples {
-            var u = random.nextUniform() * total
+        let sum = probabilities.reduce(0, +)
+        var drawn = 2
+        while drawn < total {
+            var u = random.nextUniform() * sum
             var size = sizes.last!
             for (k, p) in zip(sizes, probabilities) {
                 if u < p { size = k; break }
                 u -= p
             }
-            var coalition = [Bool](repeating: false, count: count)
-            for index in Array(0..<count).shuffled(using: &random).prefix(size) { coalition[index] = true }
-            result.append(coalition)
+            let start = result.count
+            result += repeatElement(false, count: count)
+            for index in Array(0..<count).shuffled(using: &random).prefix(size) { result[start + index] = true }
+            drawn += 1
         }
-        return Array(result.prefix(samples))
+        return Array(result.prefix(total * count))
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -65,6 +87,7 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
         guard samples >= 2, perturbationsPerEval >= 1 else {
             throw ElucidateError(.invalidArgument, "Kernel SHAP needs at least 2 samples and 1 perturbation per eval")
         }
+        try checkMemory(inputShape: inputs.shape)
         let baselines = try baseline.expanded(like: inputs)
         let rowShape = Array(inputs.shape.dropFirst())
         let rowSize = rowShape.reduce(1, *)
@@ -77,22 +100,24 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
         for row in 0..<rows {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
-            let coalitions = Self.coalitions(count: features.count, samples: samples, random: &random)
+            let count = features.count
+            let coalitions = Self.coalitions(count: count, samples: samples, random: &random)
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
-            let total = coalitions.count
+            let total = coalitions.count / count
             let offset = reported
             let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
                                             passed: { progress?(offset + $0, progressTotal) }) { index, out in
-                let on = coalitions[index]
-                compose(on.indices.lazy.filter { on[$0] }, members: members, from: input, over: base, count: rowSize, into: out)
+                let on = coalitions[(index * count)..<((index + 1) * count)]
+                compose(on.indices.lazy.filter { on[$0] }.map { $0 - index * count }, members: members,
+                        from: input, over: base, count: rowSize, into: out)
             }
-            let x = coalitions.map { $0.map { $0 ? 1.0 : 0.0 } }
-            let weights = coalitions.map { c -> Double in
-                let on = c.filter { $0 }.count
-                return on == 0 || on == c.count ? 1e6 : 1
+            let weights = (0..<total).map { index -> Double in
+                let on = coalitions[(index * count)..<((index + 1) * count)].lazy.filter { $0 }.count
+                return on == 0 || on == count ? 1e6 : 1
             }
-            let (_, coefficients) = try weightedLeastSquares(x, scores.map(Double.init), weights: weights)
+            var x = SampleMatrix(indicators: coalitions, columns: count)
+            let (_, coefficients) = try weightedLeastSquares(&x, scores.map(Double.init), weights: weights)
             spread({ Float(coefficients[$0]) }, over: members, into: &values, offset: row * rowSize)
             reported += total
         }

@@ -42,7 +42,20 @@ public struct LIME: FeatureMaskAttributionMethod {
 
     /// Copies scored: `samples` per input row.
     public func progressTotal(inputShape: [Int]) -> Int {
-        samples * inputShape[0]
+        saturatingProduct(samples, inputShape[0])
+    }
+
+    /// The memory the surrogate fit of the largest input row needs (`SurrogateMemory.bytes`);
+    /// nil when it cannot even be counted.
+    public func requiredMemory(inputShape: [Int]) throws(ElucidateError) -> Int? {
+        SurrogateMemory.bytes(samples: samples, features: try featureCounts(inputShape: inputShape).max() ?? 0)
+    }
+
+    /// Refuses, before anything is allocated, a sample count whose surrogate fit would not fit
+    /// in `MemoryBudget` (the fit needs every sample at once; see `SurrogateMemory`).
+    public func checkMemory(inputShape: [Int]) throws(ElucidateError) {
+        try SurrogateMemory.check("LIME", samples: samples, features: try featureCounts(inputShape: inputShape).max() ?? 0,
+                                  leastSquares: surrogate == .leastSquares)
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -50,6 +63,7 @@ public struct LIME: FeatureMaskAttributionMethod {
         guard samples >= 1, perturbationsPerEval >= 1, kernelWidth > 0, alpha >= 0 else {
             throw ElucidateError(.invalidArgument, "LIME needs samples ≥ 1, perturbations per eval ≥ 1, a positive kernel width and alpha ≥ 0")
         }
+        try checkMemory(inputShape: inputs.shape)
         let baselines = try baseline.expanded(like: inputs)
         let rowShape = Array(inputs.shape.dropFirst())
         let rowSize = rowShape.reduce(1, *)
@@ -60,7 +74,9 @@ public struct LIME: FeatureMaskAttributionMethod {
         for row in 0..<rows {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
-            let coalitions = (0..<samples).map { _ in (0..<features.count).map { _ in random.next() >> 63 == 1 } }
+            let count = features.count
+            // One sample after another, `count` on/off flags each.
+            let coalitions = (0..<(samples * count)).map { _ in random.next() >> 63 == 1 }
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
             var inputNorm = 0.0
@@ -68,8 +84,9 @@ public struct LIME: FeatureMaskAttributionMethod {
             var weights = [Double](repeating: 0, count: samples)
             let scores = try batcher.scores(count: samples, rowShape: rowShape, target: targets[row],
                                             passed: { progress?(row * samples + $0, rows * samples) }) { index, out in
-                let on = coalitions[index]
-                compose(on.indices.lazy.filter { on[$0] }, members: members, from: input, over: base, count: rowSize, into: out)
+                let on = coalitions[(index * count)..<((index + 1) * count)]
+                compose(on.indices.lazy.filter { on[$0] }.map { $0 - index * count }, members: members,
+                        from: input, over: base, count: rowSize, into: out)
                 var dot = 0.0, norm = 0.0
                 for i in 0..<rowSize {
                     dot += Double(input[i]) * Double(out[i])
@@ -79,10 +96,10 @@ public struct LIME: FeatureMaskAttributionMethod {
                 let distance = 1 - dot / (max(inputNorm.squareRoot(), 1e-8) * max(norm.squareRoot(), 1e-8))
                 weights[index] = Foundation.exp(-distance * distance / (2 * kernelWidth * kernelWidth))
             }
-            let x = coalitions.map { $0.map { $0 ? 1.0 : 0.0 } }
+            var x = SampleMatrix(indicators: coalitions, columns: count)
             let y = scores.map(Double.init)
-            let coefficients = surrogate == .lasso ? weightedLasso(x, y, weights: weights, alpha: alpha).1
-                                                   : try weightedLeastSquares(x, y, weights: weights).coefficients
+            let coefficients = surrogate == .lasso ? weightedLasso(&x, y, weights: weights, alpha: alpha).1
+                                                   : try weightedLeastSquares(&x, y, weights: weights).coefficients
             spread({ Float(coefficients[$0]) }, over: members, into: &values, offset: row * rowSize)
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values),

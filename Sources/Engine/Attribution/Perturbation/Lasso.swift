@@ -6,8 +6,17 @@
 /// - Returns: (intercept, coefficients).
 func weightedLasso(_ x: [[Double]], _ y: [Double], weights: [Double], alpha: Double,
                    tolerance: Double = 1e-7, maximumIterations: Int = 5000) -> (Double, [Double]) {
-    let n = x.count
     let features = x.first?.count ?? 0
+    var matrix = SampleMatrix(rows: x.count, columns: features, values: x.flatMap { $0 })
+    return weightedLasso(&matrix, y, weights: weights, alpha: alpha, tolerance: tolerance, maximumIterations: maximumIterations)
+}
+
+/// `weightedLasso` on a row-major sample matrix, which it empties once it has its centred
+/// columns (so the fit holds one copy of the samples at a time, beside the caller's coalitions).
+func weightedLasso(_ x: inout SampleMatrix, _ y: [Double], weights: [Double], alpha: Double,
+                   tolerance: Double = 1e-7, maximumIterations: Int = 5000) -> (Double, [Double]) {
+    let n = x.rows
+    let features = x.columns
     let total = weights.reduce(0, +)
     guard n > 0, total > 0 else { return (0, [Double](repeating: 0, count: features)) }
     let w = weights.map { $0 / total }
@@ -15,17 +24,18 @@ func weightedLasso(_ x: [[Double]], _ y: [Double], weights: [Double], alpha: Dou
     var meanY = 0.0
     for i in 0..<n {
         meanY += w[i] * y[i]
-        for j in 0..<features { meanX[j] += w[i] * x[i][j] }
+        for j in 0..<features { meanX[j] += w[i] * x.values[i * features + j] }
     }
     // Column-major centred data.
     var columns = [[Double]](repeating: [Double](repeating: 0, count: n), count: features)
     var squares = [Double](repeating: 0, count: features)
     for j in 0..<features {
         for i in 0..<n {
-            columns[j][i] = x[i][j] - meanX[j]
+            columns[j][i] = x.values[i * features + j] - meanX[j]
             squares[j] += w[i] * columns[j][i] * columns[j][i]
         }
     }
+    x.values = []
     var residual = (0..<n).map { y[$0] - meanY }
     var beta = [Double](repeating: 0, count: features)
     for _ in 0..<maximumIterations {

@@ -24,7 +24,25 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
 
     /// Copies scored: samples × the features of every input row.
     public func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int {
-        samples * (try featureCounts(inputShape: inputShape).reduce(0, +))
+        saturatingProduct(samples, try featureCounts(inputShape: inputShape).reduce(0) { saturatingSum($0, $1) })
+    }
+
+    /// Evaluations a chunk of permutations aims at (2¹⁶: 768 KiB of orders and scores). Tests lower it.
+    var chunkEvaluations = 1 << 16
+
+    /// Random orders drawn and scored together for a row of `features` features. Memory is
+    /// bounded by it, not by `samples`: the orders are drawn chunk by chunk from the one
+    /// generator (the same orders as drawing them all first), and each chunk's evaluations
+    /// fill whole forward passes (a multiple of `perturbationsPerEval`), so the passes, and
+    /// the numbers, are those of scoring everything at once.
+    func permutationsPerChunk(features: Int) -> Int {
+        let perPass = max(1, perturbationsPerEval), count = max(1, features)
+        var (a, b) = (perPass, count)
+        while b != 0 { (a, b) = (b, a % b) }
+        let aligned = perPass / a  // the fewest orders whose evaluations fill whole passes
+        let target = max(1, chunkEvaluations / count)
+        if aligned <= target { return aligned * (target / aligned) }
+        return aligned <= (1 << 22) / count ? aligned : target
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
@@ -46,27 +64,32 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
             let ids = try mask.expanded(row: row, inputShape: inputs.shape)
             let (features, members) = featureGroups(ids)
             let count = features.count
-            let orders = (0..<samples).map { _ in Array(0..<count).shuffled(using: &random) }
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
-            let total = samples * count
-            let offset = reported
-            let scores = try batcher.scores(count: total, rowShape: rowShape, target: targets[row],
-                                            passed: { progress?(offset + $0, progressTotal) }) { index, out in
-                let (sample, step) = (index / count, index % count)
-                compose(orders[sample][0...step], members: members, from: input, over: base, count: rowSize, into: out)
-            }
+            let perChunk = permutationsPerChunk(features: count)
             var sums = [Double](repeating: 0, count: count)
-            for sample in 0..<samples {
-                var previous = baselineScores[row]
-                for step in 0..<count {
-                    let score = scores[sample * count + step]
-                    sums[orders[sample][step]] += Double(score - previous)
-                    previous = score
+            var done = 0
+            while done < samples {
+                let chunk = min(samples - done, perChunk)
+                let orders = (0..<chunk).map { _ in Array(0..<count).shuffled(using: &random) }
+                let offset = saturatingSum(reported, saturatingProduct(done, count))
+                let scores = try batcher.scores(count: chunk * count, rowShape: rowShape, target: targets[row],
+                                                passed: { progress?(saturatingSum(offset, $0), progressTotal) }) { index, out in
+                    let (sample, step) = (index / count, index % count)
+                    compose(orders[sample][0...step], members: members, from: input, over: base, count: rowSize, into: out)
                 }
+                for sample in 0..<chunk {
+                    var previous = baselineScores[row]
+                    for step in 0..<count {
+                        let score = scores[sample * count + step]
+                        sums[orders[sample][step]] += Double(score - previous)
+                        previous = score
+                    }
+                }
+                done += chunk
             }
             spread({ Float(sums[$0] / Double(samples)) }, over: members, into: &values, offset: row * rowSize)
-            reported += total
+            reported = saturatingSum(reported, saturatingProduct(samples, count))
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values), details: ["seed": String(seed)])
     }
