@@ -79,7 +79,7 @@ struct InputOptions: ParsableArguments {
     func loadBatches(for classifier: Classifier) throws(ElucidateError) -> [(names: [String], tensor: Tensor)] {
         if let inputTensor {
             let url = URL(fileURLWithPath: inputTensor)
-            var tensor = try NPY.readFloat32(url)
+            var tensor = try NPY.readFiniteFloat32(url, what: "the input tensor")
             if tensor.rank == 3 { tensor = tensor.reshaped([1] + tensor.shape) }
             guard tensor.rank == 4 else {
                 throw ElucidateError(.invalidArgument,

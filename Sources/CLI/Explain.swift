@@ -107,7 +107,11 @@ struct ExplainOptions: ParsableArguments {
         var reports: [ExplanationReport.Input] = []
         var details: [String: String] = [:]
         for (index, (batch, method)) in zip(batches, methods).enumerated() {
+            let source = input.inputTensor ?? batch.names[0]
             let logits = try classifier.logits(batch.tensor)
+            do { try logits.requireFinite("the model's output", advice: "its arithmetic overflows float32 on this input") } catch {
+                throw error.at(source)
+            }
             let best = classifier.topClasses(logits: logits, k: 1).map { $0[0] }
             let targets = try best.map { score throws(ElucidateError) -> Int in
                 guard let fixed = Int(target) else { return score.index }
@@ -118,6 +122,7 @@ struct ExplainOptions: ParsableArguments {
             }
             isStochastic = isStochastic || method.isStochastic
             let attribution = try runs[index].attribute(classifier, inputs: batch.tensor, targets: targets)
+            do { try attribution.requireFinite(method: name) } catch { throw error.at(source) }  // never written as numbers
             details.merge(attribution.details) { $1 }
             let probabilities = logits.softmax()
             for (row, name) in batch.names.enumerated() {

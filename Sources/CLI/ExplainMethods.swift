@@ -75,7 +75,7 @@ struct ExplainGradientSHAP: ParsableCommand {
     func run() throws {
         let distribution: GradientSHAP.Baselines
         if let baselines {
-            distribution = .tensor(try NPY.readFloat32(URL(fileURLWithPath: baselines)))
+            distribution = .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines"))
         } else {
             distribution = .zeroAndNoise(noiseImages: 4)
         }
@@ -115,7 +115,7 @@ struct ExplainDeconvolution: ParsableCommand {
 func parseBaseline(_ text: String) throws(ElucidateError) -> Baseline {
     if text == "zero" { return .zero }
     if let value = Float(text) { return .constant(value) }
-    return .tensor(try NPY.readFloat32(URL(fileURLWithPath: text)))
+    return .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: text), what: "the baseline"))
 }
 
 /// The file a `--baseline` names, if it names one (for the inputs no output may overwrite).
@@ -148,7 +148,7 @@ struct ExplainDeepLiftSHAP: ParsableCommand {
     var internalBatchSize: Int = 8
 
     func run() throws {
-        let distribution = try NPY.readFloat32(URL(fileURLWithPath: baselines))
+        let distribution = try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines")
         try common.run(DeepLiftSHAP(baselines: distribution, batchSize: internalBatchSize), name: "deeplift-shap",
                        options: ["baselines": baselines], inputs: [baselines])
     }

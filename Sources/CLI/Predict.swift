@@ -32,7 +32,11 @@ struct Predict: ParsableCommand {
         // classified at their own size; every batch's logits are [n, classes].
         for batch in batches {
             names += batch.names
-            rows.append(try classifier.logits(batch.tensor))
+            let logits = try classifier.logits(batch.tensor)
+            do { try logits.requireFinite("the model's output", advice: "its arithmetic overflows float32 on this input") } catch {
+                throw error.at(inputOptions.inputTensor ?? batch.names[0])
+            }
+            rows.append(logits)
         }
         let allLogits = Tensor.stackingRows(rows)
         if let logits {

@@ -68,7 +68,7 @@ struct Visualize: ParsableCommand {
         } else if let inputTensor {
             let url = URL(fileURLWithPath: inputTensor)
             inputs.append(url)
-            let input = try NPY.readFloat32(url)
+            let input = try NPY.readFiniteFloat32(url, what: "the input tensor")
             do { photo = try VisualizationPhoto.denormalized(input, preset: preset ?? .torchvision, index: index) } catch {
                 throw error.at(inputTensor)
             }

@@ -20,6 +20,21 @@ extension Classifier: AttributionModel {
 public struct Attribution: Sendable {
     /// One attribution per input element: the inputs' shape `[N, C, H, W]`.
     public var values: Tensor
+    /// Throws when the attributions or the convergence delta hold NaN or infinity — finite
+    /// weights and inputs can still overflow float32 inside the model — naming `method` and the
+    /// first bad element, so that no caller writes them as if they meant something.
+    public func requireFinite(method: String) throws(ElucidateError) {
+        let cause = "the model's arithmetic overflows float32 on this input (or its baseline)"
+        if let bad = values.firstNonFiniteDescription() {
+            throw ElucidateError(.invalidArgument, "\(method) gave non-finite attributions (\(bad)): \(cause)")
+        }
+        if let delta = convergenceDelta, let row = delta.firstIndex(where: { !$0.isFinite }) {
+            let value = delta[row].isNaN ? "nan" : delta[row] > 0 ? "inf" : "-inf"
+            throw ElucidateError(.invalidArgument,
+                                 "\(method) gave a non-finite convergence delta (\(value) for input \(row)): \(cause)")
+        }
+    }
+
     /// Per input, Σ attributions − (F(input) − F(baseline)) for methods that satisfy
     /// completeness (Integrated Gradients, GradientSHAP, DeepLIFT); nil otherwise.
     public var convergenceDelta: [Float]?
@@ -82,5 +97,6 @@ extension AttributionMethod {
         if let bad = targets.first(where: { $0 < 0 || $0 >= classes }) {
             throw ElucidateError(.invalidArgument, "target class \(bad) is out of range: the model has \(classes) classes")
         }
+        try inputs.requireFinite("the input", advice: "attributions of NaN or infinity mean nothing")
     }
 }

@@ -21,8 +21,12 @@ public enum Baseline: Sendable {
         case .zero:
             return Tensor(zeros: inputs.shape)
         case .constant(let value):
+            guard value.isFinite else {
+                throw ElucidateError(.invalidArgument, "the baseline \(value) is not a finite number")
+            }
             return Tensor(shape: inputs.shape, repeating: value)
         case .tensor(let tensor):
+            try tensor.requireFinite("the baseline", advice: "a baseline must hold finite numbers only")
             if tensor.shape == inputs.shape { return tensor }
             var single = tensor.shape
             if single.count == inputs.rank - 1 { single = [1] + single }

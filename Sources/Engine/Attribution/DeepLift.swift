@@ -82,6 +82,7 @@ public struct DeepLiftSHAP: AttributionMethod {
         guard baselines.rank == 4, baselines.shape[0] >= 1, Array(baselines.shape.dropFirst()) == Array(inputs.shape.dropFirst()) else {
             throw ElucidateError(.invalidArgument, "baselines must have shape (B, \(inputs.shape.dropFirst().map(String.init).joined(separator: ", "))), got \(baselines.shape)")
         }
+        try baselines.requireFinite("the baselines", advice: "baselines must hold finite numbers only")
         let rows = inputs.shape[0], count = baselines.shape[0], rowSize = inputs.count / rows
         // Pairs in input-major order: (input 0, baseline 0…B−1), (input 1, …).
         let pairedInputs = inputs.repeatingRows(count)

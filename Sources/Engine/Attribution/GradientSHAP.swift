@@ -59,6 +59,7 @@ public struct GradientSHAP: AttributionMethod {
             guard tensor.rank == 4, tensor.shape[0] >= 1, Array(tensor.shape.dropFirst()) == rowShape else {
                 throw ElucidateError(.invalidArgument, "baselines must have shape (B, \(rowShape.map(String.init).joined(separator: ", "))), got \(tensor.shape)")
             }
+            try tensor.requireFinite("the baselines", advice: "baselines must hold finite numbers only")
             distribution = tensor
             description = "\(tensor.shape[0]) given"
         case .zeroAndNoise(let count):

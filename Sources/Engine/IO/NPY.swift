@@ -71,6 +71,14 @@ public enum NPY {
         }
     }
 
+    /// `readFloat32` for data a model will consume (inputs, baselines): a NaN or infinity is
+    /// refused, naming the file, `what` it is ("the input tensor") and the first bad element.
+    public static func readFiniteFloat32(_ url: URL, what: String) throws(ElucidateError) -> Tensor {
+        let tensor = try readFloat32(url)
+        do { try tensor.requireFinite(what, advice: "it must hold finite numbers only") } catch { throw error.at(url.path) }
+        return tensor
+    }
+
     /// Reads a `.npy` file that must hold int32 (`'<i4'`) data.
     public static func readInt32(_ url: URL) throws(ElucidateError) -> (shape: [Int], values: [Int32]) {
         switch try read(url) {

@@ -30,6 +30,12 @@ public struct ResNet: Sendable {
         if let architecture { arch = architecture } else { arch = try ResNet.inferArchitecture(original) }
         arch.head = layout == .fastai ? .fastai : .torchvision
         try ResNet.checkKeys(original, against: arch)
+        // Every loader (safetensors, .pth, the built-in models, a state dict made in code)
+        // comes through here: one pass over the weights, so NaN never reaches a prediction.
+        for key in original.keys {
+            try original.tensors[key]!.requireFinite("weight '\(key)'", kind: .invalidFormat,
+                                                     advice: "the file is damaged or the training diverged")
+        }
         let stateDict = layout.normalizing(original)
         self.architecture = arch
 
