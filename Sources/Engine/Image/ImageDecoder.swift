@@ -6,8 +6,9 @@ import Foundation
 /// Every PNG colour type and bit depth becomes RGB8 the way Pillow's `convert("RGB")`
 /// does for 8-bit data: gray is replicated, palettes expanded, alpha and tRNS dropped
 /// without compositing; 16-bit samples keep their high byte. JPEGs are decoded with
-/// libjpeg-turbo's accurate IDCT and fancy upsampling, like Pillow. EXIF orientation is
-/// not applied (neither Pillow's `open` nor torchvision applies it).
+/// libjpeg-turbo's accurate IDCT and fancy upsampling, like Pillow. EXIF orientation is not
+/// applied by default (`ExifRule.ignore`: neither Pillow's `open` nor torchvision applies it);
+/// `exif: .apply` turns the image as Pillow's `ImageOps.exif_transpose` does.
 public enum ImageDecoder {
     /// The formats `decode` accepts.
     public enum Format: String, Sendable {
@@ -35,6 +36,36 @@ public enum ImageDecoder {
     ///   images (other formats such as GIF, CMYK JPEG, more than
     ///   `maximumSide`/`maximumPixelCount` pixels).
     public static func decode(_ data: Data) throws(ElucidateError) -> RGBImage {
+        try decodeWithOrientation(data, exif: .ignore).image
+    }
+
+    /// `decode(_:)`, turned by the image's EXIF orientation when `exif` is `.apply`.
+    public static func decode(_ data: Data, exif: ExifRule) throws(ElucidateError) -> RGBImage {
+        try decodeWithOrientation(data, exif: exif).image
+    }
+
+    /// Decodes a JPEG or PNG and reads the orientation it records (`ExifOrientation.read`, nil
+    /// for none); with `exif: .apply` the image is turned by it. Errors carry no path.
+    public static func decodeWithOrientation(_ data: Data, exif: ExifRule) throws(ElucidateError)
+        -> (image: RGBImage, orientation: Int?) {
+        let stored = try decodeStored(data)
+        let orientation = ExifOrientation.read(data)
+        guard exif == .apply, let orientation else { return (stored, orientation) }
+        return (stored.applyingOrientation(orientation), orientation)
+    }
+
+    /// Reads and decodes a JPEG or PNG file and the orientation it records; every error names
+    /// `url`'s path.
+    public static func loadWithOrientation(_ url: URL, exif: ExifRule) throws(ElucidateError) -> (image: RGBImage, orientation: Int?) {
+        let data = try readFileBytes(url)
+        do {
+            return try decodeWithOrientation(data, exif: exif)
+        } catch {
+            throw error.at(url.path)
+        }
+    }
+
+    private static func decodeStored(_ data: Data) throws(ElucidateError) -> RGBImage {
         guard !data.isEmpty else {
             throw ElucidateError(.invalidFormat, "empty file: not a JPEG or PNG image")
         }
@@ -58,12 +89,12 @@ public enum ImageDecoder {
 
     /// Reads and decodes a JPEG or PNG file; every error names `url`'s path.
     public static func load(_ url: URL) throws(ElucidateError) -> RGBImage {
-        let data = try readFileBytes(url)
-        do {
-            return try decode(data)
-        } catch {
-            throw error.at(url.path)
-        }
+        try loadWithOrientation(url, exif: .ignore).image
+    }
+
+    /// `load(_:)`, turned by the image's EXIF orientation when `exif` is `.apply`.
+    public static func load(_ url: URL, exif: ExifRule) throws(ElucidateError) -> RGBImage {
+        try loadWithOrientation(url, exif: exif).image
     }
 
     // MARK: - Private
