@@ -58,6 +58,14 @@ struct InputOptions: ParsableArguments {
     @Option(name: .long, help: "Preprocessing: torchvision, fastai, none or fashion-mnist (default: the model's own, else torchvision).")
     var preset: PreprocessingPreset?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "EXIF orientation: ignore (default: the pixels as stored, as PIL.Image.open and torchvision) or apply (turn the image as a photo viewer shows it, as Pillow's ImageOps.exif_transpose).",
+        valueName: "rule"))
+    var exif: ExifRule?
+
+    /// The EXIF rule images are decoded with (nil for an input tensor).
+    var exifRule: ExifRule? { inputTensor == nil ? exif ?? .ignore : nil }
+
     func validate() throws {
         if images.isEmpty && inputTensor == nil {
             throw ValidationError("give one or more images, or --input-tensor FILE.npy")
@@ -68,6 +76,9 @@ struct InputOptions: ParsableArguments {
         if inputTensor != nil && preset != nil {
             throw ValidationError("--preset does not apply to --input-tensor, which is already preprocessed")
         }
+        if inputTensor != nil && exif != nil {
+            throw ValidationError("--exif does not apply to --input-tensor, which is already preprocessed")
+        }
     }
 
     var inputURLs: [URL] {
@@ -75,8 +86,9 @@ struct InputOptions: ParsableArguments {
     }
 
     /// The input tensor as one batch `[N, C, H, W]`, or one batch `[1, C, H, W]` per image
-    /// (images may differ in size under preset `none`; see `requireOneSize`).
-    func loadBatches(for classifier: Classifier) throws(ElucidateError) -> [(names: [String], tensor: Tensor)] {
+    /// (images may differ in size under preset `none`; see `requireOneSize`), each image decoded
+    /// under `exifRule`, with the EXIF orientation it records.
+    func loadBatches(for classifier: Classifier) throws(ElucidateError) -> [InputBatch] {
         if let inputTensor {
             let url = URL(fileURLWithPath: inputTensor)
             var tensor = try NPY.readFiniteFloat32(url, what: "the input tensor")
@@ -91,17 +103,33 @@ struct InputOptions: ParsableArguments {
                                      path: url.path)
             }
             let names = (0..<tensor.shape[0]).map { "\(url.lastPathComponent)[\($0)]" }
-            return [(names, tensor)]
+            return [(names, tensor, nil)]
         }
         let preprocessor = Preprocessor(preset: preset ?? classifier.preset ?? .torchvision)
-        var batches: [(names: [String], tensor: Tensor)] = []
+        var batches: [InputBatch] = []
         for path in images {
-            let image = try ImageDecoder.load(URL(fileURLWithPath: path))
+            let (image, orientation) = try ImageDecoder.loadWithOrientation(URL(fileURLWithPath: path), exif: exifRule ?? .ignore)
             let tensor: Tensor
             do { tensor = try preprocessor.tensor(from: image) } catch { throw error.at(path) }
-            batches.append(([path], tensor))
+            batches.append(([path], tensor, orientation))
         }
         return batches
+    }
+
+    /// The orientation to report for a batch: one that turns the image (2…8) and was ignored,
+    /// so that a user can notice (nil otherwise).
+    func ignoredOrientation(_ batch: InputBatch) -> Int? {
+        exifRule == .ignore ? batch.exifOrientation.flatMap { (2...8).contains($0) ? $0 : nil } : nil
+    }
+
+    /// One note on stderr per image whose EXIF orientation was ignored (for the text report;
+    /// the JSON report carries `exifOrientation`).
+    func noteIgnoredOrientations(_ batches: [InputBatch]) {
+        for batch in batches {
+            guard let orientation = ignoredOrientation(batch) else { continue }
+            FileHandle.standardError.write(Data(("note: \(batch.names[0]) records EXIF orientation \(orientation); it is used as "
+                + "stored, not as a photo viewer shows it (--exif apply turns it)\n").utf8))
+        }
     }
 }
 
@@ -109,7 +137,7 @@ extension InputOptions {
     /// Refuses batches whose rows differ in shape — possible only for images that a preset
     /// such as `none` leaves at their own size — naming the first two images that differ.
     /// For commands that join every input into one array (explain), before any model work.
-    func requireOneSize(_ batches: [(names: [String], tensor: Tensor)], preset: PreprocessingPreset) throws(ElucidateError) {
+    func requireOneSize(_ batches: [InputBatch], preset: PreprocessingPreset) throws(ElucidateError) {
         guard let first = batches.first else { return }
         let size = Array(first.tensor.shape.dropFirst())
         guard let other = batches.first(where: { Array($0.tensor.shape.dropFirst()) != size }) else { return }
@@ -157,4 +185,9 @@ enum OutputFiles {
     }
 }
 
+/// An input batch: its inputs' names, the tensor `[N, C, H, W]`, and for an image the EXIF
+/// orientation its file records (nil for none, and for an input tensor).
+typealias InputBatch = (names: [String], tensor: Tensor, exifOrientation: Int?)
+
 extension PreprocessingPreset: ExpressibleByArgument {}
+extension ExifRule: ExpressibleByArgument {}

@@ -90,6 +90,7 @@ struct ExplainOptions: ParsableArguments {
         let batches = try input.loadBatches(for: classifier)
         let preset = input.preset ?? classifier.preset ?? .torchvision
         try input.requireOneSize(batches, preset: preset)
+        if !json { input.noteIgnoredOrientations(batches) }
         let methods = try batches.map { try makeMethod($0.tensor, preset) }
         let seed = self.seed ?? SeededRandom.randomSeed()
         let tunnelled: [any AttributionMethod] = methods.map { method in
@@ -130,7 +131,7 @@ struct ExplainOptions: ParsableArguments {
                     input: name, target: targets[row], targetLabel: classifier.labels?[targets[row]],
                     predicted: best[row].index, predictedLabel: best[row].label, probability: best[row].probability,
                     targetProbability: probabilities[row, targets[row]],
-                    convergenceDelta: attribution.convergenceDelta?[row]))
+                    convergenceDelta: attribution.convergenceDelta?[row], exifOrientation: input.ignoredOrientation(batch)))
             }
             names += batch.names
             values.append(attribution.values)
@@ -163,7 +164,8 @@ struct ExplainOptions: ParsableArguments {
         if json {
             print(try JSONOutput.string(ExplanationReport(
                 method: name, model: model.model, architecture: classifier.architecture.description, attributions: attributions,
-                shape: all.shape, options: used, details: details, elapsedSeconds: elapsed, inputs: reports)))
+                shape: all.shape, options: used, details: details, elapsedSeconds: elapsed, exif: input.exifRule?.rawValue,
+                inputs: reports)))
         } else {
             for report in reports {
                 let label = report.targetLabel.map { " (\($0))" } ?? ""
@@ -224,6 +226,8 @@ struct ExplanationReport: Encodable {
         let probability: Float
         let targetProbability: Float
         let convergenceDelta: Float?
+        /// The EXIF orientation the image records, when it would turn it and was ignored.
+        let exifOrientation: Int?
     }
     let method: String
     let model: String
@@ -233,5 +237,7 @@ struct ExplanationReport: Encodable {
     let options: [String: String]
     let details: [String: String]
     let elapsedSeconds: Double
+    /// The EXIF rule images were decoded with ("ignore" or "apply"; none for an input tensor).
+    let exif: String?
     let inputs: [Input]
 }

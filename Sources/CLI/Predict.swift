@@ -26,12 +26,15 @@ struct Predict: ParsableCommand {
         try OutputFiles.check([("--logits", logits)], inputs: modelOptions.inputURLs + inputOptions.inputURLs)
         let classifier = try modelOptions.loadClassifier()
         let batches = try inputOptions.loadBatches(for: classifier)
+        if !json { inputOptions.noteIgnoredOrientations(batches) }
         var names: [String] = []
+        var orientations: [Int?] = []
         var rows: [Tensor] = []
         // Each image is its own batch, so images of different sizes (preset none) are each
         // classified at their own size; every batch's logits are [n, classes].
         for batch in batches {
             names += batch.names
+            orientations += batch.names.map { _ in inputOptions.ignoredOrientation(batch) }
             let logits = try classifier.logits(batch.tensor)
             do { try logits.requireFinite("the model's output", advice: "its arithmetic overflows float32 on this input") } catch {
                 throw error.at(inputOptions.inputTensor ?? batch.names[0])
@@ -47,8 +50,10 @@ struct Predict: ParsableCommand {
         if json {
             let report = PredictionReport(
                 model: modelOptions.model, architecture: classifier.architecture.description,
-                classes: classifier.classes,
-                inputs: zip(names, ranked).map { PredictionReport.Input(input: $0, top: $1) })
+                classes: classifier.classes, exif: inputOptions.exifRule?.rawValue,
+                inputs: zip(zip(names, ranked), orientations).map {
+                    PredictionReport.Input(input: $0.0, top: $0.1, exifOrientation: $1)
+                })
             print(try JSONOutput.string(report))
         } else {
             for (name, scores) in zip(names, ranked) {
@@ -66,10 +71,14 @@ struct PredictionReport: Encodable {
     struct Input: Encodable {
         let input: String
         let top: [ClassScore]
+        /// The EXIF orientation the image records, when it would turn it and was ignored.
+        let exifOrientation: Int?
     }
     let model: String
     let architecture: String
     let classes: Int
+    /// The EXIF rule images were decoded with ("ignore" or "apply"; none for an input tensor).
+    let exif: String?
     let inputs: [Input]
 }
 

@@ -28,6 +28,11 @@ struct Visualize: ParsableCommand {
     @Option(name: .long, help: "Preprocessing of the photo: torchvision (default), fastai or none.")
     var preset: PreprocessingPreset?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "With --image: EXIF orientation ignore (default: as stored) or apply (as a photo viewer shows it); use the explain run's.",
+        valueName: "rule"))
+    var exif: ExifRule?
+
     @Option(name: .long, help: "The item of the batch to draw (of the attributions and of the input tensor).")
     var index: Int = 0
 
@@ -41,6 +46,7 @@ struct Visualize: ParsableCommand {
             throw ValidationError("give --image or --input-tensor, not both")
         }
         if index < 0 { throw ValidationError("--index must be at least 0") }
+        if exif != nil && image == nil { throw ValidationError("--exif applies only to --image") }
         if image == nil && inputTensor == nil, let panel = (try? visualization.parsedPanels())?.first(where: { $0.method.needsPhoto }) {
             throw ValidationError("the \(panel.method.rawValue) view needs the photo: give --image IMAGE or --input-tensor X.npy")
         }
@@ -63,7 +69,12 @@ struct Visualize: ParsableCommand {
         if let image {
             let url = URL(fileURLWithPath: image)
             inputs.append(url)
-            photo = try VisualizationPhoto.load(url, preset: preset ?? .torchvision)
+            if exif == .apply {
+                let turned = try ImageDecoder.load(url, exif: .apply)
+                do { photo = try Preprocessor(preset: preset ?? .torchvision).prepare(turned) } catch { throw error.at(image) }
+            } else {
+                photo = try VisualizationPhoto.load(url, preset: preset ?? .torchvision)
+            }
             photoPath = image
         } else if let inputTensor {
             let url = URL(fileURLWithPath: inputTensor)
@@ -78,7 +89,8 @@ struct Visualize: ParsableCommand {
             let how = image != nil ? " after \((preset ?? .torchvision).rawValue) preprocessing" : ""
             throw ElucidateError(.invalidArgument,
                 "is \(photo.width)×\(photo.height) pixels\(how) but the attributions in \(attributions) are \(map.width)×\(map.height)"
-                + (image != nil ? " (use the --preset the model used)" : ""), path: photoPath)
+                + (image == nil ? "" : photo.width == map.height && photo.height == map.width && exif != .apply
+                    ? " (were they made with --exif apply? give it here too)" : " (use the --preset the model used)"), path: photoPath)
         }
         let figure = try visualization.figure(tensor, index: index, photo: photo)
         try visualization.write(figure, to: out, protectedInputs: inputs)
