@@ -7,11 +7,12 @@
                          shapes (scalar, empty, 1-D, 4-D), format versions 1.0, 2.0 and 3.0,
                          and a few the parser must refuse (float64, big-endian, Fortran order)
     corpus/jpeg/         tiny JPEGs from Pillow: baseline colour at 4:4:4 and 4:2:0, greyscale,
-                         progressive, restart markers, an EXIF block; plus small fixtures from
+                         progressive, restart markers, EXIF blocks (II, MM) and XMP with an
+                         orientation; plus small fixtures from
                          Tests/Fixtures/images when present
     corpus/png/          tiny PNGs from Pillow: grey 1/2/4/8/16 bits, RGB, RGBA, palette with
                          transparency, grey+alpha, an interlaced one written by hand, extra
-                         chunks; plus small fixtures from Tests/Fixtures/images when present
+                         chunks, an eXIf chunk; plus small fixtures from Tests/Fixtures/images when present
 
 Needs numpy and Pillow. Re-running rewrites the same bytes (no randomness, no timestamps).
 Usage: python3 fuzz/make_corpus.py
@@ -134,6 +135,13 @@ def make_jpeg() -> None:
     exif[0x0112] = 6  # orientation: rotate 90 CW
     write("jpeg", "exif_orientation.jpg", jpeg(Image.fromarray(pattern(8, 16, 3, 3), "RGB"), quality=60,
                                                exif=exif.tobytes()))
+    # The orientation reader's other paths: a big-endian (MM) EXIF block behind another tag,
+    # and an orientation only in XMP (ExifOrientation, reached through decode(_:exif:)).
+    big_endian = (b"Exif\x00\x00MM\x00\x2a" + struct.pack(">IH", 8, 2) + struct.pack(">HHI4s", 0x010F, 2, 4, b"Acm\x00")
+                  + struct.pack(">HHIH2s", 0x0112, 3, 1, 8, b"\x00\x00") + struct.pack(">I", 0))
+    write("jpeg", "exif_big_endian.jpg", jpeg(Image.fromarray(pattern(4, 6, 3, 9), "RGB"), quality=60, exif=big_endian))
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="5"/></x:xmpmeta>'
+    write("jpeg", "xmp_orientation.jpg", jpeg(Image.fromarray(pattern(4, 6, 3, 10), "RGB"), quality=60, xmp=xmp))
     # Restart markers every MCU row: Pillow passes "restart_marker_rows" only in newer versions.
     try:
         write("jpeg", "restart_markers.jpg", jpeg(rgb, quality=60, restart_marker_rows=1))
@@ -189,6 +197,9 @@ def make_png() -> None:
     base = png(Image.fromarray(pattern(3, 3, 3, 8), "RGB"))
     extra = chunk(b"gAMA", struct.pack(">I", 45455)) + chunk(b"tEXt", b"Comment\x00fuzz seed")
     write("png", "with_chunks_3x3.png", base[:33] + extra + base[33:])
+    # An eXIf chunk (EXIF orientation 6), read by ExifOrientation.
+    exif = b"II\x2a\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIH2s", 0x0112, 3, 1, 6, b"\x00\x00") + struct.pack("<I", 0)
+    write("png", "exif_orientation_3x2.png", base[:33] + chunk(b"eXIf", exif) + base[33:])
     copy_fixtures("png", [".png"])
 
 
