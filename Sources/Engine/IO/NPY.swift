@@ -51,7 +51,7 @@ public enum NPY {
 
     /// Reads a `.npy` file; errors name `url`'s path.
     public static func read(_ url: URL) throws(ElucidateError) -> NPYArray {
-        let data = try readFileBytes(url)
+        let data = try readFileBytes(url, expected: "a .npy file")
         do {
             return try parse(data)
         } catch {
