@@ -63,6 +63,7 @@ struct Visualize: ParsableCommand {
         if let image {
             let url = URL(fileURLWithPath: image)
             inputs.append(url)
+            try requireRegularFile(url, expected: "a JPEG or PNG image")
             photo = try VisualizationPhoto.load(url, preset: preset ?? .torchvision)
             photoPath = image
         } else if let inputTensor {
@@ -82,6 +83,6 @@ struct Visualize: ParsableCommand {
         }
         let figure = try visualization.figure(tensor, index: index, photo: photo)
         try visualization.write(figure, to: out, protectedInputs: inputs)
-        print("\(out): \(figure.canvas.width)×\(figure.canvas.height) pixels")
+        try StandardOutput.write("\(TerminalText.escaped(out)): \(figure.canvas.width)×\(figure.canvas.height) pixels\n")
     }
 }
