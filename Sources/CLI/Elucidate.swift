@@ -26,7 +26,9 @@ struct Elucidate: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                exit(withError: error)  // --help, --version: the full text, exit 0
+                // --help, --version: the full text on stdout, exit 0 — or an error if it cannot be written.
+                do { try StandardOutput.write(fullMessage(for: error) + "\n") } catch { fail(error.description, code: 1) }
+                Foundation.exit(0)
             }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
             fail("\(message) (see 'elucidate help')", code: code.rawValue)
@@ -79,7 +81,7 @@ struct Elucidate: ParsableCommand {
     /// Prints `elucidate: MESSAGE` on stderr, with any control character in it (from a file's
     /// name, a tensor name, a label) escaped so that it cannot act on the terminal, and exits.
     static func fail(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("elucidate: \(TerminalText.escaped(message))\n".utf8))
+        StandardError.write("elucidate: \(TerminalText.escaped(message))\n")
         Foundation.exit(code == 0 ? 1 : code)
     }
 }

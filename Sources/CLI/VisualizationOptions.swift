@@ -153,7 +153,7 @@ struct VisualizationOptions: ParsableArguments {
             try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protectedInputs + [outputURL])
         }
         for warning in figure.warnings {
-            FileHandle.standardError.write(Data("elucidate: warning: \(TerminalText.escaped(warning))\n".utf8))
+            StandardError.write("elucidate: warning: \(TerminalText.escaped(warning))\n")
         }
     }
 }

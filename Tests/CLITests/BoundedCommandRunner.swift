@@ -15,10 +15,10 @@ struct BoundedResult {
 
 /// Runs `elucidate arguments` (or, with `shell`, `/bin/sh -c SHELL elucidate arguments…`,
 /// where the script runs the command as `"$0" "$@"`) and kills it after `timeout` seconds:
-/// for commands that must not hang (a FIFO as an input). `standardOutput` replaces the
-/// captured stdout (e.g. a handle on /dev/full).
+/// for commands that must not hang (a FIFO as an input). `standardOutput` and
+/// `standardError` replace the captured streams (e.g. a handle on /dev/full).
 func runBounded(_ arguments: [String], shell: String? = nil, timeout: TimeInterval = 120,
-                standardOutput: FileHandle? = nil) throws -> BoundedResult {
+                standardOutput: FileHandle? = nil, standardError: FileHandle? = nil) throws -> BoundedResult {
     let process = Process()
     let elucidate = productsDirectory.appendingPathComponent("elucidate")
     if let shell {
@@ -30,7 +30,7 @@ func runBounded(_ arguments: [String], shell: String? = nil, timeout: TimeInterv
     }
     let out = Pipe(), err = Pipe()
     process.standardOutput = standardOutput ?? out
-    process.standardError = err
+    process.standardError = standardError ?? err
     process.standardInput = FileHandle.nullDevice
     try process.run()
     let group = DispatchGroup()
@@ -40,8 +40,10 @@ func runBounded(_ arguments: [String], shell: String? = nil, timeout: TimeInterv
         group.enter()
         DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     }
-    group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if standardError == nil {
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    }
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { usleep(20_000) }
     let timedOut = process.isRunning

@@ -142,6 +142,29 @@ final class OutputSafetyCommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("old.npy"))), Data("old".utf8))
     }
 
+    /// Help and version text go through the same checked writes; an error line that cannot
+    /// be written (stderr on a full device) still ends in exit status 1, not a crash
+    /// (Foundation's FileHandle.write traps on a failed write).
+    func testHelpToAFullStdoutAndErrorsToAFullStderr() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/full"))
+        for arguments in [["--help"], ["predict", "--help"], ["--version"]] {
+            let full = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+            let result = try runBounded(arguments, standardOutput: full)
+            try full.close()
+            assertOneLineFailure(result, mentioning: "cannot write to the standard output: No space left on device",
+                                 arguments.joined(separator: " "))
+        }
+        for arguments in [["predict", path("missing.png")], ["predict", image, "--top-k", "0"],
+                          ["predict", image, "--logits", "/dev/full"]] {
+            let full = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+            let result = try runBounded(arguments, standardError: full)
+            try full.close()
+            XCTAssertFalse(result.timedOut)
+            XCTAssertTrue(result.status == 1 || result.status == 64, "\(arguments): status \(result.status)")
+        }
+        assertCharacterDevice("/dev/full", 1, 7)
+    }
+
     /// A report to a pipe whose reader has gone is an error, not death by SIGPIPE.
     func testClosedPipeOnStdoutIsAnError() throws {
         var ends: [Int32] = [0, 0]

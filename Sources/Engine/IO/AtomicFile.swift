@@ -16,10 +16,13 @@ import Foundation
 ///   reading is refused at once rather than waited on.
 /// - a symbolic link: followed, link by link, to what it finally names, which is then
 ///   treated as above — a regular file is replaced where it is (the link stays a link),
-///   a device (`/dev/stdout`) is written in place. A link to nothing is refused (no file
-///   is created through a dangling link), and so is a link in a world-writable sticky
-///   folder such as `/tmp` owned by someone else than the writer or the folder's owner
-///   (the rule of Linux's `fs.protected_symlinks`, which a rename would bypass).
+///   a device or pipe (`/dev/stdout` on a terminal or a pipe) is written in place. A link
+///   to an open descriptor (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) that is a
+///   regular file (the shell's `> out.npy`) is appended to rather than replaced behind the
+///   shell's back. A link to nothing is refused (no file is created through a dangling
+///   link), and so is a link in a world-writable sticky folder such as `/tmp` owned by
+///   someone else than the writer or the folder's owner (the rule of Linux's
+///   `fs.protected_symlinks`, which a rename would bypass).
 /// - a folder, or a path under a folder that does not exist: refused.
 ///
 /// Writes never kill the process: SIGPIPE (a reader that went away) and SIGXFSZ (the
@@ -304,6 +307,18 @@ public enum StandardOutput {
         if let failure = blockingWriteSignals({ writeAll(STDOUT_FILENO, data) }) {
             throw ElucidateError(.unreadable, "cannot write to the standard output: \(errnoText(failure))")
         }
+    }
+}
+
+/// Writes messages to the standard error (file descriptor 2) unbuffered, without ever
+/// trapping: Foundation's `FileHandle.standardError.write` stops the process when the
+/// write fails (stderr on a full disk or a closed pipe), turning a one-line refusal into a crash.
+public enum StandardError {
+    /// Writes `text` (UTF-8) to the standard error; false if it could not be written
+    /// (there is nowhere left to report that).
+    @discardableResult
+    public static func write(_ text: String) -> Bool {
+        blockingWriteSignals { writeAll(STDERR_FILENO, Data(text.utf8)) } == nil
     }
 }
 
