@@ -81,3 +81,12 @@ func assertCharacterDevice(_ path: String, _ major: UInt32, _ minor: UInt32,
         .filter { $0.hasPrefix(".\((path as NSString).lastPathComponent).") }
     XCTAssertEqual(leftovers, [], "temporary files left in /dev", file: file, line: line)
 }
+
+/// Skips, without writing anything, unless `path` is a character device: a machine whose
+/// /dev/null or /dev/full was already replaced by a regular file would only get that file
+/// rewritten. The message says how to repair it.
+func requireDevice(_ path: String, _ node: String) throws {
+    var info = stat()
+    let isDevice = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR
+    try XCTSkipUnless(isDevice, "\(path) is not a character device on this machine; recreate it: rm -f \(path); mknod -m 666 \(path) \(node)")
+}

@@ -30,7 +30,7 @@ final class OutputSafetyCommandTests: XCTestCase {
     // MARK: Item 1
 
     func testDevNullIsNotReplaced() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/null"))
+        try requireDevice("/dev/null", "c 1 3")
         for arguments in [explain(["--attributions", "/dev/null"]), explain(["--visualize", "/dev/null"]),
                           explain(["--attributions", "/dev/null", "--visualize", "/dev/null"]),
                           ["predict", image, "--logits", "/dev/null"]] {
@@ -95,7 +95,7 @@ final class OutputSafetyCommandTests: XCTestCase {
     // MARK: Item 4
 
     func testFullDeviceFailsEveryOutput() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/full"))
+        try requireDevice("/dev/full", "c 1 7")
         let attr = path("attr.npy")
         let made = try runBounded(explain(["--attributions", attr]))
         XCTAssertEqual(made.status, 0, made.stderr)
@@ -112,7 +112,7 @@ final class OutputSafetyCommandTests: XCTestCase {
     }
 
     func testFullStandardOutputFails() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/full"))
+        try requireDevice("/dev/full", "c 1 7")
         let attr = path("attr.npy")
         XCTAssertEqual(try runBounded(explain(["--attributions", attr])).status, 0)
         for arguments in [["predict", image], ["predict", image, "--json"],
@@ -146,7 +146,7 @@ final class OutputSafetyCommandTests: XCTestCase {
     /// be written (stderr on a full device) still ends in exit status 1, not a crash
     /// (Foundation's FileHandle.write traps on a failed write).
     func testHelpToAFullStdoutAndErrorsToAFullStderr() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/full"))
+        try requireDevice("/dev/full", "c 1 7")
         for arguments in [["--help"], ["predict", "--help"], ["--version"]] {
             let full = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
             let result = try runBounded(arguments, standardOutput: full)

@@ -58,7 +58,7 @@ final class AtomicFileTests: XCTestCase {
     // MARK: Item 1: devices are written in place, never replaced
 
     func testDevNullIsWrittenInPlaceNotReplaced() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/null"))
+        try requireDevice("/dev/null", "c 1 3")
         XCTAssertEqual(try AtomicFile.destination(of: URL(fileURLWithPath: "/dev/null")),
                        .inPlace(path: "/dev/null", kind: .characterDevice))
         try NPY.write(tensor, to: URL(fileURLWithPath: "/dev/null"))
@@ -70,7 +70,7 @@ final class AtomicFileTests: XCTestCase {
     }
 
     func testFullDeviceReportsAFullDisk() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/full"))
+        try requireDevice("/dev/full", "c 1 7")
         assertThrows({ try NPY.write(self.tensor, to: URL(fileURLWithPath: "/dev/full")) },
                      mentioning: "/dev/full: cannot write: No space left on device")
         assertThrows({ try PNGWriter.write(Canvas(width: 1, height: 1, pixels: [0, 0, 0, 255]), to: URL(fileURLWithPath: "/dev/full")) },
@@ -80,7 +80,7 @@ final class AtomicFileTests: XCTestCase {
     }
 
     func testSymbolicLinkToADeviceIsWrittenThrough() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/dev/null"))
+        try requireDevice("/dev/null", "c 1 3")
         try FileManager.default.createSymbolicLink(atPath: path("sink.npy"), withDestinationPath: "/dev/null")
         guard case .inPlace(_, .characterDevice) = try AtomicFile.destination(of: url("sink.npy")) else {
             return XCTFail("a link to /dev/null is not written in place")
@@ -209,6 +209,7 @@ final class AtomicFileTests: XCTestCase {
     }
 
     func testStandardOutputErrorsAreReported() throws {
+        try requireDevice("/dev/full", "c 1 7")
         let saved = dup(STDOUT_FILENO)
         defer { dup2(saved, STDOUT_FILENO); close(saved) }
         // A full device.
@@ -304,6 +305,15 @@ final class AtomicFileTests: XCTestCase {
                                     metadata: ["preset": "\u{1B}[2J"], to: url("p.safetensors"))
         assertThrows({ _ = try Classifier.load(from: self.url("p.safetensors")) }, mentioning: "preset '\\x1b[2J'")
     }
+}
+
+/// Skips, without writing anything, unless `path` is a character device: a machine whose
+/// /dev/null or /dev/full was already replaced by a regular file would only get that file
+/// rewritten. The message says how to repair it.
+private func requireDevice(_ path: String, _ node: String) throws {
+    var info = stat()
+    let isDevice = lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR
+    try XCTSkipUnless(isDevice, "\(path) is not a character device on this machine; recreate it: rm -f \(path); mknod -m 666 \(path) \(node)")
 }
 
 /// Reads a descriptor to its end on another thread (accepting one connection first when

@@ -170,7 +170,7 @@ public enum TorchCheckpoint {
     private static func describe(_ value: PickleValue) -> String {
         switch value {
         case .tensor: "a single tensor"
-        case .object(let name), .global(PickleGlobal.inert(let name)): "a '\(name)' object"
+        case .object(let name), .global(PickleGlobal.inert(let name)): "a '\(ZipArchive.printable(name))' object"
         case .none: "None"
         default: "a \(value.typeName)"
         }
