@@ -108,7 +108,9 @@ struct InputOptions: ParsableArguments {
         let preprocessor = Preprocessor(preset: preset ?? classifier.preset ?? .torchvision)
         var batches: [InputBatch] = []
         for path in images {
-            let (image, orientation) = try ImageDecoder.loadWithOrientation(URL(fileURLWithPath: path), exif: exifRule ?? .ignore)
+            let url = URL(fileURLWithPath: path)
+            try requireRegularFile(url, expected: "a JPEG or PNG image")
+            let (image, orientation) = try ImageDecoder.loadWithOrientation(url, exif: exifRule ?? .ignore)
             let tensor: Tensor
             do { tensor = try preprocessor.tensor(from: image) } catch { throw error.at(path) }
             batches.append(([path], tensor, orientation))
@@ -127,8 +129,8 @@ struct InputOptions: ParsableArguments {
     func noteIgnoredOrientations(_ batches: [InputBatch]) {
         for batch in batches {
             guard let orientation = ignoredOrientation(batch) else { continue }
-            FileHandle.standardError.write(Data(("note: \(batch.names[0]) records EXIF orientation \(orientation); it is used as "
-                + "stored, not as a photo viewer shows it (--exif apply turns it)\n").utf8))
+            StandardError.write("note: \(TerminalText.escaped(batch.names[0])) records EXIF orientation \(orientation); "
+                                + "it is used as stored, not as a photo viewer shows it (--exif apply turns it)\n")
         }
     }
 }
@@ -153,34 +155,32 @@ extension InputOptions {
 
 /// The files a command will write, checked before it does any work, so that a run that
 /// cannot write all of them writes none: never over one of the command's inputs, never two
-/// outputs to one file, always into an existing folder.
+/// outputs to one file, always into an existing folder, never through a dangling link.
+/// What each destination gets (a file replaced atomically, a device or FIFO written in
+/// place) is the library's `AtomicFile.destination(of:)`.
 enum OutputFiles {
     /// `outputs` pairs each option with its path (nil when not given); `sameFileMessage`
     /// words the refusal for two options naming one file (default: "A and B cannot be the same file").
     static func check(_ outputs: [(option: String, path: String?)], inputs: [URL],
                       sameFileMessage: (_ first: String, _ second: String) -> String = { "\($0) and \($1) cannot be the same file" })
         throws(ElucidateError) {
-        func resolved(_ url: URL) -> URL { url.standardizedFileURL.resolvingSymlinksInPath() }
-        let protected = inputs.map(resolved)
         var seen: [(option: String, url: URL)] = []
         for case let (option, path?) in outputs {
             let url = URL(fileURLWithPath: path)
-            let destination = resolved(url)
-            if protected.contains(destination) {
+            let destination: AtomicFile.Destination
+            do { destination = try AtomicFile.destination(of: url) } catch {
+                throw ElucidateError(error.kind, "\(error.message) (\(option))", path: error.path)
+            }
+            if AtomicFile.writing(destination, wouldOverwriteAnyOf: inputs) {
                 throw ElucidateError(.invalidArgument, "refusing to overwrite an input file", path: url.path)
             }
-            if let earlier = seen.first(where: { $0.url == destination }) {
+            // A device, FIFO or socket is written in place: two outputs may share it (/dev/null).
+            guard destination.isFile else { continue }
+            let resolved = URL(fileURLWithPath: destination.path).standardizedFileURL.resolvingSymlinksInPath()
+            if let earlier = seen.first(where: { $0.url == resolved }) {
                 throw ElucidateError(.invalidArgument, sameFileMessage(earlier.option, option), path: path)
             }
-            seen.append((option, destination))
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: destination.path, isDirectory: &isDirectory), isDirectory.boolValue {
-                throw ElucidateError(.invalidArgument, "is a folder, not a file (\(option))", path: url.path)
-            }
-            let folder = destination.deletingLastPathComponent()
-            guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ElucidateError(.fileNotFound, "folder \(folder.path) does not exist", path: url.path)
-            }
+            seen.append((option, resolved))
         }
     }
 }

@@ -162,19 +162,22 @@ struct ExplainOptions: ParsableArguments {
         if self.seed != nil || isStochastic || noiseTunnel != nil { used["seed"] = String(seed) }
         let elapsed = Date().timeIntervalSince(started)
         if json {
-            print(try JSONOutput.string(ExplanationReport(
+            try StandardOutput.write(try JSONOutput.string(ExplanationReport(
                 method: name, model: model.model, architecture: classifier.architecture.description, attributions: attributions,
                 shape: all.shape, options: used, details: details, elapsedSeconds: elapsed, exif: input.exifRule?.rawValue,
-                inputs: reports)))
+                inputs: reports)) + "\n")
         } else {
+            // File names and labels come from outside: escaped for the terminal.
+            var text = ""
             for report in reports {
-                let label = report.targetLabel.map { " (\($0))" } ?? ""
-                var line = "\(report.input): \(name) for class \(report.target)\(label)"
-                if let delta = report.convergenceDelta { line += String(format: ", convergence delta %.3g", delta) }
-                print(line)
+                let label = report.targetLabel.map { " (\(TerminalText.escaped($0)))" } ?? ""
+                text += "\(TerminalText.escaped(report.input)): \(name) for class \(report.target)\(label)"
+                if let delta = report.convergenceDelta { text += String(format: ", convergence delta %.3g", delta) }
+                text += "\n"
             }
-            let written = outputs.map(\.path).joined(separator: " and ")
-            print(String(format: "wrote %@ (%@) in %.2f s", written, all.shape.map(String.init).joined(separator: "×"), elapsed))
+            let written = outputs.map { TerminalText.escaped($0.path) }.joined(separator: " and ")
+            text += String(format: "wrote %@ (%@) in %.2f s\n", written, all.shape.map(String.init).joined(separator: "×"), elapsed)
+            try StandardOutput.write(text)
         }
     }
 }

@@ -30,28 +30,35 @@ struct Info: ParsableCommand {
                 let lapackeLibrary: String?
                 let lapackLibrary: String?
             }
-            print(try JSONOutput.string(Report(
+            try StandardOutput.write(try JSONOutput.string(Report(
                 instructionSet: isa.level.name, instructionSetDetected: isa.detected.name,
                 instructionSetOrigin: "\(isa.origin)", instructionSetEnvironment: isa.environmentValue,
                 instructionSetProblem: isa.environmentProblem, threads: Runtime.threadCount,
                 blasLoaded: blas.loaded, blasLibrary: blas.library, blasCore: blas.coreName,
                 openblasCoretype: blas.coretypeEnvironment, coretypeSetByElucidate: blas.coretypeSetByElucidate,
-                lapackeLoaded: lapack.loaded, lapackeLibrary: lapack.library, lapackLibrary: lapack.lapackLibrary)))
+                lapackeLoaded: lapack.loaded, lapackeLibrary: lapack.library, lapackLibrary: lapack.lapackLibrary)) + "\n")
             return
         }
-        print("SIMD kernels:      \(isa.summary)")
-        print("threads:           \(Runtime.threadCount)")
+        var text = ""
+        text.line("SIMD kernels:      \(isa.summary)")
+        text.line("threads:           \(Runtime.threadCount)")
         if blas.loaded {
-            print("OpenBLAS:          \(blas.library ?? "?"), core \(blas.coreName ?? "unknown")")
+            text.line("OpenBLAS:          \(blas.library ?? "?"), core \(blas.coreName ?? "unknown")")
             let origin = blas.coretypeSetByElucidate ? "set by Elucidate" : "set by the user"
-            print("OPENBLAS_CORETYPE: \(blas.coretypeEnvironment.map { "\($0) (\(origin))" } ?? "unset (OpenBLAS detects the CPU)")")
+            text.line("OPENBLAS_CORETYPE: \(blas.coretypeEnvironment.map { "\($0) (\(origin))" } ?? "unset (OpenBLAS detects the CPU)")")
         } else {
-            print("OpenBLAS:          not loaded: \(blas.error ?? "unknown reason")")
+            text.line("OpenBLAS:          not loaded: \(blas.error ?? "unknown reason")")
         }
         if lapack.loaded {
-            print("LAPACKE:           \(lapack.library ?? "?"), LAPACK from \(lapack.lapackLibrary ?? "unknown")")
+            text.line("LAPACKE:           \(lapack.library ?? "?"), LAPACK from \(lapack.lapackLibrary ?? "unknown")")
         } else {
-            print("LAPACKE:           not loaded (Kernel SHAP and LIME's least-squares surrogate need it): \(lapack.error ?? "unknown reason")")
+            text.line("LAPACKE:           not loaded (Kernel SHAP and LIME's least-squares surrogate need it): \(lapack.error ?? "unknown reason")")
         }
+        try StandardOutput.write(text)
     }
+}
+
+extension String {
+    /// Appends `line` and a newline (a report built whole, then written with `StandardOutput`).
+    mutating func line(_ line: String) { self += line + "\n" }
 }

@@ -32,22 +32,24 @@ struct Models: ParsableCommand {
         let heads = ["torchvision: average pool + fc (keys conv1 … layer4, fc)",
                      "fastai: vision_learner/cnn_learner create_head (keys 0.* body, 1.2/1.4/1.6/1.8 head)"]
         if json {
-            print(try JSONOutput.string(Report(builtin: builtin, architectures: architectures, stems: stems, heads: heads)))
+            try StandardOutput.write(try JSONOutput.string(Report(builtin: builtin, architectures: architectures, stems: stems, heads: heads)) + "\n")
             return
         }
-        print("Built-in models (--model NAME):")
+        var text = ""
+        text.line("Built-in models (--model NAME):")
         for model in builtin {
-            print("  \(model.name)\(model.isDefault ? " (default)" : "")\(model.path == nil ? " [not installed]" : "")")
-            print("      \(model.summary)")
+            text.line("  \(model.name)\(model.isDefault ? " (default)" : "")\(model.path == nil ? " [not installed]" : "")")
+            text.line("      \(model.summary)")
         }
-        print("")
-        print("Architectures (--arch NAME, or inferred from the weights' keys):")
-        print("  \(architectures.joined(separator: ", ")); any other BasicBlock/Bottleneck depths and widths")
-        print("  in torchvision's four-stage layout are inferred too.")
-        print("Stems:")
-        for stem in stems { print("  \(stem)") }
-        print("Heads:")
-        for head in heads { print("  \(head)") }
-        print("Weights: .safetensors (metadata arch, stem, labels, preset are read) or torch.save .pth state dicts.")
+        text.line("")
+        text.line("Architectures (--arch NAME, or inferred from the weights' keys):")
+        text.line("  \(architectures.joined(separator: ", ")); any other BasicBlock/Bottleneck depths and widths")
+        text.line("  in torchvision's four-stage layout are inferred too.")
+        text.line("Stems:")
+        for stem in stems { text.line("  \(stem)") }
+        text.line("Heads:")
+        for head in heads { text.line("  \(head)") }
+        text.line("Weights: .safetensors (metadata arch, stem, labels, preset are read) or torch.save .pth state dicts.")
+        try StandardOutput.write(text)
     }
 }

@@ -54,15 +54,18 @@ struct Predict: ParsableCommand {
                 inputs: zip(zip(names, ranked), orientations).map {
                     PredictionReport.Input(input: $0.0, top: $0.1, exifOrientation: $1)
                 })
-            print(try JSONOutput.string(report))
+            try StandardOutput.write(try JSONOutput.string(report) + "\n")
         } else {
+            // Names and labels come from files (and file names): escaped for the terminal.
+            var text = ""
             for (name, scores) in zip(names, ranked) {
-                print(name)
+                text += TerminalText.escaped(name) + "\n"
                 for (rank, score) in scores.enumerated() {
-                    let label = score.label.map { "\($0) (\(score.index))" } ?? "class \(score.index)"
-                    print(String(format: "  %2d. %6.2f%%  %@  logit %.4f", rank + 1, score.probability * 100, label, score.logit))
+                    let label = score.label.map { "\(TerminalText.escaped($0)) (\(score.index))" } ?? "class \(score.index)"
+                    text += String(format: "  %2d. %6.2f%%  %@  logit %.4f", rank + 1, score.probability * 100, label, score.logit) + "\n"
                 }
             }
+            try StandardOutput.write(text)
         }
     }
 }
@@ -83,12 +86,27 @@ struct PredictionReport: Encodable {
 }
 
 enum JSONOutput {
+    /// `value` as pretty-printed JSON. Strings keep their text exactly, through JSON's own
+    /// escaping: the encoder writes control characters U+0000…U+001F as `\uXXXX` (or `\n`,
+    /// …), and DEL and the C1 controls U+007F…U+009F, which JSON allows raw but a terminal
+    /// may act on, are written `\u007f`…`\u009f` here too.
     static func string<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+        guard TerminalText.hasControlCharacters(text) else { return text }
+        var escaped = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            // Outside strings the encoder writes only newlines and spaces.
+            if scalar.value >= 0x7F && scalar.value <= 0x9F || (scalar.value < 0x20 && scalar != "\n") {
+                escaped.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
+            } else {
+                escaped.append(scalar)
+            }
+        }
+        return String(escaped)
     }
 }
 

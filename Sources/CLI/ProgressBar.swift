@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 #if canImport(Glibc)
@@ -50,7 +51,7 @@ final class ProgressBar: @unchecked Sendable {
     /// Erases the bar.
     func finish() {
         lock.withLock {
-            if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if drawn { StandardError.write("\r\u{1B}[K") }
             drawn = false
         }
     }
@@ -60,7 +61,7 @@ final class ProgressBar: @unchecked Sendable {
         let line = Self.line(label: label, done: done, total: total, unit: unit,
                              elapsed: now.timeIntervalSince(started), columns: Self.terminalColumns())
         // Back to the line's start, the line, then erase whatever a longer line left.
-        FileHandle.standardError.write(Data("\r\(line)\u{1B}[K".utf8))
+        StandardError.write("\r\(line)\u{1B}[K")  // unchecked: a failed write to the terminal is no reason to stop
         drawn = true
     }
 

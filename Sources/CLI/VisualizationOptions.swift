@@ -141,7 +141,8 @@ struct VisualizationOptions: ParsableArguments {
         let outputURL = URL(fileURLWithPath: output)
         if let normalizedMap {
             let mapURL = URL(fileURLWithPath: normalizedMap)
-            if mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
+            if (try? AtomicFile.destination(of: mapURL))?.isFile != false,
+               mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
                 throw ElucidateError(.invalidArgument, "the picture and the normalised map cannot be the same file", path: normalizedMap)
             }
         }
@@ -152,7 +153,7 @@ struct VisualizationOptions: ParsableArguments {
             try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protectedInputs + [outputURL])
         }
         for warning in figure.warnings {
-            FileHandle.standardError.write(Data("elucidate: warning: \(warning)\n".utf8))
+            StandardError.write("elucidate: warning: \(TerminalText.escaped(warning))\n")
         }
     }
 }

@@ -69,6 +69,7 @@ struct Visualize: ParsableCommand {
         if let image {
             let url = URL(fileURLWithPath: image)
             inputs.append(url)
+            try requireRegularFile(url, expected: "a JPEG or PNG image")
             if exif == .apply {
                 let turned = try ImageDecoder.load(url, exif: .apply)
                 do { photo = try Preprocessor(preset: preset ?? .torchvision).prepare(turned) } catch { throw error.at(image) }
@@ -94,6 +95,6 @@ struct Visualize: ParsableCommand {
         }
         let figure = try visualization.figure(tensor, index: index, photo: photo)
         try visualization.write(figure, to: out, protectedInputs: inputs)
-        print("\(out): \(figure.canvas.width)×\(figure.canvas.height) pixels")
+        try StandardOutput.write("\(TerminalText.escaped(out)): \(figure.canvas.width)×\(figure.canvas.height) pixels\n")
     }
 }

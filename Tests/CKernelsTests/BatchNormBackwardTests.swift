@@ -61,7 +61,7 @@ final class BatchNormBackwardTests: KernelTestCase {
 
     /// Central differences of Σ w·bn(x) on the Double forward (checked against
     /// ek_batchnorm_forward_f32).
-    func testInferenceBackAgreesWithFiniteDifferences() {
+    private func checkInferenceBackAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 501)
         for (n, c, hw) in [(2, 3, 17), (1, 4, 49), (5, 3, 1)] {
             let x = rng.floats(n * c * hw, in: -3..<3)
@@ -74,14 +74,31 @@ final class BatchNormBackwardTests: KernelTestCase {
             let forwardD = { (v: [Double]) in
                 self.inferenceD(n, c, hw, v, mean: mean, variance: variance, gamma: gamma, beta: beta, eps: 1e-5)
             }
-            assertGradient(y, forwardD(xd), rtol: 2e-6, atol: 1e-6, "forward")
+            let channel = { (i: Int) in (i / hw) % c }
+            let scale = (0..<c).map { abs(Double(gamma[$0])) / (Double(variance[$0]) + 1e-5).squareRoot() }
+            // The float forward fma(x, scale, shift), scale = γ/√(var + ε) made with 3
+            // roundings and shift = β − mean·scale with 2 more: γ(5)·((|x| + |mean|)·|scale| + |β|).
+            let magnitude = { (i: Int, h: Double) in
+                (abs(xd[i]) + h + abs(Double(mean[channel(i)]))) * scale[channel(i)] + abs(Double(beta[channel(i)]))
+            }
+            assertWithinBounds(y, forwardD(xd), x.indices.map { roundingBound(5) * magnitude($0, 0) }, "forward")
+            // L is affine in x: the difference is exact but for Double's rounding, about 6 per
+            // output and the sum, of terms at most |w|·magnitude at |x| + h.
+            let h = 1e-3
             let w = rng.floats(x.count).map(Double.init)
             let at = sampleIndices(x.count, limit: 30, &rng)
-            let fd = centralDifferences(xd, at: at, h: 1e-3) { dotD(w, forwardD($0)) }
-            assertGradient(pick(inferenceBack(p, w.map { Float($0) }, variance, gamma), at), fd,
-                           rtol: 1e-6, atol: 1e-7, "n\(n) c\(c) hw\(hw)")
+            let fd = centralDifferences(xd, at: at, h: h) { dotD(w, forwardD($0)) }
+            let fdError = centralDifferenceRounding(magnitude: x.indices.reduce(0) { $0 + abs(w[$1]) * magnitude($1, h) },
+                                                    roundings: 6 + x.count + 1, h: h)
+            // The kernel: dy·scale, scale made with 3 roundings: γ(4)·|dy·scale|.
+            assertWithinBounds(pick(inferenceBack(p, w.map { Float($0) }, variance, gamma), at), fd,
+                               at.map { roundingBound(4) * abs(w[$0]) * scale[channel($0)] + fdError }, "n\(n) c\(c) hw\(hw)")
         }
     }
+
+    func testInferenceBackAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkInferenceBackAgreesWithFiniteDifferences() } }
+    func testInferenceBackAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkInferenceBackAgreesWithFiniteDifferences() } }
+    func testInferenceBackAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkInferenceBackAgreesWithFiniteDifferences() } }
 
     func testInferenceBackInPlaceAndShares() {
         var rng = SeededGenerator(seed: 502)
@@ -263,9 +280,9 @@ final class BatchNormBackwardTests: KernelTestCase {
         }
     }
 
-    /// Central differences (h = 1e-4, truncation error ~1e-8) of L = Σ w·bn_train(x; γ, β)
-    /// in Double, through the batch statistics, with respect to x, γ and β.
-    func testTrainBackAgreesWithFiniteDifferences() {
+    /// Central differences of L = Σ w·bn_train(x; γ, β) in Double, through the batch
+    /// statistics, with respect to x, γ and β.
+    private func checkTrainBackAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 505)
         for tc in trainCases {
             let x = rng.floats(tc.n * tc.c * tc.hw, in: -1..<1).map { $0 + tc.offset }
@@ -281,15 +298,63 @@ final class BatchNormBackwardTests: KernelTestCase {
             let loss = { (v: [Double], g: [Double], b: [Double]) in
                 dotD(w, self.trainD(tc.n, tc.c, tc.hw, v, gamma: g, beta: b, eps: 1e-5).y)
             }
-            let fdX = centralDifferences(xd, at: at, h: 1e-4) { loss($0, gd, bd) }
-            // x - mean is exact in float even at offset 50 (Sterbenz), so no extra allowance.
-            assertGradient(pick(dx, at), fdX, rtol: 1e-5, atol: 1e-6, "dx \(tc)")
-            let fdG = centralDifferences(gd, at: Array(gd.indices), h: 1e-4) { loss(xd, $0, bd) }
-            assertGradient(dg, fdG, rtol: 1e-5, atol: 1e-6, "dgamma \(tc)")
-            let fdB = centralDifferences(bd, at: Array(bd.indices), h: 1e-4) { loss(xd, gd, $0) }
-            assertGradient(db, fdB, rtol: 1e-6, atol: 1e-6, "dbeta \(tc)")
+            let m = tc.n * tc.hw
+            let channel = { (i: Int) in (i / tc.hw) % tc.c }
+            let maxAbs = (0..<tc.c).map { ch in channelIndices(tc.n, tc.c, tc.hw, ch).map { abs(xd[$0]) }.max() ?? 0 }
+            // Double's rounding of one loss: the mean and variance sums (2m), a few per element
+            // and the sum over elements, of terms at most |w|·(|γ|·invstd·(|x − mean| + max|x|)
+            // + |β|) — the mean's error is relative to max|x|, not to |x − mean|.
+            let h = 1e-4
+            let lossMagnitude = x.indices.reduce(0.0) { sum, i in
+                let ch = channel(i)
+                return sum + abs(w[i]) * ((abs(gd[ch]) + h) * Double(invstd[ch]) * (abs(xd[i] - Double(mean[ch])) + maxAbs[ch] + h)
+                                          + abs(bd[ch]) + h)
+            }
+            let fdError = centralDifferenceRounding(magnitude: lossMagnitude, roundings: 2 * m + 10 + x.count, h: h)
+
+            // dx. Truncation: L is smooth in x, so the central difference errs by c·h² + O(h⁴);
+            // its difference from the one at 2h, 3c·h² + O(h⁴), bounds that with room to spare.
+            let fdX = centralDifferences(xd, at: at, h: h) { loss($0, gd, bd) }
+            let fdX2 = centralDifferences(xd, at: at, h: 2 * h) { loss($0, gd, bd) }
+            // The kernel: dx = fma(dy, a, fma(x − mean, b, c)) with a = γ·invstd, b = −γ·invstd³·
+            // Σdy(x − mean)/M, c = −γ·invstd·Σdy/M from Double sums, each rounded once, with the
+            // float invstd (rounded once, cubed in b) and the float mean, |mean − m| ≤ u·|m|,
+            // which enters through x − mean (|b|·|m|) and through Σdy(x − mean) in b
+            // (|c|·|m|·invstd·|x̂|); with x − mean and the two fmas: 10 roundings relative to
+            // |a·dy| + |b|·(|x − mean| + |mean|) + |c|·(1 + |mean|·invstd·|x̂|).
+            let stats = (0..<tc.c).map { ch -> (a: Double, b: Double, c: Double) in
+                let idx = channelIndices(tc.n, tc.c, tc.hw, ch)
+                let s = Double(invstd[ch]), g = gd[ch], mu = Double(mean[ch])
+                let sumDy = idx.reduce(0.0) { $0 + w[$1] }, sumDyDev = idx.reduce(0.0) { $0 + w[$1] * (xd[$1] - mu) }
+                return (g * s, -g * s * s * s * sumDyDev / Double(m), -g * s * sumDy / Double(m))
+            }
+            let dxScale = { (i: Int) -> Double in
+                let ch = channel(i), k = stats[ch], mu = Double(mean[ch]), s = Double(invstd[ch])
+                let dev = abs(xd[i] - mu)
+                return abs(k.a * w[i]) + abs(k.b) * (dev + abs(mu)) + abs(k.c) * (1 + abs(mu) * s * dev * s)
+            }
+            assertWithinBounds(pick(dx, at), fdX,
+                               at.indices.map { roundingBound(10) * dxScale(at[$0]) + abs(fdX2[$0] - fdX[$0]) + fdError }, "dx \(tc)")
+            // dγ = Σdy·x̂ = invstd·Σdy(x − mean) and dβ = Σdy, summed in Double and rounded once,
+            // onto zeros: 3 roundings relative to Σ|dy·x̂| + |mean|·invstd·Σ|dy| (the float
+            // invstd and mean), 1 relative to Σ|dy|. L is affine in γ and in β: no truncation.
+            let sums = (0..<tc.c).map { ch -> (dyXhat: Double, dy: Double) in
+                let idx = channelIndices(tc.n, tc.c, tc.hw, ch)
+                let s = Double(invstd[ch]), mu = Double(mean[ch])
+                return (idx.reduce(0.0) { $0 + abs(w[$1] * (xd[$1] - mu) * s) }, idx.reduce(0.0) { $0 + abs(w[$1]) })
+            }
+            let fdG = centralDifferences(gd, at: Array(gd.indices), h: h) { loss(xd, $0, bd) }
+            assertWithinBounds(dg, fdG, (0..<tc.c).map { ch in
+                roundingBound(3) * (sums[ch].dyXhat + abs(Double(mean[ch])) * Double(invstd[ch]) * sums[ch].dy) + fdError
+            }, "dgamma \(tc)")
+            let fdB = centralDifferences(bd, at: Array(bd.indices), h: h) { loss(xd, gd, $0) }
+            assertWithinBounds(db, fdB, (0..<tc.c).map { roundingBound(1) * sums[$0].dy + fdError }, "dbeta \(tc)")
         }
     }
+
+    func testTrainBackAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkTrainBackAgreesWithFiniteDifferences() } }
+    func testTrainBackAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkTrainBackAgreesWithFiniteDifferences() } }
+    func testTrainBackAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkTrainBackAgreesWithFiniteDifferences() } }
 
     // MARK: Arguments
 

@@ -244,16 +244,25 @@ final class ConvBackwardTests: KernelTestCase {
             compareWithScalar({ backInput(cc, dy: dy, weight: weight) },
                               check: { ref, got, isa in assertBitEqual(got, ref, "\(cc) isa \(isa.rawValue)") })
             let dx = backInput(cc, dy: dy, weight: weight)
-            // Float sgemm over K products, then at most R·S additions: ≲ 1e-6 of the scale.
-            assertGradient(dx, expected, rtol: 1e-5, atol: 1e-6, "\(cc)")
+            // A GEMM over the K output channels, then col2im adds at most R·S taps per element:
+            // γ(K + R·S)·|W|ᵀ|dy|.
+            let backScale = naiveConvBackInput(cc, dy: dy.map(abs), weight: weight.map(abs))
+            let backRoundings = cc.k + cc.r * cc.s
+            assertWithinBounds(dx, expected, backScale.map { roundingBound(backRoundings) * $0 }, "\(cc)")
+            // ⟨dx, x⟩ errs by at most Σ|x|·(dx's bound), ⟨dy, y⟩ by Σ|dy|·γ(C·R·S)·|W||x| (the
+            // forward's C·R·S products), and Double's two dot products by γ_Double(N)·Σ|terms|.
             let y = runConv(lin, x: x, weight: weight, bias: nil)
-            XCTAssertEqual(dotD(dx, x), dotD(dy, y), accuracy: 1e-5 * max(1, absDotD(dy, y)), "\(cc)")
+            let forwardScale = convD(lin, x: x.map { Double(abs($0)) }, weight: weight.map { Double(abs($0)) }, bias: nil)
+            let xd = x.map { Double(abs($0)) }, dyd = dy.map { Double(abs($0)) }
+            let bound = roundingBound(backRoundings) * dotD(backScale, xd) + roundingBound(cc.c * cc.r * cc.s) * dotD(dyd, forwardScale)
+                + roundingBound(x.count + y.count, unit: doubleRoundoff) * (absDotD(dx, x) + absDotD(dy, y))
+            XCTAssertEqual(dotD(dx, x), dotD(dy, y), accuracy: bound, "\(cc)")
         }
     }
 
     /// Central differences of L(x) = Σ dy·conv(x) on the Double forward (checked against
     /// ek_conv2d_f32 first) at up to 24 coordinates per case, corners included.
-    func testBackInputAgreesWithFiniteDifferences() {
+    private func checkBackInputAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 203)
         for cc in cases {
             var lin = cc
@@ -262,13 +271,30 @@ final class ConvBackwardTests: KernelTestCase {
             let weight = rng.floats(cc.k * cc.c * cc.r * cc.s)
             let dy = rng.floats(cc.n * cc.k * cc.oh * cc.ow)
             let xd = x.map(Double.init), wd = weight.map(Double.init), dyd = dy.map(Double.init)
-            assertGradient(runConv(lin, x: x, weight: weight, bias: nil), convD(lin, x: xd, weight: wd, bias: nil),
-                           rtol: 1e-5, "Double forward = kernel forward, \(cc)")
+            let taps = cc.c * cc.r * cc.s
+            let absW = wd.map(abs)
+            // The float forward: C·R·S products per output, γ(C·R·S)·|W||x|.
+            assertWithinBounds(runConv(lin, x: x, weight: weight, bias: nil), convD(lin, x: xd, weight: wd, bias: nil),
+                               convD(lin, x: xd.map(abs), weight: absW, bias: nil).map { roundingBound(taps) * $0 },
+                               "Double forward = kernel forward, \(cc)")
+            // L is linear in x: the difference is exact but for Double's rounding of C·R·S
+            // products per output and the sum over outputs, terms at most |dy|·|W|(|x| + h).
+            let h = 1e-3
             let at = sampleIndices(x.count, limit: 24, &rng)
-            let fd = centralDifferences(xd, at: at, h: 1e-3) { dotD(dyd, convD(lin, x: $0, weight: wd, bias: nil)) }
-            assertGradient(pick(backInput(cc, dy: dy, weight: weight), at), fd, rtol: 1e-5, atol: 1e-6, "\(cc)")
+            let fd = centralDifferences(xd, at: at, h: h) { dotD(dyd, convD(lin, x: $0, weight: wd, bias: nil)) }
+            let magnitude = dotD(dyd.map(abs), convD(lin, x: xd.map { abs($0) + h }, weight: absW, bias: nil))
+            let fdError = centralDifferenceRounding(magnitude: magnitude, roundings: taps + dy.count + 1, h: h)
+            // The kernel: γ(K + R·S)·|W|ᵀ|dy| (as above).
+            let backScale = naiveConvBackInput(cc, dy: dy.map(abs), weight: weight.map(abs))
+            let dx = backInput(cc, dy: dy, weight: weight)
+            assertWithinBounds(pick(dx, at), fd, at.map { roundingBound(cc.k + cc.r * cc.s) * backScale[$0] + fdError },
+                               size: dx.map { Double(abs($0)) }.max(), "\(cc)")
         }
     }
+
+    func testBackInputAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkBackInputAgreesWithFiniteDifferences() } }
+    func testBackInputAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkBackInputAgreesWithFiniteDifferences() } }
+    func testBackInputAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkBackInputAgreesWithFiniteDifferences() } }
 
     // MARK: Weight and bias gradients
 
@@ -291,19 +317,30 @@ final class ConvBackwardTests: KernelTestCase {
             var dw = w0
             var db: [Float]? = b0
             backWeight(cc, x: x, dy: dy, &dw, &db)
-            assertGradient(dw, zip(w0, ew).map { Double($0) + $1 }, rtol: 1e-5, atol: 1e-6, "dweight \(cc)")
-            assertGradient(db!, zip(b0, eb).map { Double($0) + $1 }, rtol: 1e-6, atol: 1e-6, "dbias \(cc)")
-            // A second call adds the gradient again; no dbias leaves the weights' result alone.
+            // Per image a GEMM over OH·OW positions added onto what dweight held, dbias one
+            // addition per position: at most N·(OH·OW + 1) roundings of terms at most |w0| +
+            // Σ|dy·x| (Σ|dy| for the bias).
+            let (sw, sb) = naiveConvBackWeight(cc, x: x.map(abs), dy: dy.map(abs))
+            let n = cc.n * (cc.oh * cc.ow + 1)
+            assertWithinBounds(dw, zip(w0, ew).map { Double($0) + $1 },
+                               zip(w0, sw).map { roundingBound(n) * (Double(abs($0)) + $1) }, "dweight \(cc)")
+            // (dbias sums N·OH·OW values of both signs, which cancel to ~1/√count of their
+            // magnitude: its bound is a larger share of it, 1e-2, still far below one term.)
+            assertWithinBounds(db!, zip(b0, eb).map { Double($0) + $1 },
+                               zip(b0, sb).map { roundingBound(n) * (Double(abs($0)) + $1) }, sensitivity: 1e-2, "dbias \(cc)")
+            // A second call adds the gradient again (twice the roundings over twice the
+            // gradient's magnitude); no dbias leaves the weights' result alone.
             var noBias: [Float]? = nil
             var dw2 = dw
             backWeight(cc, x: x, dy: dy, &dw2, &noBias)
-            assertGradient(dw2, zip(w0, ew).map { Double($0) + 2 * $1 }, rtol: 1e-5, atol: 1e-6, "twice \(cc)")
+            assertWithinBounds(dw2, zip(w0, ew).map { Double($0) + 2 * $1 },
+                               zip(w0, sw).map { roundingBound(2 * n) * (Double(abs($0)) + 2 * $1) }, "twice \(cc)")
         }
     }
 
     /// Central differences of L(W, b) = Σ dy·conv(x; W, b) in Double with respect to the
     /// weights and the bias.
-    func testBackWeightAgreesWithFiniteDifferences() {
+    private func checkBackWeightAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 205)
         for cc in cases {
             var lin = cc
@@ -317,13 +354,26 @@ final class ConvBackwardTests: KernelTestCase {
             var db: [Float]? = [Float](repeating: 0, count: cc.k)
             backWeight(cc, x: x, dy: dy, &dw, &db)
 
+            // L is linear in W and in b: Double's rounding of C·R·S products and the bias per
+            // output and the sum over outputs, terms at most |dy|·((|W| + h)|x| + |b| + h).
+            let h = 1e-3
+            let magnitude = dotD(dyd.map(abs), convD(lin, x: xd.map(abs), weight: wd.map { abs($0) + h }, bias: bd.map { abs($0) + h }))
+            let fdError = centralDifferenceRounding(magnitude: magnitude, roundings: cc.c * cc.r * cc.s + 1 + dy.count + 1, h: h)
+            // The kernel: as in testBackWeightAccumulatesAndMatchesDefinition, onto zeros.
+            let (sw, sb) = naiveConvBackWeight(cc, x: x.map(abs), dy: dy.map(abs))
+            let n = cc.n * (cc.oh * cc.ow + 1)
             let at = sampleIndices(weight.count, limit: 24, &rng)
-            let fdW = centralDifferences(wd, at: at, h: 1e-3) { dotD(dyd, convD(lin, x: xd, weight: $0, bias: bd)) }
-            assertGradient(pick(dw, at), fdW, rtol: 1e-5, atol: 1e-6, "dweight \(cc)")
-            let fdB = centralDifferences(bd, at: Array(bd.indices), h: 1e-3) { dotD(dyd, convD(lin, x: xd, weight: wd, bias: $0)) }
-            assertGradient(db!, fdB, rtol: 1e-5, atol: 1e-6, "dbias \(cc)")
+            let fdW = centralDifferences(wd, at: at, h: h) { dotD(dyd, convD(lin, x: xd, weight: $0, bias: bd)) }
+            assertWithinBounds(pick(dw, at), fdW, at.map { roundingBound(n) * sw[$0] + fdError },
+                               size: dw.map { Double(abs($0)) }.max(), "dweight \(cc)")
+            let fdB = centralDifferences(bd, at: Array(bd.indices), h: h) { dotD(dyd, convD(lin, x: xd, weight: wd, bias: $0)) }
+            assertWithinBounds(db!, fdB, sb.map { roundingBound(n) * $0 + fdError }, sensitivity: 1e-2, "dbias \(cc)")
         }
     }
+
+    func testBackWeightAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkBackWeightAgreesWithFiniteDifferences() } }
+    func testBackWeightAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkBackWeightAgreesWithFiniteDifferences() } }
+    func testBackWeightAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkBackWeightAgreesWithFiniteDifferences() } }
 
     // MARK: Arguments
 

@@ -3,21 +3,78 @@ import TestSupport
 import XCTest
 
 // Shared tools of the backward-kernel tests: Double dot products, central finite
-// differences of a Double loss, and a gradient comparison scaled to the whole gradient.
+// differences of a Double loss, error bounds, and running a check at one instruction-set level.
 //
 // How the finite-difference checks work: each test re-implements the forward kernel in
 // Double (a few lines from the definition), first checks that this re-implementation
-// agrees with the real Float forward kernel (so the check is about the kernel's own
-// semantics: divisors, padding, ceil_mode), and then differentiates the scalar loss
-// L(x) = Σ w·f(x) with random w by central differences in Double. For the linear layers
-// (convolution, pooling, linear) the central difference of a linear function is exact up
-// to Double rounding (~1e-16·|L|/h ≈ 1e-12 here), and for the smooth non-linear ones
-// (batch norm, softmax) its truncation error is O(h²·f''') ≈ 1e-8 with h = 1e-4. What
-// remains is the Float kernel's own rounding: sums of up to a few hundred float products
-// of O(1) values, a few 1e-6 relative to the gradient's size at most, so the tolerances
-// below (1e-5 relative to the largest gradient entry, plus a small absolute floor) leave a
-// margin of several times that while any indexing or divisor mistake (an O(1) relative
-// error in some entry) fails by orders of magnitude.
+// agrees with the real Float forward kernel within the forward's rounding bound (so the
+// check is about the kernel's own semantics: divisors, padding, ceil_mode), and then
+// differentiates the scalar loss L(x) = Σ w·f(x) with random w by central differences in
+// Double. Every tolerance is an error bound computed from the values, not a constant:
+// - the kernel: a float32 result made of n roundings errs by at most γ(n)·G, where G is the
+//   same computation with every input replaced by its absolute value (`roundingBound`; for a
+//   dot product G = Σ|terms|, for an input gradient G = |W|ᵀ|dy|);
+// - the central difference: for a linear or piecewise-linear function with no kink in the
+//   segment it is exact but for Double's rounding of the two losses, each at most
+//   γ_Double(n)·Σ|terms|, divided by 2h (`centralDifferenceRounding`); a smooth function adds
+//   its truncation error (h²/6)·|∂³L/∂x³|.
+// Each check runs at every level as its own method (`atLevel`), and asserts that its bound
+// is far below the gradient's own size (`assertWithinBounds`), so a wrong index, divisor or
+// mask — an O(1) relative error in some entry — fails by orders of magnitude.
+
+/// Float32's and Double's unit roundoff.
+let float32Roundoff = 0x1p-24
+let doubleRoundoff = 0x1p-53
+
+/// γ(n) = n·u / (1 − 2n·u): |fl(Σ) − Σ| ≤ γ(n)·Σ|terms| for n roundings in any order, fused
+/// multiply-adds included (Higham, Accuracy and Stability of Numerical Algorithms, §3.1);
+/// the extra n·u covers computing Σ|terms| itself in float32.
+func roundingBound(_ n: Int, unit: Double = float32Roundoff) -> Double {
+    Double(n) * unit / (1 - 2 * Double(n) * unit)
+}
+
+/// The rounding error of a central difference whose two losses each take `roundings` Double
+/// roundings of terms summing in absolute value to at most `magnitude`, over the step 2h.
+func centralDifferenceRounding(magnitude: Double, roundings: Int, h: Double) -> Double {
+    2 * roundingBound(roundings, unit: doubleRoundoff) * magnitude / (2 * h)
+}
+
+/// Fails unless |actual[i] − expected[i]| ≤ bounds[i] for every i, and unless the largest
+/// bound is below `sensitivity` times `size` (default: the largest |expected|; pass the whole
+/// gradient's size when `expected` is a sample of it): a bound that loose could not tell a
+/// wrong kernel from rounding. A size of 0 (a gradient that is exactly zero) skips that check.
+func assertWithinBounds(
+    _ actual: [Float], _ expected: [Double], _ bounds: [Double], sensitivity: Double = 1e-3, size: Double? = nil,
+    _ message: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line
+) {
+    guard actual.count == expected.count, bounds.count == expected.count else {
+        XCTFail("lengths \(actual.count), \(expected.count), \(bounds.count) \(message())", file: file, line: line)
+        return
+    }
+    if let i = actual.indices.first(where: { !(abs(Double(actual[$0]) - expected[$0]) <= bounds[$0]) }) {
+        XCTFail("entry \(i): \(actual[i]) vs \(expected[i]) (bound \(bounds[i])) \(message())", file: file, line: line)
+    }
+    let size = size ?? expected.map(abs).max() ?? 0
+    let loosest = bounds.max() ?? 0
+    if size > 0, !(loosest <= sensitivity * size) {
+        XCTFail("the bound \(loosest) is not below \(sensitivity) of the size \(size): it checks nothing \(message())",
+                file: file, line: line)
+    }
+}
+
+/// Runs `body` with the kernels at `isa`, then back at the starting level. Throws XCTSkip
+/// (with the reason) when this CPU lacks `isa`, so a level that cannot be checked here shows
+/// as a skip, not as a pass with nothing compared.
+func atLevel(_ isa: ek_isa, _ body: () throws -> Void) throws {
+    let detected = ek_isa_detected()
+    let name = { (level: ek_isa) in String(cString: ek_isa_name(level)) }
+    guard isa.rawValue <= detected.rawValue else {
+        throw XCTSkip("this CPU lacks \(name(isa)) (it has \(name(detected))): the \(name(isa)) kernels are not checked on this machine")
+    }
+    XCTAssertEqual(ek_set_isa(isa), isa)
+    defer { _ = ek_isa_reset() }
+    try body()
+}
 
 /// Σ a·b accumulated in Double.
 func dotD(_ a: [Float], _ b: [Float]) -> Double {

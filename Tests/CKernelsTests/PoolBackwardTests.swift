@@ -160,8 +160,9 @@ final class PoolBackwardTests: KernelTestCase {
     }
 
     /// Central differences of L(x) = Σ w·maxpool(x) in Double; distinct inputs 0.01 apart
-    /// and h = 1e-3 keep every maximum where it is, so the difference is exact.
-    func testMaxPoolBackAgreesWithFiniteDifferences() {
+    /// and h = 1e-3 keep every maximum where it is, so the difference is exact but for
+    /// Double's rounding of the sum over outputs.
+    private func checkMaxPoolBackAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 301)
         var cases = fixedCases
         while cases.count < 30 { if let pc = randomCase(&rng, dilation: true) { cases.append(pc) } }
@@ -173,12 +174,25 @@ final class PoolBackwardTests: KernelTestCase {
             let live = argmax.indices.filter { argmax[$0] >= 0 }
             let yd = maxPoolD(pc, xd)
             assertGradient(pick(y, live), live.map { yd[$0] }, rtol: 0, atol: 0, "forward \(pc)")
+            let h = 1e-3
             let w = rng.floats(y.count).map(Double.init)
             let at = sampleIndices(x.count, limit: 40, &rng)
-            let fd = centralDifferences(xd, at: at, h: 1e-3) { dotD(w, maxPoolD(pc, $0)) }
-            assertGradient(pick(maxBack(pc, w.map { Float($0) }, argmax), at), fd, rtol: 1e-6, atol: 1e-6, "\(pc)")
+            let fd = centralDifferences(xd, at: at, h: h) { dotD(w, maxPoolD(pc, $0)) }
+            let fdError = centralDifferenceRounding(magnitude: zip(w, yd).reduce(0) { $0 + abs($1.0) * (abs($1.1) + h) },
+                                                    roundings: y.count + 1, h: h)
+            // The kernel adds the dy of every window whose maximum an element is: at most
+            // kh·kw windows, relative to the sum of their |dy|.
+            var scale = [Double](repeating: 0, count: x.count)
+            for o in argmax.indices where argmax[o] >= 0 { scale[o / (pc.oh * pc.ow) * pc.h * pc.w + Int(argmax[o])] += abs(w[o]) }
+            let dx = maxBack(pc, w.map { Float($0) }, argmax)
+            assertWithinBounds(pick(dx, at), fd, at.map { roundingBound(pc.kh * pc.kw) * scale[$0] + fdError },
+                               size: dx.map { Double(abs($0)) }.max(), "\(pc)")
         }
     }
+
+    func testMaxPoolBackAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkMaxPoolBackAgreesWithFiniteDifferences() } }
+    func testMaxPoolBackAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkMaxPoolBackAgreesWithFiniteDifferences() } }
+    func testMaxPoolBackAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkMaxPoolBackAgreesWithFiniteDifferences() } }
 
     // MARK: Average pool
 
@@ -203,20 +217,36 @@ final class PoolBackwardTests: KernelTestCase {
 
     /// Central differences of L(x) = Σ w·avgpool(x) on the Double forward, itself checked
     /// against ek_avgpool2d_f32 (so the divisors differentiated are the kernel's).
-    func testAvgPoolBackAgreesWithFiniteDifferences() {
+    private func checkAvgPoolBackAgreesWithFiniteDifferences() {
         var rng = SeededGenerator(seed: 303)
         var cases = fixedCases
         while cases.count < 40 { if let pc = randomCase(&rng, dilation: false) { cases.append(pc) } }
         for pc in cases {
             let x = rng.floats(pc.n * pc.c * pc.h * pc.w)
             let xd = x.map(Double.init)
-            assertGradient(avgForward(pc, x), avgPoolD(pc, xd), rtol: 1e-6, atol: 1e-7, "forward \(pc)")
+            // The float forward: at most kh·kw additions and a division, γ(kh·kw + 1)·avg(|x|).
+            let taps = pc.kh * pc.kw
+            assertWithinBounds(avgForward(pc, x), avgPoolD(pc, xd), avgPoolD(pc, xd.map(abs)).map { roundingBound(taps + 1) * $0 },
+                               "forward \(pc)")
+            // L is linear: Double's rounding of the windows' sums and divisions and the sum over
+            // outputs, terms at most |w|·avg(|x| + h).
+            let h = 1e-3
             let w = rng.floats(pc.n * pc.c * pc.oh * pc.ow).map(Double.init)
             let at = sampleIndices(x.count, limit: 40, &rng)
-            let fd = centralDifferences(xd, at: at, h: 1e-3) { dotD(w, avgPoolD(pc, $0)) }
-            assertGradient(pick(avgBack(pc, w.map { Float($0) }), at), fd, rtol: 1e-6, atol: 1e-6, "\(pc)")
+            let fd = centralDifferences(xd, at: at, h: h) { dotD(w, avgPoolD(pc, $0)) }
+            let fdError = centralDifferenceRounding(magnitude: dotD(w.map(abs), avgPoolD(pc, xd.map { abs($0) + h })),
+                                                    roundings: taps + 1 + w.count + 1, h: h)
+            // The kernel: dy/divisor (1 rounding) added over at most kh·kw windows.
+            let scale = naiveAvgPoolBack(pc, w.map { Float(abs($0)) })
+            let dx = avgBack(pc, w.map { Float($0) })
+            assertWithinBounds(pick(dx, at), fd, at.map { roundingBound(taps + 1) * scale[$0] + fdError },
+                               size: dx.map { Double(abs($0)) }.max(), "\(pc)")
         }
     }
+
+    func testAvgPoolBackAgreesWithFiniteDifferencesScalar() throws { try atLevel(EK_ISA_SCALAR) { checkAvgPoolBackAgreesWithFiniteDifferences() } }
+    func testAvgPoolBackAgreesWithFiniteDifferencesAVX2() throws { try atLevel(EK_ISA_AVX2) { checkAvgPoolBackAgreesWithFiniteDifferences() } }
+    func testAvgPoolBackAgreesWithFiniteDifferencesAVX512() throws { try atLevel(EK_ISA_AVX512) { checkAvgPoolBackAgreesWithFiniteDifferences() } }
 
     /// Planes the SIMD paths hand to the scalar path: G rows too wide for the stack ring
     /// (G then computed per tap), windows taller than one batch of row taps, a plan too wide

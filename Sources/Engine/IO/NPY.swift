@@ -51,7 +51,7 @@ public enum NPY {
 
     /// Reads a `.npy` file; errors name `url`'s path.
     public static func read(_ url: URL) throws(ElucidateError) -> NPYArray {
-        let data = try readFileBytes(url)
+        let data = try readFileBytes(url, expected: "a .npy file")
         do {
             return try parse(data)
         } catch {
@@ -344,10 +344,10 @@ public enum NPY {
         let kind = chars.first.map(String.init) ?? ""
         let size = String(chars.dropFirst())
         if kind == "O" {
-            throw ElucidateError(.unsupported, "object arrays (dtype '\(descr)') are not supported; \(supported)")
+            throw ElucidateError(.unsupported, "object arrays (dtype '\(ZipArchive.printable(descr))') are not supported; \(supported)")
         }
         if order == ">" && (kind == "f" || kind == "i") && size == "4" {
-            throw ElucidateError(.unsupported, "big-endian data (dtype '\(descr)') is not supported; \(supported)")
+            throw ElucidateError(.unsupported, "big-endian data (dtype '\(ZipArchive.printable(descr))') is not supported; \(supported)")
         }
         let names: [String: String] = [
             "f": "float", "i": "int", "u": "uint", "b": "bool", "c": "complex", "U": "unicode string",
@@ -356,9 +356,9 @@ public enum NPY {
         if let name = names[kind], let bytes = Int(size), bytes > 0, bytes <= 64 {
             let bits = (kind == "f" || kind == "i" || kind == "u" || kind == "c") ? "\(name)\(bytes * 8)" : name
             let endian = order == ">" ? "big-endian " : ""
-            throw ElucidateError(.unsupported, "dtype '\(descr)' (\(endian)\(bits)) is not supported; \(supported)")
+            throw ElucidateError(.unsupported, "dtype '\(ZipArchive.printable(descr))' (\(endian)\(bits)) is not supported; \(supported)")
         }
-        throw ElucidateError(.unsupported, "dtype '\(descr)' is not supported; \(supported)")
+        throw ElucidateError(.unsupported, "dtype '\(ZipArchive.printable(descr))' is not supported; \(supported)")
     }
 }
 

@@ -85,24 +85,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Memory-maps and validates the file at `url`.
     public init(url: URL) throws(ElucidateError) {
         let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ENOENT { throw ElucidateError(.fileNotFound, "no such file", path: path) }
-            throw ElucidateError(.unreadable, "cannot open: \(String(cString: strerror(code)))", path: path)
-        }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw ElucidateError(.unreadable, "cannot stat: \(reason)", path: path)
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            let what = (info.st_mode & S_IFMT) == S_IFDIR ? "is a folder, not a file" : "is not a regular file"
-            throw ElucidateError(.unreadable, what, path: path)
-        }
-        let length = Int(info.st_size)
+        // Only a regular file, checked before it is opened (a FIFO would block, a device never end).
+        let (fd, length) = try openRegularFile(url, expected: "a .safetensors file")
         guard length >= 8 else {
             close(fd)
             throw ElucidateError(.invalidFormat,
@@ -171,11 +155,11 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// are refused (`.unsupported`), as are missing names (`.invalidArgument`).
     public func tensor(_ name: String) throws(ElucidateError) -> Tensor {
         guard let entry = entries[name] else {
-            throw ElucidateError(.invalidArgument, "no tensor named '\(name)'", path: path)
+            throw ElucidateError(.invalidArgument, "no tensor named '\(ZipArchive.printable(name))'", path: path)
         }
         guard entry.dtype.isFloat else {
             throw ElucidateError(.unsupported,
-                                 "tensor '\(name)' has dtype \(entry.dtype.rawValue); only F32, F16, BF16 and F64 convert to float32",
+                                 "tensor '\(ZipArchive.printable(name))' has dtype \(entry.dtype.rawValue); only F32, F16, BF16 and F64 convert to float32",
                                  path: path)
         }
         let storage = TensorStorage(count: entry.count)
@@ -282,7 +266,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         var seen = Set<String>()
         for (name, value) in members {
             guard seen.insert(name).inserted else {
-                throw ElucidateError(.invalidFormat, "header names '\(name)' twice")
+                throw ElucidateError(.invalidFormat, "header names '\(ZipArchive.printable(name))' twice")
             }
             if name == "__metadata__" {
                 metadata = try parseMetadata(value)
@@ -296,7 +280,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             .sorted { ($0.value.begin, $0.key) < ($1.value.begin, $1.key) }
         for (previous, next) in zip(sorted, sorted.dropFirst()) where next.value.begin < previous.value.end {
             throw ElucidateError(.invalidFormat,
-                                 "tensors '\(previous.key)' and '\(next.key)' overlap (bytes \(previous.value.begin)..<\(previous.value.end) and \(next.value.begin)..<\(next.value.end))")
+                                 "tensors '\(ZipArchive.printable(previous.key))' and '\(ZipArchive.printable(next.key))' overlap (bytes \(previous.value.begin)..<\(previous.value.end) and \(next.value.begin)..<\(next.value.end))")
         }
         return Parsed(metadata: metadata, entries: entries, bufferStart: bufferStart)
     }
@@ -309,10 +293,10 @@ public final class SafetensorsFile: @unchecked Sendable {
             var result: [String: String] = [:]
             for (key, item) in pairs {
                 guard case .string(let text) = item else {
-                    throw ElucidateError(.invalidFormat, "__metadata__ value for '\(key)' is not a string")
+                    throw ElucidateError(.invalidFormat, "__metadata__ value for '\(ZipArchive.printable(key))' is not a string")
                 }
                 guard result.updateValue(text, forKey: key) == nil else {
-                    throw ElucidateError(.invalidFormat, "__metadata__ names '\(key)' twice")
+                    throw ElucidateError(.invalidFormat, "__metadata__ names '\(ZipArchive.printable(key))' twice")
                 }
             }
             return result
@@ -321,7 +305,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
     }
 
-    private static func parseEntry(_ name: String, _ value: JSONValue, bufferLength: Int) throws(ElucidateError) -> Entry {
+    private static func parseEntry(_ rawName: String, _ value: JSONValue, bufferLength: Int) throws(ElucidateError) -> Entry {
+        let name = ZipArchive.printable(rawName)  // only for messages: names come from the file
         guard case .object(let pairs) = value else {
             throw ElucidateError(.invalidFormat, "tensor '\(name)': entry is not a JSON object")
         }
@@ -335,7 +320,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             throw ElucidateError(.invalidFormat, "tensor '\(name)': \"dtype\" is not a string")
         }
         guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
-            throw ElucidateError(.unsupported, "unknown dtype '\(dtypeName)' for tensor '\(name)'")
+            throw ElucidateError(.unsupported, "unknown dtype '\(ZipArchive.printable(dtypeName))' for tensor '\(name)'")
         }
         guard case .array(let dimensions) = try field("shape") else {
             throw ElucidateError(.invalidFormat, "tensor '\(name)': \"shape\" is not an array")

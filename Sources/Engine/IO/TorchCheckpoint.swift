@@ -33,7 +33,7 @@ public enum TorchCheckpoint {
 
     /// Reads the checkpoint at `url`; errors name the file.
     public static func load(_ url: URL) throws(ElucidateError) -> StateDict {
-        let data = try readFileBytes(url)
+        let data = try readFileBytes(url, expected: "a .pth checkpoint")
         do {
             return try parse(data)
         } catch {
@@ -79,18 +79,27 @@ public enum TorchCheckpoint {
     }
 
     /// Whether `prefix` (a file's first bytes, 32 are enough) starts like a torch.save
-    /// file: a ZIP archive, or the legacy (pre-1.6) pickle format.
+    /// file: a ZIP archive, the legacy (pre-1.6) pickle format, or any other binary pickle
+    /// (protocol 2 or later, as `pickle.dump` writes; `parse` refuses it with advice).
     public static func looksLikeCheckpoint(_ prefix: Data) -> Bool {
         let head = [UInt8](prefix.prefix(32))
-        return head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || isLegacy(head)
+        return head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || isLegacy(head) || isPickle(head)
     }
 
-    /// `looksLikeCheckpoint` on the file at `url`; false when it cannot be read.
+    /// `looksLikeCheckpoint` on the file at `url`; false when it cannot be read or is not
+    /// a regular file (checked without blocking: a FIFO is never waited on).
     public static func looksLikeCheckpoint(at url: URL) -> Bool {
-        guard let handle = try? FileHandle(forReadingFrom: url) else { return false }
-        defer { try? handle.close() }
-        guard let head = try? handle.read(upToCount: 32) else { return false }
-        return looksLikeCheckpoint(head)
+        guard let (fd, _) = try? openRegularFile(url) else { return false }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 32)
+        var count = 0
+        while count < head.count {
+            let got = head.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { break }
+            count += got
+        }
+        return looksLikeCheckpoint(Data(head[..<count]))
     }
 
     // MARK: - Format checks
@@ -105,6 +114,14 @@ public enum TorchCheckpoint {
         return head.count >= i + magic.count && Array(head[i..<(i + magic.count)]) == magic
     }
 
+    /// A binary pickle: PROTO 2…5, then an opcode. Not a safetensors file whose header
+    /// length happens to start 80 02…80 05 (640 to 1408 bytes): its third byte is 0 for any
+    /// header under 64 KiB, and its ninth opens the JSON header, `{`.
+    static func isPickle(_ head: [UInt8]) -> Bool {
+        head.count >= 3 && head[0] == 0x80 && (2...5).contains(head[1]) && head[2] != 0
+            && !(head.count > 8 && head[8] == UInt8(ascii: "{"))
+    }
+
     private static func checkSignature(_ data: Data) throws(ElucidateError) {
         let head = [UInt8](data.prefix(512))
         if head.starts(with: [0x50, 0x4B]) { return }  // a ZIP archive: ZipArchive judges it
@@ -114,7 +131,8 @@ public enum TorchCheckpoint {
         }
         if head.count >= 2, head[0] == 0x80, head[1] <= 5 {
             throw ElucidateError(.unsupported,
-                                 "is a plain Python pickle, not a torch.save checkpoint (a zip archive); save the weights with torch.save(model.state_dict(), 'weights.pth')")
+                                 "is a plain Python pickle (as pickle.dump writes), not a PyTorch zip checkpoint; re-save it with a current "
+                                 + "PyTorch: torch.save(pickle.load(open('old.pkl', 'rb')), 'new.pth') (only if you trust the file: unpickling runs code)")
         }
         if head.isEmpty { throw ElucidateError(.invalidFormat, "not a PyTorch checkpoint: the file is empty") }
         let shown = head.prefix(4).map { byte in
@@ -152,7 +170,7 @@ public enum TorchCheckpoint {
     private static func describe(_ value: PickleValue) -> String {
         switch value {
         case .tensor: "a single tensor"
-        case .object(let name), .global(PickleGlobal.inert(let name)): "a '\(name)' object"
+        case .object(let name), .global(PickleGlobal.inert(let name)): "a '\(ZipArchive.printable(name))' object"
         case .none: "None"
         default: "a \(value.typeName)"
         }

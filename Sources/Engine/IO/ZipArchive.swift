@@ -508,15 +508,6 @@ public struct ZipArchive: Sendable {
 
     /// `text` with control characters escaped, for one-line messages; long texts are cut.
     static func printable(_ text: String, limit: Int = 200) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            if out.unicodeScalars.count >= limit { return out + "…" }
-            if scalar.value < 0x20 || scalar.value == 0x7F {
-                out += String(format: "\\x%02x", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        TerminalText.escaped(text, limit: limit)
     }
 }

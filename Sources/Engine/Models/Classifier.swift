@@ -12,7 +12,9 @@ public struct ClassScore: Sendable, Equatable, Codable {
 /// it (class labels, preprocessing preset).
 public struct Classifier: Sendable {
     public let network: ResNet
-    /// One label per class, when the weights file or a labels file provides them.
+    /// One label per class, when the weights file or a labels file provides them, exactly
+    /// as the file has them: they may hold anything, terminal escape sequences included, so
+    /// show them on a terminal through `TerminalText.escaped` (or `displayLabel(_:)`).
     public var labels: [String]?
     /// The preprocessing the model was trained with, when the weights file records it.
     public let preset: PreprocessingPreset?
@@ -30,13 +32,15 @@ public struct Classifier: Sendable {
     }
 
     /// Loads weights from a `.safetensors` file or a PyTorch checkpoint (`.pth`/`.pt` as
-    /// `torch.save` writes it), chosen by the file's contents, not its name.
+    /// `torch.save` writes it), chosen by the file's contents, not its name. Anything but a
+    /// regular file (a device, a FIFO) is refused before it is opened.
     ///
     /// - Parameter architecture: a name from `ResNetArchitecture.named` (e.g. `resnet34`) to
     ///   check the file against; nil infers the architecture from the keys and shapes.
     /// - Throws: a one-line `ElucidateError` naming the file and what is wrong with it.
     public static func load(from url: URL, architecture: String? = nil) throws(ElucidateError) -> Classifier {
         do throws(ElucidateError) {
+            try requireRegularFile(url, expected: "a .safetensors or .pth weights file")
             let metadata: [String: String]
             let stateDict: StateDict
             if TorchCheckpoint.looksLikeCheckpoint(at: url) {
@@ -49,14 +53,20 @@ public struct Classifier: Sendable {
                 stateDict = StateDict(try file.floatTensors()).strippingPrefix("module.")
             }
             var arch: ResNetArchitecture
-            if let name = architecture ?? metadata["arch"] {
-                arch = try ResNetArchitecture.parse(name)
+            if let architecture {
+                arch = try ResNetArchitecture.parse(architecture)
+            } else if let name = metadata["arch"] {
+                do { arch = try ResNetArchitecture.parse(name) } catch {
+                    // The name comes from the file: shown escaped.
+                    throw ElucidateError(error.kind, "metadata: " + error.message.replacingOccurrences(
+                        of: "'\(name)'", with: "'\(TerminalText.escaped(name, limit: 200))'"))
+                }
             } else {
                 arch = try ResNet.inferArchitecture(stateDict)
             }
             if let stem = metadata["stem"] {
                 guard let known = ResNetArchitecture.Stem(rawValue: stem) else {
-                    throw ElucidateError(.invalidFormat, "metadata names an unknown stem '\(stem)'")
+                    throw ElucidateError(.invalidFormat, "metadata names an unknown stem '\(TerminalText.escaped(stem, limit: 200))'")
                 }
                 arch.stem = known
             }
@@ -68,7 +78,7 @@ public struct Classifier: Sendable {
             var preset: PreprocessingPreset?
             if let name = metadata["preset"] {
                 guard let known = PreprocessingPreset(rawValue: name) else {
-                    throw ElucidateError(.invalidFormat, "metadata names an unknown preprocessing preset '\(name)'")
+                    throw ElucidateError(.invalidFormat, "metadata names an unknown preprocessing preset '\(TerminalText.escaped(name, limit: 200))'")
                 }
                 preset = known
             }
@@ -78,13 +88,25 @@ public struct Classifier: Sendable {
         }
     }
 
+    /// The largest labels file read (a million classes of 60 bytes).
+    public static let maximumLabelsFileSize = 64 << 20
+
     /// Reads a labels file: one label per line, as many lines as the model has classes.
+    /// Only a regular file is read, up to `maximumLabelsFileSize` bytes.
     public mutating func loadLabels(from url: URL) throws(ElucidateError) {
-        let data = try readFileBytes(url)
+        let data = try readFileBytes(url, expected: "a text file of labels, one per line")
+        guard data.count <= Self.maximumLabelsFileSize else {
+            throw ElucidateError(.invalidArgument,
+                                 "labels file is \(data.count) bytes, more than the \(Self.maximumLabelsFileSize) a labels file may have",
+                                 path: url.path)
+        }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ElucidateError(.invalidFormat, "labels file is not UTF-8 text", path: url.path)
         }
-        var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
+        // Split on the scalar "\n": as Characters, "\r\n" is one that is not "\n".
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            String(line.last == "\r" ? line.dropLast() : line)
+        }
         while lines.last == "" { lines.removeLast() }
         guard lines.count == classes else {
             throw ElucidateError(.invalidArgument,
@@ -103,6 +125,12 @@ public struct Classifier: Sendable {
             throw ElucidateError(.invalidFormat, "metadata has \(array.count) labels but the model has \(classes) classes")
         }
         return array
+    }
+
+    /// The label of class `index` for a terminal: control characters escaped (see
+    /// `TerminalText`), or nil when the classifier has no labels.
+    public func displayLabel(_ index: Int) -> String? {
+        labels.map { TerminalText.escaped($0[index]) }
     }
 
     /// Logits `[N, classes]` for a batch `[N, C, H, W]` of preprocessed images.
