@@ -31,14 +31,17 @@ extension Conv2d {
 
     /// The transformed weights `[36, K, C]`.
     var winogradWeights: Tensor {
-        winogradCache.get {
-            let u = Tensor(uninitialized: [36, outChannels, inChannels])
-            let params = kernelParams(for: [1, inChannels, 8, 8])
-            checkKernel(Runtime.parallel(params, maxShares: outChannels, elements: u.count) { share in
-                return ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
-            }, "winograd weight transform")
-            return u
-        }
+        winogradCache.get { Self.winogradTransform(weight, params: kernelParams(for: [1, inChannels, 8, 8])) }
+    }
+
+    /// `weight` `[K, C, 3, 3]` through the Winograd weight transform: `[36, K, C]` (K and C as
+    /// in `params`), split over the output channels.
+    static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params) -> Tensor {
+        let u = Tensor(uninitialized: [36, Int(params.k), Int(params.c)])
+        checkKernel(Runtime.parallel(params, maxShares: Int(params.k), elements: u.count) { share in
+            return ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
+        }, "winograd weight transform")
+        return u
     }
 
     /// Tiles of a `[N, C, H, W]` input, or nil when Winograd does not apply or would not pay.
@@ -135,12 +138,7 @@ extension Conv2d {
                     for tap in 0..<9 { destination[tap] = source[8 - tap] }
                 }
             }
-            let u = Tensor(uninitialized: [36, c, k])
-            let params = transposedParams(for: [1, k, 8, 8])
-            checkKernel(Runtime.parallel(params, maxShares: c, elements: u.count) { share in
-                return ek_winograd_weight_f32(&share, flipped.storage.pointer, u.storage.pointer)
-            }, "winograd weight transform")
-            return u
+            return Self.winogradTransform(flipped, params: transposedParams(for: [1, k, 8, 8]))
         }
     }
 
