@@ -7,7 +7,7 @@ import PackageDescription
 //   cd fuzz && swift build -c debug --sanitize fuzzer --sanitize address --product fuzz-npy
 //   SWIFT_BACKTRACE=enable=no ./.build/debug/fuzz-npy -max_total_time=60 corpus/npy
 //
-// `./run-all.sh SECONDS` builds and runs all five (see README.md).
+// `./run-all.sh SECONDS` builds and runs all six (see README.md).
 
 let targets: [(product: String, target: String)] = [
     ("fuzz-safetensors", "FuzzSafetensors"),
@@ -15,6 +15,7 @@ let targets: [(product: String, target: String)] = [
     ("fuzz-jpeg", "FuzzJPEG"),
     ("fuzz-png", "FuzzPNG"),
     ("fuzz-pth", "FuzzPth"),
+    ("fuzz-preprocess", "FuzzPreprocess"),
 ]
 
 let package = Package(

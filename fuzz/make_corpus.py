@@ -13,9 +13,19 @@
     corpus/png/          tiny PNGs from Pillow: grey 1/2/4/8/16 bits, RGB, RGBA, palette with
                          transparency, grey+alpha, an interlaced one written by hand, extra
                          chunks, an eXIf chunk; plus small fixtures from Tests/Fixtures/images when present
+    corpus/pth/          (only with torch: python3 fuzz/make_corpus.py --pth) real torch.save
+                         archives of tiny state dicts (float32/float16/int64 tensors, a view
+                         sharing a storage at an offset, a non-contiguous stride, a wrapper
+                         dict, an empty dict, a legacy-format file) and their bare data.pkl
+                         pickles (the fuzzer's second path), at protocols 2 and 4, plus a
+                         pickle calling os.system that must be refused
+    corpus/preprocess/   small JPEGs and PNGs for decode -> resize -> normalise: the image
+                         seeds above plus extreme aspect ratios (1x300, 300x1, 1x1), a
+                         grey+alpha and a CMYK image
 
-Needs numpy and Pillow. Re-running rewrites the same bytes (no randomness, no timestamps).
-Usage: python3 fuzz/make_corpus.py
+Needs numpy and Pillow (and torch for --pth). Re-running rewrites the same bytes (no
+randomness, no timestamps: torch's random serialization_id is replaced by a fixed one).
+Usage: python3 fuzz/make_corpus.py [--pth]
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ import io
 import json
 import shutil
 import struct
+import sys
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -203,6 +215,64 @@ def make_png() -> None:
     copy_fixtures("png", [".png"])
 
 
+def make_preprocess() -> None:
+    """Images for the preprocessing target: shapes that stress resize and crop."""
+    for name in ("rgb_8x8.png", "gray_alpha_4x4.png", "palette_trns_6x6.png", "gray16_5x4.png", "exif_orientation_3x2.png"):
+        shutil.copyfile(CORPUS / "png" / name, CORPUS / "preprocess" / name)
+    for name in ("rgb_420.jpg", "gray.jpg", "cmyk.jpg", "progressive.jpg", "exif_orientation.jpg"):
+        shutil.copyfile(CORPUS / "jpeg" / name, CORPUS / "preprocess" / name)
+    write("preprocess", "thin_1x300.png", png(Image.fromarray(pattern(300, 1, 3, 5))))
+    write("preprocess", "wide_300x1.png", png(Image.fromarray(pattern(1, 300, 3, 6))))
+    write("preprocess", "dot_1x1.png", png(Image.fromarray(pattern(1, 1, 3, 7))))
+    write("preprocess", "thin_2x90.jpg", jpeg(Image.fromarray(pattern(90, 2, 3, 8)), quality=80))
+    write("preprocess", "rgb_33x17.jpg", jpeg(Image.fromarray(pattern(17, 33, 3, 9)), quality=80))
+
+
+def torch_zip(obj, protocol: int = 2) -> bytes:
+    """torch.save's archive of `obj`, rewritten with a fixed serialization_id."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, pickle_protocol=protocol)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename.endswith("serialization_id"):
+                data = b"0" * len(data)
+            entry = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            target.writestr(entry, data)
+    return out.getvalue()
+
+
+def make_pth() -> None:
+    import torch
+
+    conv = torch.arange(16, dtype=torch.float32).reshape(2, 2, 2, 2) / 7
+    base = torch.arange(24, dtype=torch.float32)
+    dicts = {
+        "conv_bn": {"conv.weight": conv, "bn.running_mean": torch.zeros(2), "bn.num_batches_tracked": torch.tensor(3)},
+        "half": {"w": torch.arange(6, dtype=torch.float16).reshape(2, 3)},
+        "shared_view": {"a": base[4:12], "b": base.view(4, 6)[1], "c": base},
+        "strided": {"t": base.view(4, 6).t()},
+        "empty": {},
+        "scalar": {"s": torch.tensor(1.5)},
+    }
+    for name, tensors in dicts.items():
+        for protocol in (2, 4):
+            archive = torch_zip(tensors, protocol)
+            with zipfile.ZipFile(io.BytesIO(archive)) as source:
+                pickle = next(source.read(n) for n in source.namelist() if n.endswith("data.pkl"))
+            if protocol == 2 or name == "conv_bn":
+                write("pth", f"{name}_p{protocol}.pth", archive)
+            write("pth", f"{name}_p{protocol}.pkl", pickle)
+    write("pth", "wrapped_state_dict.pth", torch_zip({"state_dict": dicts["conv_bn"], "epoch": 3}))
+    buffer = io.BytesIO()
+    torch.save(dicts["conv_bn"], buffer, _use_new_zipfile_serialization=False)
+    write("pth", "legacy_conv_bn.pth", buffer.getvalue())
+
+
 def copy_fixtures(parser: str, suffixes: list[str]) -> None:
     """Small fixtures of the image tests (Tests/Fixtures/images), when they are present."""
     if not FIXTURES.is_dir():
@@ -215,7 +285,8 @@ def copy_fixtures(parser: str, suffixes: list[str]) -> None:
 
 
 def main() -> None:
-    for parser in ("safetensors", "npy", "jpeg", "png"):
+    parsers = ["safetensors", "npy", "jpeg", "png", "preprocess"]
+    for parser in parsers:
         target = CORPUS / parser
         if target.exists():
             shutil.rmtree(target)
@@ -224,7 +295,11 @@ def main() -> None:
     make_npy()
     make_jpeg()
     make_png()
-    for parser in ("safetensors", "npy", "jpeg", "png"):
+    make_preprocess()
+    if "--pth" in sys.argv[1:]:
+        make_pth()  # adds to corpus/pth (its hand-made seeds stay)
+        parsers.append("pth")
+    for parser in parsers:
         files = sorted((CORPUS / parser).iterdir())
         print(f"corpus/{parser}: {len(files)} files, {sum(f.stat().st_size for f in files)} bytes")
 

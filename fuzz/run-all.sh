@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the five libFuzzer targets (debug, fuzzer + address sanitizers) and runs each for
+# Builds the six libFuzzer targets (debug, fuzzer + address sanitizers) and runs each for
 # SECONDS (default 60) on a copy of its seed corpus in a temporary folder, so the committed
 # corpus under fuzz/corpus/ never grows.
 #
-#   fuzz/run-all.sh [SECONDS] [PARSER...]      PARSER: safetensors npy jpeg png pth (default: all)
+#   fuzz/run-all.sh [SECONDS] [PARSER...]      PARSER: safetensors npy jpeg png pth preprocess (default: all)
 #
 # Exits 0 when no fuzzer found anything; otherwise non-zero, after printing the path of every
 # input that crashed (including sanitizer reports), leaked, timed out (> 10 s) or ran out of memory (kept in $FUZZ_ARTIFACTS, default
@@ -16,15 +16,15 @@ repo="$(cd "$here/.." && pwd)"
 seconds="${1:-60}"
 shift || true
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
-    echo "usage: fuzz/run-all.sh [SECONDS] [safetensors|npy|jpeg|png|pth ...]" >&2
+    echo "usage: fuzz/run-all.sh [SECONDS] [safetensors|npy|jpeg|png|pth|preprocess ...]" >&2
     exit 2
 fi
 parsers=("$@")
-[ ${#parsers[@]} -gt 0 ] || parsers=(safetensors npy jpeg png pth)
+[ ${#parsers[@]} -gt 0 ] || parsers=(safetensors npy jpeg png pth preprocess)
 for parser in "${parsers[@]}"; do
     case "$parser" in
-    safetensors | npy | jpeg | png | pth) ;;
-    *) echo "fuzz/run-all.sh: unknown parser '$parser' (safetensors, npy, jpeg, png, pth)" >&2; exit 2 ;;
+    safetensors | npy | jpeg | png | pth | preprocess) ;;
+    *) echo "fuzz/run-all.sh: unknown parser '$parser' (safetensors, npy, jpeg, png, pth, preprocess)" >&2; exit 2 ;;
     esac
 done
 artifacts="${FUZZ_ARTIFACTS:-$repo/fuzz-artifacts}"
