@@ -6,8 +6,11 @@ import XCTest
 /// `ELUCIDATE_ISA` forces a SIMD level for the whole process: `elucidate info` shows the level
 /// and why, OpenBLAS gets that level's kernels, and a level that cannot be had is refused.
 final class InstructionSetCommandTests: XCTestCase {
+    /// `elucidate info --json` with `environment` and nothing else of ours: the test process's
+    /// own ELUCIDATE_ISA (CI runs tests at forced levels) and OPENBLAS_CORETYPE are dropped.
     private func info(_ environment: [String: String]) throws -> [String: Any] {
-        let result = try runElucidate(["info", "--json"], environment: environment, unsetting: ["OPENBLAS_CORETYPE"])
+        let inherited = ["OPENBLAS_CORETYPE", "ELUCIDATE_ISA"].filter { environment[$0] == nil }
+        let result = try runElucidate(["info", "--json"], environment: environment, unsetting: inherited)
         XCTAssertEqual(result.status, 0, result.stderr)
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     }
@@ -24,7 +27,7 @@ final class InstructionSetCommandTests: XCTestCase {
             XCTAssertEqual(report["openblasCoretype"] as? String, coretypes[level])
             XCTAssertEqual((report["blasCore"] as? String)?.lowercased(), coretypes[level]?.lowercased())
         }
-        let plain = try runElucidate(["info"], environment: ["ELUCIDATE_ISA": "scalar"])
+        let plain = try runElucidate(["info"], environment: ["ELUCIDATE_ISA": "scalar"], unsetting: ["OPENBLAS_CORETYPE"])
         XCTAssertTrue(plain.stdout.contains("SIMD kernels:      scalar (ELUCIDATE_ISA=scalar"), plain.stdout)
         let auto = try info([:])
         XCTAssertEqual(auto["instructionSet"] as? String, detected.name)
@@ -46,7 +49,7 @@ final class InstructionSetCommandTests: XCTestCase {
         guard let above = InstructionSet.allCases.first(where: { $0 > Runtime.detectedInstructionSet }) else {
             throw XCTSkip("this CPU has every level (\(Runtime.detectedInstructionSet)): none to ask for above it")
         }
-        let result = try runElucidate(["models"], environment: ["ELUCIDATE_ISA": above.name])
+        let result = try runElucidate(["models"], environment: ["ELUCIDATE_ISA": above.name], unsetting: ["OPENBLAS_CORETYPE"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("asks for more than this CPU has"), result.stderr)

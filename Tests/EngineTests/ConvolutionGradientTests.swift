@@ -4,7 +4,10 @@ import XCTest
 
 /// `Conv2d.inputGradient`: the Winograd path (3×3 stride-1 layers) and the im2col path with
 /// its products and scatter split over Elucidate's threads, against a double-precision
-/// direct backward, at every SIMD level this CPU has.
+/// direct backward, at every SIMD level this CPU has. The Winograd bound is a worst case (it
+/// catches wiring errors, which are of the size of the result); the transforms' own accuracy
+/// is held to a direct convolution in CKernelsTests' WinogradTests, and the Winograd input
+/// gradient is shown below to be exactly the Winograd forward of the transposed convolution.
 final class ConvolutionGradientTests: XCTestCase {
     struct Case {
         let n, c, h, w, k: Int
@@ -95,8 +98,6 @@ final class ConvolutionGradientTests: XCTestCase {
                             break
                         }
                     }
-                    // In norm, both paths are far closer than the worst case: well inside 1e-5.
-                    XCTAssertLessThan(relativeL2Error(dx, exact.map { Float($0) }), 1e-5, "\(t) winograd \(enabled)")
                 }
             }
         }
