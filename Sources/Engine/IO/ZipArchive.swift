@@ -486,9 +486,9 @@ public struct ZipArchive: Sendable {
         guard let name = String(validating: bytes, as: UTF8.self) else {
             throw fail("archive has an entry name that is not valid UTF-8")
         }
-        let shown = printable(name)
+        // The escaped name is made only for a refusal: every entry of every archive passes here.
         guard !name.hasPrefix("/"), !name.unicodeScalars.contains(where: { $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw fail("unsafe entry name '\(shown)'")
+            throw fail("unsafe entry name '\(printable(name))'")
         }
         var components = name.split(separator: "/", omittingEmptySubsequences: false)
         if name.hasSuffix("/") { components.removeLast() }  // a folder entry
@@ -496,7 +496,7 @@ public struct ZipArchive: Sendable {
         let first = components.first.map(Array.init) ?? []
         let driveLetter = first.count == 2 && first[1] == ":" && first[0].isLetter
         guard !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }), !driveLetter else {
-            throw fail("unsafe entry name '\(shown)'")
+            throw fail("unsafe entry name '\(printable(name))'")
         }
         return name
     }
