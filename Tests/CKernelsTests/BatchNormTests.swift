@@ -96,6 +96,23 @@ final class BatchNormTests: KernelTestCase {
         }
     }
 
+    /// The fold's contract: scale = γ / √(var + eps), W·scale and β + (b − mean)·scale computed
+    /// in double, each rounded to float once, so each folded value is the correctly rounded
+    /// float of that double expression (not of float products, which would perturb the model).
+    private func expectedFold(_ weight: [Float], crs: Int, bias: [Float]?, _ s: Stats?, channels k: Int,
+                              eps: Float) -> (weight: [Float], bias: [Float]) {
+        var w = weight, b = [Float](repeating: 0, count: k)
+        for ch in 0..<k {
+            let gamma = s.map { Double($0.gamma[ch]) } ?? 1, beta = s.map { Double($0.beta[ch]) } ?? 0
+            let mean = Double(s?.mean[ch] ?? 0.25), variance = Double(s?.variance[ch] ?? 0.5)
+            let scale = gamma / (variance + Double(eps)).squareRoot()
+            for i in 0..<crs { w[ch * crs + i] = Float(Double(weight[ch * crs + i]) * scale) }
+            let shifted = (Double(bias?[ch] ?? 0) - mean) * scale
+            b[ch] = Float(beta + shifted)
+        }
+        return (w, b)
+    }
+
     func testFoldIntoConvolutionEqualsConvolutionThenBatchNorm() {
         var rng = SeededGenerator(seed: 23)
         for withBias in [false, true] {
@@ -116,16 +133,40 @@ final class BatchNormTests: KernelTestCase {
                                       stats.variance, stats.gamma, stats.beta, &foldedBias)
             }
             XCTAssertEqual(st, EK_OK)
-            // The fold itself, against its definition.
-            for k in 0..<cc.k {
-                let scale = Double(stats.gamma[k]) / (Double(stats.variance[k]) + Double(eps)).squareRoot()
-                let b = (Double(bias?[k] ?? 0) - Double(stats.mean[k])) * scale + Double(stats.beta[k])
-                XCTAssertEqual(Double(foldedBias[k]), b, accuracy: 1e-5 * max(1, abs(b)))
-                XCTAssertEqual(Double(folded[k * 27 + 4]), Double(weight[k * 27 + 4]) * scale,
-                               accuracy: 1e-6 * max(1, abs(scale)))
-            }
+            // The fold itself, bit for bit against its double-precision definition.
+            let exact = expectedFold(weight, crs: cc.c * 9, bias: bias, stats, channels: cc.k, eps: eps)
+            assertBitEqual(folded, exact.weight, "weights, bias \(withBias)")
+            assertBitEqual(foldedBias, exact.bias, "bias, bias \(withBias)")
             let fused = runConv(cc, x: x, weight: folded, bias: foldedBias)
             assertClose(fused, expected, rtol: 1e-4, atol: 1e-4, "bias \(withBias)")
+        }
+    }
+
+    /// Without gamma and beta (1 and 0), at every ISA (the fold has no SIMD path, so the
+    /// level must not matter), in place over the bias, on many channels with wide scales.
+    func testFoldIsCorrectlyRoundedWithoutAffineAtEveryISA() {
+        var rng = SeededGenerator(seed: 24)
+        let (k, crs) = (37, 29)
+        let weight = rng.floats(k * crs, in: -3..<3)
+        let mean = [Float](repeating: 0.25, count: k), variance = [Float](repeating: 0.5, count: k)
+        let exact = expectedFold(weight, crs: crs, bias: nil, nil, channels: k, eps: 1e-3)
+        var stats = Stats(channels: k, &rng)
+        stats.variance = (0..<k).map { Float(pow(10, Double($0 % 9) - 4)) }  // 1e-4 … 1e4
+        let bias = rng.floats(k)
+        let affine = expectedFold(weight, crs: crs, bias: bias, stats, channels: k, eps: 1e-5)
+        for isa in supportedISAs() {
+            _ = ek_set_isa(isa)
+            var w = weight, b = [Float](repeating: .nan, count: k)
+            XCTAssertEqual(ek_batchnorm_fold_f32(Int64(k), Int64(crs), 1e-3, &w, nil, mean, variance, nil, nil, &b), EK_OK)
+            assertBitEqual(w, exact.weight, "isa \(isa.rawValue)")
+            assertBitEqual(b, exact.bias, "isa \(isa.rawValue)")
+            var w2 = weight, b2 = bias  // bias_out aliases bias_in
+            b2.withUnsafeMutableBufferPointer { out in
+                XCTAssertEqual(ek_batchnorm_fold_f32(Int64(k), Int64(crs), 1e-5, &w2, out.baseAddress, stats.mean, stats.variance,
+                                                     stats.gamma, stats.beta, out.baseAddress), EK_OK)
+            }
+            assertBitEqual(w2, affine.weight, "affine, isa \(isa.rawValue)")
+            assertBitEqual(b2, affine.bias, "affine, isa \(isa.rawValue)")
         }
     }
 

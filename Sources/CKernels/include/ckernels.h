@@ -198,9 +198,10 @@ ek_status ek_batchnorm_forward_f32(const ek_batchnorm_params *p, const float *x,
                                    const float *beta, float *y);
 
 /// Folds an inference batch norm into the preceding convolution:
-/// weight[K, CRS] *= scale[K]; bias[K] = (bias - mean) * scale + beta, with
-/// scale = gamma / sqrt(var + eps). `bias_in` may be NULL (treated as zeros);
-/// `bias_out` receives the folded bias (K floats).
+/// weight[K, CRS] *= scale[K]; bias[K] = beta + (bias - mean) * scale, with
+/// scale = gamma / sqrt(var + eps), all in double precision and each result rounded to float
+/// once (so each folded value is the correctly rounded float of that double expression).
+/// `bias_in` may be NULL (treated as zeros); `bias_out` receives the folded bias (K floats).
 ek_status ek_batchnorm_fold_f32(int64_t k, int64_t crs, float eps, float *weight,
                                 const float *bias_in, const float *mean, const float *var,
                                 const float *gamma, const float *beta, float *bias_out);
