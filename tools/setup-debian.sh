@@ -7,7 +7,8 @@
 #   tools/setup-debian.sh --train   also dataset-fashion-mnist, which tools/train_builtin.py
 #                                   reads (it needs python3 with torch, numpy, safetensors, Pillow)
 set -euo pipefail
-packages=(libopenblas-dev liblapacke-dev libpng-dev libturbojpeg0-dev pkg-config)
+# time: GNU time, with which the hostile-input tests measure each run's peak memory.
+packages=(libopenblas-dev liblapacke-dev libpng-dev libturbojpeg0-dev pkg-config time)
 for argument in "$@"; do
     case "$argument" in
         --train) packages+=(dataset-fashion-mnist) ;;

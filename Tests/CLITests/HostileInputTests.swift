@@ -16,9 +16,10 @@ import Glibc
 ///   folder keeps exactly its files),
 /// - finished within 10 s, with a peak resident size under 1 GB.
 ///
-/// The binary is `.build/release/elucidate` when it exists (the issue asks for the release
-/// build; `swift build -c release` first), else the debug one beside the tests;
-/// `ELUCIDATE_BATTERY_BINARY` names another. Peak memory is measured by `/usr/bin/time -f %M`
+/// The binary is the one built beside the tests (so never a stale build of other sources);
+/// `ELUCIDATE_BATTERY_BINARY` names another, e.g. the release build:
+/// `swift build -c release && ELUCIDATE_BATTERY_BINARY=.build/release/elucidate swift test --filter HostileInputTests`.
+/// Peak memory is measured by `/usr/bin/time -f %M`
 /// (GNU time) between this process and `elucidate`: a child forked or spawned straight from
 /// this big test process would inherit its resident size into its `ru_maxrss`. Without GNU
 /// time the memory check is skipped, the others still run. The inputs are made at test time
@@ -68,8 +69,6 @@ final class HostileInputTests: XCTestCase {
 
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["ELUCIDATE_BATTERY_BINARY"] { return path }
-        let release = packageRootURL.appendingPathComponent(".build/release/elucidate").path
-        if FileManager.default.isExecutableFile(atPath: release) { return release }
         return productsDirectory.appendingPathComponent("elucidate").path
     }
 
