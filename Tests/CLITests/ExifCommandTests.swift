@@ -8,20 +8,9 @@ import XCTest
 /// `PIL.Image.open` and torchvision give), but the JSON report says which rule was used and that
 /// the image records an orientation, text runs note it on stderr, and `--exif apply` turns the
 /// image as Pillow's `ImageOps.exif_transpose` does, in predict, explain and visualize alike.
-final class ExifCommandTests: XCTestCase {
-    var folder: URL!
+final class ExifCommandTests: TemporaryFolderTestCase {
     let phone = packageRootURL.appendingPathComponent("Tests/Fixtures/exif/phone_o6.jpg").path
     let sneaker = packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-exif")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     private func json(_ result: CommandResult, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
         XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)

@@ -9,20 +9,8 @@ import Glibc
 
 /// Every `elucidate explain` method's progress bar: drawn on a terminal (label, done/total,
 /// percent, rate, time left), never on a pipe, and turned off by `--quiet`.
-final class ExplainProgressCommandTests: XCTestCase {
-    var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-progress")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
+final class ExplainProgressCommandTests: TemporaryFolderTestCase {
     var sneaker: String { packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     /// Every method, with settings small enough to run in a moment on the built-in model.
     private func methods() throws -> [(name: String, options: [String])] {

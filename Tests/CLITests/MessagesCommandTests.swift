@@ -13,8 +13,7 @@ import XCTest
 /// - `--target -1` said "Missing value for '--target <target>'"; `/dev/zero` or a FIFO as an
 ///   image said "You don't have permission" (a FIFO could hang); a pickle said "header
 ///   length … is absurd; not a safetensors file".
-final class MessagesCommandTests: XCTestCase {
-    var folder: URL!
+final class MessagesCommandTests: TemporaryFolderTestCase {
     let image = packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path
     /// A small deterministic ResNet with 3 classes, and a (1, 3, 32, 32) input for it.
     var model: String!
@@ -27,17 +26,11 @@ final class MessagesCommandTests: XCTestCase {
     let csi = "\u{9B}2J"
 
     override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-messages")
+        try super.setUpWithError()
         model = try writeModel("m.safetensors")
         x = path("x.npy")
         try NPY.write(DeterministicWeights.input(shape: [1, 3, 32, 32]), to: URL(fileURLWithPath: x))
     }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     private func writeModel(_ name: String, metadata: [String: String] = [:], extra: [String: Tensor] = [:]) throws -> String {
         let architecture = ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1])

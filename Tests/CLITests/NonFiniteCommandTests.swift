@@ -7,24 +7,17 @@ import XCTest
 /// baseline with NaN or infinity gave NaN attributions and a NaN convergence delta with exit 0.
 /// Now each is one `elucidate: …` line naming the file and the first bad element, exit 1, and
 /// nothing is written.
-final class NonFiniteCommandTests: XCTestCase {
-    var folder: URL!
+final class NonFiniteCommandTests: TemporaryFolderTestCase {
     var model: String!
     let sneaker = packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path
 
     override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-nonfinite-cli")
+        try super.setUpWithError()
         model = try write("m.safetensors") { url in
             let stateDict = DeterministicWeights.stateDict(ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 3)
             try SafetensorsWriter.write(stateDict.tensors, to: url)
         }
     }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     private func write(_ name: String, _ body: (URL) throws -> Void) throws -> String {
         try body(URL(fileURLWithPath: path(name)))

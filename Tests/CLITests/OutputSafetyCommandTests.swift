@@ -9,19 +9,8 @@ import XCTest
 /// a report to a full stdout was lost silently. Now a device is written in place (never
 /// replaced), and every failed write — files, pictures, stdout — is one line on stderr and
 /// a non-zero exit.
-final class OutputSafetyCommandTests: XCTestCase {
-    var folder: URL!
+final class OutputSafetyCommandTests: TemporaryFolderTestCase {
     let image = packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-output-safety")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     private func names() throws -> Set<String> { Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) }
 

@@ -4,15 +4,14 @@ import TestSupport
 import XCTest
 
 /// `elucidate predict` end to end: the built binary on files written by the test.
-final class PredictCommandTests: XCTestCase {
-    var folder: URL!
+final class PredictCommandTests: TemporaryFolderTestCase {
     var model: URL!
     var input: URL!
     var expectedLogits: Tensor!
 
     /// A ResNet18 with 2 classes on a 64×48 input: golden case `resnet18_n1_64x48_c2`.
     override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-cli")
+        try super.setUpWithError()
         model = folder.appendingPathComponent("resnet18.safetensors")
         input = folder.appendingPathComponent("x.npy")
         let stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 2)
@@ -20,12 +19,6 @@ final class PredictCommandTests: XCTestCase {
         try NPY.write(DeterministicWeights.input(shape: [1, 3, 64, 48]), to: input)
         expectedLogits = try NPY.readFloat32(fixtureURL("golden/resnet18_n1_64x48_c2.logits.npy"))
     }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     func testLogitsMatchPyTorch() throws {
         let result = try runElucidate(["predict", "--model", model.path, "--input-tensor", input.path,

@@ -6,27 +6,20 @@ import XCTest
 /// `elucidate predict --model weights.pth`: PyTorch checkpoints read natively give the
 /// logits the same weights give from safetensors, and every refused checkpoint is one
 /// line on stderr naming the file.
-final class PthCommandTests: XCTestCase {
-    var folder: URL!
+final class PthCommandTests: TemporaryFolderTestCase {
     var safetensors: URL!
     var input: URL!
     var stateDict: StateDict!
 
     /// A ResNet18 with 2 classes on a 64×48 input: golden case `resnet18_n1_64x48_c2`.
     override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-pth-cli")
+        try super.setUpWithError()
         safetensors = folder.appendingPathComponent("resnet18.safetensors")
         input = folder.appendingPathComponent("x.npy")
         stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 2)
         try SafetensorsWriter.write(stateDict.tensors, to: safetensors)
         try NPY.write(DeterministicWeights.input(shape: [1, 3, 64, 48]), to: input)
     }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     /// Logits of `predict --model model --input-tensor x.npy`.
     private func logits(_ model: String, file: StaticString = #filePath, line: UInt = #line) throws -> Tensor {

@@ -7,19 +7,8 @@ import XCTest
 /// a 4 GB memory limit, or ate the machine's memory. Now the streaming methods run in bounded
 /// memory (the count only makes them long), and KernelSHAP and LIME refuse a count whose
 /// surrogate fit would not fit, before any work, with how much it would need and how many fit.
-final class SampleCountCommandTests: XCTestCase {
-    var folder: URL!
+final class SampleCountCommandTests: TemporaryFolderTestCase {
     let sneaker = packageRootURL.appendingPathComponent("Resources/images/sneaker.png").path
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-sample-count")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     func testKernelSHAPAndLIMERefuseABillionSamplesBeforeAnyWork() throws {
         for method in ["kernel-shap", "lime"] {

@@ -4,20 +4,9 @@ import TestSupport
 import XCTest
 
 /// `elucidate visualize` end to end: the built binary on the committed fixtures.
-final class VisualizeCommandTests: XCTestCase {
-    var folder: URL!
+final class VisualizeCommandTests: TemporaryFolderTestCase {
     let attr = fixtureURL("visualization/snapshot_attr.npy").path
     let photo = fixtureURL("visualization/snapshot_photo.png").path
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-visualize")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     private func snapshot(_ name: String) throws -> Canvas {
         try PNGWriter.read(fixtureURL("visualization/snapshots/\(name).png"))

@@ -9,18 +9,7 @@ import XCTest
 /// `/dev/null` — and turns every write error into an `ElucidateError`, leaving no
 /// temporary file behind. Runs as root in CI: every test that writes to a device checks
 /// that it is still that device afterwards.
-final class AtomicFileTests: XCTestCase {
-    var folder: URL!
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-atomic-file")
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+final class AtomicFileTests: TemporaryFolderTestCase {
     private func url(_ name: String) -> URL { folder.appendingPathComponent(name) }
 
     private let tensor = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])

@@ -103,3 +103,26 @@ public func atInstructionSet<T>(_ level: InstructionSet, _ body: () throws -> T)
     defer { try? Runtime.setInstructionSet(nil) }
     return try body()
 }
+
+// MARK: - A fresh folder per test
+
+/// A test case with a fresh temporary folder for every test (`folder`, removed afterwards)
+/// and `path(_:)` for the files in it. Subclasses that set up more call
+/// `try super.setUpWithError()` first.
+open class TemporaryFolderTestCase: XCTestCase {
+    /// The folder of the running test.
+    public private(set) var folder: URL!
+
+    override open func setUpWithError() throws {
+        try super.setUpWithError()
+        folder = try makeTemporaryDirectory("elucidate-\(type(of: self))")
+    }
+
+    override open func tearDownWithError() throws {
+        if let folder { try? FileManager.default.removeItem(at: folder) }
+        try super.tearDownWithError()
+    }
+
+    /// The path of `name` in `folder`.
+    public func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+}
