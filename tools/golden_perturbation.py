@@ -17,6 +17,22 @@ Cases:
     ``r18_feature_mask.npy``, baseline 0.25.
   * ResNet18 at 64x48, batch 1, target 3: ShapleyValueSampling over a 3x3 grid with 400
     samples (torch.manual_seed(0)): compared by correlation.
+  * Occlusion accuracy (``--only occlusion`` regenerates every occlusion case, or those named
+    by ``--cases a,b``, and merges them into the manifest): ResNet34 at 224x224 on the
+    committed photo (``Tests/Fixtures/images/photo.torchvision.npy``: the manifest's
+    ``input.file``, which then replaces the deterministic input, ``input.key`` only naming it),
+    the seed's call: window (3,15,15), stride (3,8,8), baseline 0, predicted class; and
+    ResNet18 (1000 classes) on a 63x83 input with window (3,11,7), stride (3,5,3), baseline 0
+    (windows that do not tile the input: the last row and column of windows are cropped at the
+    border; small enough for a debug-build test at every SIMD level). Both with the
+    deterministic weights of keys prefixed ``layers-accuracy.`` (the manifest's
+    ``weights.key_prefix``), so they are not the weights the other tests use; the prefix
+    starts with "layer" so that ``DeterministicWeights``' per-key rules (residual-closing batch
+    norms damped) still apply.
+  * Every occlusion case is also run by Captum in float64 (``model.double()``,
+    ``input.double()``, the same call), saved as ``<name>_f64.npy`` (float64, ``<f8``); the
+    manifest's ``float64`` records that file and Captum float32's relative L2 distance to it
+    (``captum_float32_rel_l2``), the yardstick for Elucidate's own distance.
   * Surrogates (``--only surrogates`` regenerates just these and merges them into the
     manifest; needs scikit-learn): the same ResNet18 and target on a 4x4 grid, with the input
     times 8 (exact in float32; the manifest's ``input.scale``). At scale 1 the target's logit
@@ -38,6 +54,7 @@ Models run in eval mode, float32, on the CPU with 2 threads.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -74,16 +91,82 @@ class RecordingSurrogate:
         return self.inner.representation()
 
 
-def classic_cases(out: Path, save) -> None:
-    """Occlusion, FeatureAblation and ShapleyValueSampling."""
+#: Key prefix of the occlusion-accuracy weights (see the module docstring).
+ACCURACY_KEY_PREFIX = "layers-accuracy."
+
+
+def prefixed_deterministic_model(arch: str, num_classes: int, prefix: str) -> torch.nn.Module:
+    """``resnet.deterministic_model`` with every tensor's values those of key ``prefix + key``."""
+    model = resnet.build(arch, num_classes)
+    state = {key: value.clone() if not value.is_floating_point()
+             else torch.from_numpy(resnet.deterministic_parameter(prefix + key, tuple(value.shape)))
+             for key, value in model.state_dict().items()}
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def occlusion(name, save, model_desc, model, x, window, stride, baseline, target, per_eval):
+    """Captum's Occlusion in float32 (the golden) and in float64 (``<name>_f64.npy``)."""
+    if save.cases is not None and name not in save.cases:
+        return
+    kwargs = {"sliding_window_shapes": tuple(window), "strides": tuple(stride), "baselines": baseline,
+              "target": target, "perturbations_per_eval": per_eval}
+    with torch.no_grad():
+        a32 = Occlusion(model).attribute(x, **kwargs)
+        model64 = copy.deepcopy(model).double()
+        a64 = Occlusion(model64).attribute(x.double(), **kwargs)
+    a64 = a64.numpy()
+    distance = float(np.linalg.norm(a32.numpy().astype(np.float64) - a64) / np.linalg.norm(a64))
+    file64 = f"{name}_f64.npy"
+    np.save(save.out / file64, np.ascontiguousarray(a64, dtype="<f8"))
+    print(f"{name}: Captum float32 vs float64: relative L2 {distance:.3g}")
+    targets = target.tolist() if isinstance(target, torch.Tensor) else [target]
+    save(name, model_desc, "occlusion", {"window": list(window), "stride": list(stride), "baseline": baseline}, targets,
+         a32, float64={"output": file64, "captum_float32_rel_l2": distance})
+
+
+def occlusion_cases(save) -> None:
+    """Every occlusion case, each with its float64 reference."""
     with torch.no_grad():
         r34 = {"arch": "resnet34", "num_classes": 1000, "input": {"key": "input", "shape": [1, 3, 224, 224]}}
         model = resnet.deterministic_model("resnet34", 1000)
         x = torch.from_numpy(resnet.deterministic_input("input", (1, 3, 224, 224)))
         target = int(model(x).argmax(dim=1)[0])
-        save("r34_occlusion", r34, "occlusion", {"window": [3, 45, 45], "stride": [3, 40, 40], "baseline": 0}, [target],
-             Occlusion(model).attribute(x, sliding_window_shapes=(3, 45, 45), strides=(3, 40, 40), baselines=0,
-                                        target=target, perturbations_per_eval=16))
+        occlusion("r34_occlusion", save, r34, model, x, (3, 45, 45), (3, 40, 40), 0, target, 16)
+
+        r18 = {"arch": "resnet18", "num_classes": 10, "input": {"key": "input", "shape": [2, 3, 64, 48]}}
+        model = resnet.deterministic_model("resnet18", 10)
+        x = torch.from_numpy(resnet.deterministic_input("input", (2, 3, 64, 48)))
+        occlusion("r18_occlusion_baseline", save, r18, model, x, (1, 9, 7), (1, 5, 4), 0.25, torch.tensor([3, 7]), 8)
+
+        # The seed's call on a photo, and odd windows on an odd size, with their own weights.
+        weights = {"key_prefix": ACCURACY_KEY_PREFIX}
+        photo = "images/photo.torchvision.npy"
+        x = torch.from_numpy(np.load(Path(__file__).resolve().parent.parent / "Tests" / "Fixtures" / photo))
+        model = prefixed_deterministic_model("resnet34", 1000, ACCURACY_KEY_PREFIX)
+        target = int(model(x).argmax(dim=1)[0])
+        assert int(model.double()(x.double()).argmax(dim=1)[0]) == target
+        model.float()
+        occlusion("r34_occlusion_seed", save, {"arch": "resnet34", "num_classes": 1000, "weights": weights,
+                                               "input": {"key": "photo", "file": photo, "shape": list(x.shape)}},
+                  model, x, (3, 15, 15), (3, 8, 8), 0, target, 16)
+
+        shape = (1, 3, 63, 83)
+        x = torch.from_numpy(resnet.deterministic_input("occlusion-odd", shape))
+        model = prefixed_deterministic_model("resnet18", 1000, ACCURACY_KEY_PREFIX)
+        target = int(model(x).argmax(dim=1)[0])
+        occlusion("r18_occlusion_odd", save, {"arch": "resnet18", "num_classes": 1000, "weights": weights,
+                                              "input": {"key": "occlusion-odd", "shape": list(shape)}},
+                  model, x, (3, 11, 7), (3, 5, 3), 0, target, 16)
+
+
+def classic_cases(out: Path, save) -> None:
+    """FeatureAblation and ShapleyValueSampling (the occlusion cases are ``occlusion_cases``)."""
+    with torch.no_grad():
+        r34 = {"arch": "resnet34", "num_classes": 1000, "input": {"key": "input", "shape": [1, 3, 224, 224]}}
+        model = resnet.deterministic_model("resnet34", 1000)
+        x = torch.from_numpy(resnet.deterministic_input("input", (1, 3, 224, 224)))
+        target = int(model(x).argmax(dim=1)[0])
         save("r34_feature_ablation_grid", r34, "feature-ablation", {"grid": 4}, [target],
              FeatureAblation(model).attribute(x, feature_mask=grid_mask(4, 224, 224), target=target,
                                               perturbations_per_eval=16))
@@ -92,9 +175,6 @@ def classic_cases(out: Path, save) -> None:
         model = resnet.deterministic_model("resnet18", 10)
         x = torch.from_numpy(resnet.deterministic_input("input", (2, 3, 64, 48)))
         t = torch.tensor([3, 7])
-        save("r18_occlusion_baseline", r18, "occlusion", {"window": [1, 9, 7], "stride": [1, 5, 4], "baseline": 0.25},
-             [3, 7], Occlusion(model).attribute(x, sliding_window_shapes=(1, 9, 7), strides=(1, 5, 4), baselines=0.25,
-                                                target=t, perturbations_per_eval=8))
         c = torch.arange(3).reshape(1, 3, 1, 1)
         mask = (c * 7 + grid_mask(3, 64, 48) * 2 + 5).to(torch.int32)  # sparse, unordered-looking ids
         np.save(out / "r18_feature_mask.npy", mask.numpy().astype("<i4"))
@@ -177,8 +257,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = Path(__file__).resolve().parent.parent
     parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "perturbation")
-    parser.add_argument("--only", choices=["surrogates"],
+    parser.add_argument("--only", choices=["surrogates", "occlusion"],
                         help="regenerate only this section; the manifest keeps the other cases")
+    parser.add_argument("--cases", help="with --only occlusion: only these cases (comma-separated names)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -191,9 +272,14 @@ def main() -> None:
                       **extra})
         print(f"{name}: |attr| max {float(attributions.abs().max()):.4g}")
 
+    save.out = args.out
+    save.cases = set(args.cases.split(",")) if args.cases else None
+    if args.only in (None, "occlusion"):
+        occlusion_cases(save)
     if args.only is None:
         classic_cases(args.out, save)
-    surrogate_cases(args.out, save)
+    if args.only in (None, "surrogates"):
+        surrogate_cases(args.out, save)
 
     manifest_path = args.out / "manifest.json"
     if args.only is not None:
