@@ -298,11 +298,19 @@ struct IncrementalEvaluator {
         return zip(mains, shortcuts).map { Patch(region: $0.region, values: $0.values.adding($1, activation: .relu)) }
     }
 
-    /// The target's logit for the image with each box replaced by the baseline.
+    /// The target's logit for the unoccluded image, from the stored feature map through the
+    /// head in double (`ClassifierHead.targetLogits64`): the same arithmetic as `scores`, so
+    /// feature-map values a window leaves unchanged cancel exactly in the difference.
+    func baseScore(target: Int) -> Double {
+        network.head.targetLogits64(blocks.last?.1.output ?? poolOutput ?? stemOutput, target: target)[0]
+    }
+
+    /// The target's logit for the image with each box replaced by the baseline, the head
+    /// evaluated in double from the float feature maps (see `baseScore`).
     func scores(boxes: [Occlusion.Box], baseline: Tensor, target: Int, perPass: Int,
-                progress: (Int) -> Void) throws(ElucidateError) -> [Float] {
+                progress: (Int) -> Void) throws(ElucidateError) -> [Double] {
         let (h, w) = (image.shape[2], image.shape[3])
-        var result: [Float] = []
+        var result: [Double] = []
         var start = 0
         while start < boxes.count {
             let end = min(boxes.count, start + max(1, perPass))
@@ -319,8 +327,7 @@ struct IncrementalEvaluator {
                 }
                 patches.append(occluded)
             }
-            let logits = try network.head(try features(patches))
-            for row in 0..<(end - start) { result.append(logits[row, target]) }
+            result += network.head.targetLogits64(try features(patches), target: target)
             progress(end)
             start = end
         }
@@ -388,12 +395,87 @@ extension ResNet {
     /// `logits` with batched convolutions (one GEMM per layer for the whole batch where
     /// planes are small): the same arithmetic, faster for many images.
     func batchedLogits(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try head(batchedFeatureMap(input))
+    }
+
+    /// `featureMap` with batched convolutions.
+    func batchedFeatureMap(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try validate(inputShape: input.shape)
         var x = try stem(input)
         if let stemPool { x = try stemPool(x) }
         for stage in stages {
             for block in stage { x = try IncrementalEvaluator.batchedBlock(block, x) }
         }
-        return try head(x)
+        return x
+    }
+}
+
+extension ClassifierHead {
+    /// The `target` logit of each row of a feature map `[N, C, H, W]`, the head evaluated in
+    /// double from the float features (the head's parameters are the float ones, widened).
+    ///
+    /// For occlusion, whose attributions are differences F(x) − F(x′) of logits that are
+    /// nearly equal: in float32, the pooling and the classifier round F(x) and F(x′) apart
+    /// (and differently for a batch of one and a larger batch, as BLAS blocks them
+    /// differently), an error of about 1e-7·|F| in every difference, however small. In double
+    /// the head adds nothing that matters, and feature-map values a window leaves unchanged
+    /// cancel exactly. Costs C·H·W + C multiply-adds per row (fastai's head: its hidden layer).
+    func targetLogits64(_ features: Tensor, target: Int) -> [Double] {
+        precondition(features.rank == 4 && features.shape[1] == inputChannels, "feature map \(features.shape)")
+        let (rows, channels, plane) = (features.shape[0], features.shape[1], features.shape[2] * features.shape[3])
+        var average = [Double](repeating: 0, count: channels)
+        var maximum = [Double](repeating: 0, count: channels)
+        var result: [Double] = []
+        result.reserveCapacity(rows)
+        for row in 0..<rows {
+            let f = features.storage.pointer + row * channels * plane
+            for c in 0..<channels {
+                var sum = 0.0
+                var largest = -Double.infinity
+                for i in 0..<plane {
+                    let v = Double(f[c * plane + i])
+                    sum += v
+                    largest = v > largest || v.isNaN ? v : largest
+                }
+                average[c] = sum / Double(plane)
+                maximum[c] = largest
+            }
+            switch self {
+            case .linear(let fc):
+                let w = fc.weight.storage.pointer + target * channels
+                var logit = fc.bias.map { Double($0.storage.pointer[target]) } ?? 0
+                for c in 0..<channels { logit += Double(w[c]) * average[c] }
+                result.append(logit)
+            case .fastai(let head):
+                result.append(head.targetLogit64(pooled: maximum + average, target: target))
+            }
+        }
+        return result
+    }
+}
+
+extension FastaiHead {
+    /// The `target` logit from the concat-pooled features `[max…, average…]`, in double.
+    func targetLogit64(pooled: [Double], target: Int) -> Double {
+        func normalized(_ x: [Double], _ norm: BatchNorm2d) -> [Double] {
+            x.indices.map { c in
+                let scale = Double(norm.weight?.storage.pointer[c] ?? 1) / (Double(norm.runningVar.storage.pointer[c]) + Double(norm.eps)).squareRoot()
+                return (x[c] - Double(norm.runningMean.storage.pointer[c])) * scale + Double(norm.bias?.storage.pointer[c] ?? 0)
+            }
+        }
+        let x = normalized(pooled, firstNorm)
+        let (inner, outer) = (hidden.inFeatures, hidden.outFeatures)
+        var h = [Double](repeating: 0, count: outer)
+        for j in 0..<outer {
+            let w = hidden.weight.storage.pointer + j * inner
+            var sum = 0.0
+            for i in 0..<inner { sum += Double(w[i]) * x[i] }
+            h[j] = max(sum, 0)
+        }
+        h = normalized(h, secondNorm)
+        let w = output.weight.storage.pointer + target * outer
+        var logit = 0.0
+        for j in 0..<outer { logit += Double(w[j]) * h[j] }
+        return logit
     }
 }

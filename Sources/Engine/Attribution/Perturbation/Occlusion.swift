@@ -4,6 +4,16 @@
 ///
 /// Windows start at multiples of the stride; along each dimension there are
 /// ⌈(D − W) / S⌉ + 1 of them, the last one cropped at the border (Captum's arithmetic).
+///
+/// Precision: each attribution is a difference F(x) − F(x′) of two nearly equal logits, so
+/// float32 rounding weighs on it far more than on the logits. For a ResNet the network runs in
+/// float32 but the head (pooling and classifier) runs in double on its feature maps, for the
+/// unoccluded input exactly as for the copies, and the differences are averaged in double:
+/// what the window leaves unchanged cancels exactly, and the error is the float32 noise of the
+/// activations the window changes (see `Tests/EngineTests/OcclusionAccuracyTests.swift`).
+/// With im2col convolutions that noise is Captum float32's (measured against a float64 run);
+/// Winograd convolutions (`Runtime.winogradEnabled`, the default) make it about 3–4 times
+/// larger, still far inside 1e-3 of Captum.
 public struct Occlusion: BaselineAttributionMethod {
     /// How occluded copies are evaluated.
     public enum Evaluation: Sendable, Equatable {
@@ -117,39 +127,56 @@ public struct Occlusion: BaselineAttributionMethod {
         let boxes = try self.boxes(rowShape: rowShape)
         let rows = inputs.shape[0]
         var values = [Float](repeating: 0, count: inputs.count)
-        let network: ResNet? = evaluation == .incremental ? (model as? ResNet) ?? (model as? Classifier)?.network : nil
+        let network = (model as? ResNet) ?? (model as? Classifier)?.network
+        let incremental = evaluation == .incremental && network != nil
         let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
-        let initial = try batcher.initialScores(inputs, targets: targets)
         let total = boxes.count * rows
-        for row in 0..<rows {
+        func fill(_ row: Int) -> (Int, UnsafeMutablePointer<Float>) -> Void {
             let input = inputs.storage.pointer + row * rowSize
             let base = baselines.storage.pointer + row * rowSize
-            let scores: [Float]
-            if let network {
-                let single = inputs.rows(row..<(row + 1))
-                let evaluator = try IncrementalEvaluator(network: network, input: single, fullThreshold: fullThreshold)
-                scores = try evaluator.scores(boxes: boxes, baseline: baselines.rows(row..<(row + 1)), target: targets[row],
-                                              perPass: perturbationsPerEval) { done in
-                    progress?(row * boxes.count + done, total)
-                }
-            } else {
-                scores = try batcher.scores(count: boxes.count, rowShape: rowShape, target: targets[row],
-                                            passed: { progress?(row * boxes.count + $0, total) }) { index, out in
-                    out.update(from: input, count: rowSize)
-                    let box = boxes[index]
-                    for c in box.c0..<box.c1 {
-                        for y in box.y0..<box.y1 {
-                            let offset = (c * height + y) * width
-                            (out + offset + box.x0).update(from: base + offset + box.x0, count: box.x1 - box.x0)
-                        }
+            return { index, out in
+                out.update(from: input, count: rowSize)
+                let box = boxes[index]
+                for c in box.c0..<box.c1 {
+                    for y in box.y0..<box.y1 {
+                        let offset = (c * height + y) * width
+                        (out + offset + box.x0).update(from: base + offset + box.x0, count: box.x1 - box.x0)
                     }
                 }
             }
-            // Captum: Σ (initial − occluded) · mask / Σ mask, in float32.
-            var sums = [Float](repeating: 0, count: rowSize)
-            var counts = [Float](repeating: 0, count: rowSize)
+        }
+        // Scores of the unoccluded row and of its occluded copies. For a ResNet the head runs
+        // in double on the float feature maps (`ClassifierHead.targetLogits64`), for the row as
+        // for its copies, so nothing but the network's float feature maps separates F(x) from
+        // F(x′): what the window leaves unchanged cancels exactly, instead of the head's float
+        // rounding (which also differs between a batch of one and a larger one) staying in
+        // every difference.
+        let initialScores = network == nil ? try batcher.initialScores(inputs, targets: targets).map(Double.init) : []
+        for row in 0..<rows {
+            let initial: Double
+            let scores: [Double]
+            let passed: (Int) -> Void = { done in progress?(row * boxes.count + done, total) }
+            if incremental, let network {
+                let evaluator = try IncrementalEvaluator(network: network, input: inputs.rows(row..<(row + 1)),
+                                                         fullThreshold: fullThreshold)
+                initial = evaluator.baseScore(target: targets[row])
+                scores = try evaluator.scores(boxes: boxes, baseline: baselines.rows(row..<(row + 1)), target: targets[row],
+                                              perPass: perturbationsPerEval, progress: passed)
+            } else if let network {
+                initial = network.head.targetLogits64(try network.batchedFeatureMap(inputs.rows(row..<(row + 1))),
+                                                      target: targets[row])[0]
+                scores = try Self.scores(network, count: boxes.count, rowShape: rowShape, target: targets[row],
+                                         perPass: perturbationsPerEval, passed: passed, fill: fill(row))
+            } else {
+                initial = initialScores[row]
+                scores = try batcher.scores(count: boxes.count, rowShape: rowShape, target: targets[row], passed: passed,
+                                            fill: fill(row)).map(Double.init)
+            }
+            // Captum: Σ (initial − occluded) · mask / Σ mask; here in double, rounded once.
+            var sums = [Double](repeating: 0, count: rowSize)
+            var counts = [Int](repeating: 0, count: rowSize)
             for (box, score) in zip(boxes, scores) {
-                let difference = initial[row] - score
+                let difference = initial - score
                 for c in box.c0..<box.c1 {
                     for y in box.y0..<box.y1 {
                         let offset = (c * height + y) * width
@@ -160,9 +187,30 @@ public struct Occlusion: BaselineAttributionMethod {
                     }
                 }
             }
-            for i in 0..<rowSize { values[row * rowSize + i] = counts[i] > 0 ? sums[i] / counts[i] : 0 }
+            for i in 0..<rowSize { values[row * rowSize + i] = counts[i] > 0 ? Float(sums[i] / Double(counts[i])) : 0 }
         }
         return Attribution(values: Tensor(shape: inputs.shape, values: values),
-                           details: ["windows": String(boxes.count), "evaluation": network == nil ? "full" : "incremental"])
+                           details: ["windows": String(boxes.count), "evaluation": incremental ? "incremental" : "full"])
+    }
+
+    /// The target's logit (head in double) for `count` copies of a row made by `fill`, through
+    /// the whole network, `perPass` copies per batch.
+    static func scores(_ network: ResNet, count: Int, rowShape: [Int], target: Int, perPass: Int, passed: (Int) -> Void,
+                       fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws(ElucidateError) -> [Double] {
+        let rowSize = rowShape.reduce(1, *)
+        var result: [Double] = []
+        result.reserveCapacity(count)
+        var start = 0
+        while start < count {
+            let end = min(count, start + max(1, perPass))
+            var batch = Tensor(uninitialized: [end - start] + rowShape)
+            batch.withUnsafeMutableBufferPointer { out in
+                for index in start..<end { fill(index, out.baseAddress! + (index - start) * rowSize) }
+            }
+            result += network.head.targetLogits64(try network.batchedFeatureMap(batch), target: target)
+            passed(end)
+            start = end
+        }
+        return result
     }
 }
