@@ -94,16 +94,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     work = Path(tempfile.mkdtemp(prefix="compare-gradients-"))
-    weights = work / "resnet34.safetensors"
-    subprocess.run([sys.executable, str(HERE / "export_safetensors.py"), "--deterministic", "resnet34",
-                    "--num-classes", "1000", "-o", str(weights)], check=True, stdout=subprocess.DEVNULL)
-    shape = (1, 3, args.size, args.size)
-    x_np = resnet.deterministic_input("input", shape)
-    np.save(work / "x.npy", x_np)
-    model = resnet.deterministic_model("resnet34", 1000)
-    x = torch.from_numpy(x_np)
-    with torch.no_grad():
-        target = int(model(x).argmax(dim=1)[0])
+    weights, _, model, x, target = resnet.comparison_case(work, args.size)
     environment = dict(os.environ)
     if args.isa:
         environment["ELUCIDATE_ISA"] = args.isa

@@ -320,3 +320,25 @@ def deterministic_model(arch: str, num_classes: int = 1000) -> ResNet:
     model = build(arch, num_classes)
     model.load_state_dict(deterministic_state_dict(model))
     return model.eval()
+
+
+def comparison_case(work: "Path", size: int = 224) -> tuple["Path", "Path", ResNet, torch.Tensor, int]:
+    """The case the ``compare_*.py`` scripts time: ResNet34 with deterministic weights (1000
+    classes) written by ``export_safetensors.py`` to ``work/resnet34.safetensors``, the
+    deterministic input ``(1, 3, size, size)`` saved to ``work/x.npy``; returns both paths, the
+    model, the input tensor and its predicted class."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work = Path(work)
+    weights = work / "resnet34.safetensors"
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "export_safetensors.py"), "--deterministic",
+                    "resnet34", "--num-classes", "1000", "-o", str(weights)], check=True, stdout=subprocess.DEVNULL)
+    x_np = deterministic_input("input", (1, 3, size, size))
+    np.save(work / "x.npy", x_np)
+    model = deterministic_model("resnet34", 1000)
+    x = torch.from_numpy(x_np)
+    with torch.no_grad():
+        target = int(model(x).argmax(dim=1)[0])
+    return weights, work / "x.npy", model, x, target
