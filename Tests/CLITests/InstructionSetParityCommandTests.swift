@@ -54,7 +54,7 @@ final class InstructionSetParityCommandTests: XCTestCase {
         XCTAssertEqual(values.shape, expected.shape)
         // Outside the 27×27 patch where they differ most (a ReLU flipped by rounding changes
         // the saliency over its receptive field; see SaliencyInstructionSetTests).
-        let (whole, outside) = Self.errorsOutsideWorstPatch(values, expected, patch: 27)
+        let (whole, outside) = relativeL2ErrorOutsideWorstPatch(values, expected, patch: 27)
         let report = "saliency, ELUCIDATE_ISA=\(level.name): relative L2 to Captum \(whole), outside the worst 27×27 patch \(outside)"
         print(report)
         XCTAssertLessThanOrEqual(outside, 1e-3, report)
@@ -116,35 +116,4 @@ final class InstructionSetParityCommandTests: XCTestCase {
         }
     }
 
-    /// The relative L2 error over everything and over everything but the `patch`×`patch`
-    /// square (all channels) with the largest squared error.
-    static func errorsOutsideWorstPatch(_ actual: Tensor, _ expected: Tensor, patch: Int) -> (whole: Double, outside: Double) {
-        let (height, width) = (actual.shape[2], actual.shape[3])
-        let planes = actual.count / (height * width)
-        let a = actual.scalars, e = expected.scalars
-        var integral = [Double](repeating: 0, count: (height + 1) * (width + 1))
-        var norm = 0.0
-        for y in 0..<height {
-            var row = 0.0
-            for x in 0..<width {
-                for plane in 0..<planes {
-                    let i = (plane * height + y) * width + x
-                    row += Double(a[i] - e[i]) * Double(a[i] - e[i])
-                    norm += Double(e[i]) * Double(e[i])
-                }
-                integral[(y + 1) * (width + 1) + x + 1] = integral[y * (width + 1) + x + 1] + row
-            }
-        }
-        let total = integral[height * (width + 1) + width]
-        let (ph, pw) = (min(patch, height), min(patch, width))
-        var worst = 0.0
-        for y in 0...(height - ph) {
-            for x in 0...(width - pw) {
-                let sum = integral[(y + ph) * (width + 1) + x + pw] - integral[y * (width + 1) + x + pw]
-                    - integral[(y + ph) * (width + 1) + x] + integral[y * (width + 1) + x]
-                worst = max(worst, sum)
-            }
-        }
-        return ((total / norm).squareRoot(), (max(0, total - worst) / norm).squareRoot())
-    }
 }

@@ -155,45 +155,13 @@ final class SaliencyInstructionSetTests: XCTestCase {
             try Saliency().attribute(network, inputs: input, targets: golden.targets).values
         }
         XCTAssertEqual(values.shape, expected.shape, file: file, line: line)
-        let (whole, outside) = Self.errors(values, expected, patch: Self.flipPatch)
+        let (whole, outside) = relativeL2ErrorOutsideWorstPatch(values, expected, patch: Self.flipPatch)
         let report = "r34_saliency at \(level): relative L2 to Captum \(whole), outside the worst "
             + "\(Self.flipPatch)×\(Self.flipPatch) patch \(outside)"
         print(report)
         XCTAssertLessThanOrEqual(outside, 1e-3, report, file: file, line: line)
     }
 
-    /// The relative L2 error over everything, and over everything but the `patch`×`patch`
-    /// square (all channels) holding the largest squared error.
-    static func errors(_ actual: Tensor, _ expected: Tensor, patch: Int) -> (whole: Double, outside: Double) {
-        let (height, width) = (actual.shape[2], actual.shape[3])
-        let planes = actual.count / (height * width)
-        let a = actual.scalars, e = expected.scalars
-        // Integral image of the per-pixel squared error (summed over the planes).
-        var integral = [Double](repeating: 0, count: (height + 1) * (width + 1))
-        var norm = 0.0
-        for y in 0..<height {
-            var row = 0.0
-            for x in 0..<width {
-                for plane in 0..<planes {
-                    let i = (plane * height + y) * width + x
-                    row += Double(a[i] - e[i]) * Double(a[i] - e[i])
-                    norm += Double(e[i]) * Double(e[i])
-                }
-                integral[(y + 1) * (width + 1) + x + 1] = integral[y * (width + 1) + x + 1] + row
-            }
-        }
-        let total = integral[height * (width + 1) + width]
-        let (ph, pw) = (min(patch, height), min(patch, width))
-        var worst = 0.0
-        for y in 0...(height - ph) {
-            for x in 0...(width - pw) {
-                let sum = integral[(y + ph) * (width + 1) + x + pw] - integral[y * (width + 1) + x + pw]
-                    - integral[(y + ph) * (width + 1) + x] + integral[y * (width + 1) + x]
-                worst = max(worst, sum)
-            }
-        }
-        return ((total / norm).squareRoot(), (max(0, total - worst) / norm).squareRoot())
-    }
 
     func testScalar() throws { try check(.scalar) }
     func testAVX2() throws { try check(.avx2) }

@@ -126,3 +126,40 @@ open class TemporaryFolderTestCase: XCTestCase {
     /// The path of `name` in `folder`.
     public func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 }
+
+// MARK: - Errors outside one patch
+
+/// The relative L2 error of `actual` against `expected` (`[N, C, H, W]`) over everything, and
+/// over everything but the `patch`×`patch` square (all planes) that holds the largest squared
+/// error: where one float32 ReLU flip legitimately changes a gradient locally, the second
+/// figure shows the rest still agrees.
+public func relativeL2ErrorOutsideWorstPatch(_ actual: Tensor, _ expected: Tensor, patch: Int) -> (whole: Double, outside: Double) {
+    let (height, width) = (actual.shape[2], actual.shape[3])
+    let planes = actual.count / (height * width)
+    let a = actual.scalars, e = expected.scalars
+    // Integral image of the per-pixel squared error (summed over the planes).
+    var integral = [Double](repeating: 0, count: (height + 1) * (width + 1))
+    var norm = 0.0
+    for y in 0..<height {
+        var row = 0.0
+        for x in 0..<width {
+            for plane in 0..<planes {
+                let i = (plane * height + y) * width + x
+                row += Double(a[i] - e[i]) * Double(a[i] - e[i])
+                norm += Double(e[i]) * Double(e[i])
+            }
+            integral[(y + 1) * (width + 1) + x + 1] = integral[y * (width + 1) + x + 1] + row
+        }
+    }
+    let total = integral[height * (width + 1) + width]
+    let (ph, pw) = (min(patch, height), min(patch, width))
+    var worst = 0.0
+    for y in 0...(height - ph) {
+        for x in 0...(width - pw) {
+            let sum = integral[(y + ph) * (width + 1) + x + pw] - integral[y * (width + 1) + x + pw]
+                - integral[(y + ph) * (width + 1) + x] + integral[y * (width + 1) + x]
+            worst = max(worst, sum)
+        }
+    }
+    return ((total / norm).squareRoot(), (max(0, total - worst) / norm).squareRoot())
+}
