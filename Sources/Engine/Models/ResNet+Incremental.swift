@@ -8,7 +8,7 @@ import CKernels
 ///
 /// This is the exact incremental inference of Nakandala, Kumar & Papakonstantinou
 /// (SIGMOD 2019), without their approximate or adaptive (drill-down) parts.
-struct IncrementalEvaluator {
+struct IncrementalEvaluator: IncrementalOcclusionEvaluator {
     /// A rectangle [y0, y1) × [x0, x1) of an activation's spatial plane.
     struct Region: Equatable {
         var y0: Int, y1: Int, x0: Int, x1: Int
@@ -141,7 +141,7 @@ struct IncrementalEvaluator {
 
     /// Copies the plane rows × columns (absolute coordinates) of every channel between two
     /// tensors that cover different windows of the same plane.
-    static func copy(from source: UnsafeMutablePointer<Float>, height sh: Int, width sw: Int, origin so: (Int, Int), channels: Int,
+    static func copy(from source: UnsafePointer<Float>, height sh: Int, width sw: Int, origin so: (Int, Int), channels: Int,
                      to destination: UnsafeMutablePointer<Float>, height dh: Int, width dw: Int, origin dOrigin: (Int, Int),
                      rows: Range<Int>, columns: Range<Int>) {
         let count = columns.count
@@ -301,14 +301,14 @@ struct IncrementalEvaluator {
     /// The target's logit for the unoccluded image, from the stored feature map through the
     /// head in double (`ClassifierHead.targetLogits64`): the same arithmetic as `scores`, so
     /// feature-map values a window leaves unchanged cancel exactly in the difference.
-    func baseScore(target: Int) -> Double {
+    package func baseScore(target: Int) -> Double {
         network.head.targetLogits64(blocks.last?.1.output ?? poolOutput ?? stemOutput, target: target)[0]
     }
 
     /// The target's logit for the image with each box replaced by the baseline, the head
     /// evaluated in double from the float feature maps (see `baseScore`).
-    func scores(boxes: [Occlusion.Box], baseline: Tensor, target: Int, perPass: Int,
-                progress: (Int) -> Void) throws(ElucidateError) -> [Double] {
+    package func scores(boxes: [OcclusionBox], baseline: Tensor, target: Int, perPass: Int,
+                        progress: (Int) -> Void) throws(ElucidateError) -> [Double] {
         let (h, w) = (image.shape[2], image.shape[3])
         var result: [Double] = []
         var start = 0
@@ -317,15 +317,21 @@ struct IncrementalEvaluator {
             var patches: [Patch] = []
             for box in boxes[start..<end] {
                 let region = Region(y0: box.y0, y1: box.y1, x0: box.x0, x1: box.x1)
-                let values = Self.crop(image, Patch(region: Region(y0: 0, y1: 0, x0: 0, x1: 0), values: image), region)
-                let occluded = Patch(region: region, values: values)
+                var values = Self.crop(image, Patch(region: Region(y0: 0, y1: 0, x0: 0, x1: 0), values: image), region)
                 let channelSize = region.area
-                for channel in box.c0..<box.c1 {
-                    Self.copy(from: baseline.storage.pointer + channel * h * w, height: h, width: w, origin: (0, 0), channels: 1,
-                              to: values.storage.pointer + channel * channelSize, height: region.height, width: region.width,
-                              origin: (region.y0, region.x0), rows: region.y0..<region.y1, columns: region.x0..<region.x1)
+                // `crop` may hand back the image itself (a whole-plane region): the write
+                // copies it first then, instead of changing the image.
+                baseline.withUnsafeBufferPointer { source in
+                    values.withUnsafeMutableBufferPointer { destination in
+                        for channel in box.c0..<box.c1 {
+                            Self.copy(from: source.baseAddress! + channel * h * w, height: h, width: w, origin: (0, 0), channels: 1,
+                                      to: destination.baseAddress! + channel * channelSize, height: region.height,
+                                      width: region.width, origin: (region.y0, region.x0),
+                                      rows: region.y0..<region.y1, columns: region.x0..<region.x1)
+                        }
+                    }
                 }
-                patches.append(occluded)
+                patches.append(Patch(region: region, values: values))
             }
             result += network.head.targetLogits64(try features(patches), target: target)
             progress(end)
@@ -394,7 +400,7 @@ extension Conv2d {
 extension ResNet {
     /// `logits` with batched convolutions (one GEMM per layer for the whole batch where
     /// planes are small): the same arithmetic, faster for many images.
-    func batchedLogits(_ input: Tensor) throws(ElucidateError) -> Tensor {
+    package func batchedLogits(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try head(batchedFeatureMap(input))
     }
 

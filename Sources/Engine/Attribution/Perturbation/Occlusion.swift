@@ -19,10 +19,10 @@ public struct Occlusion: BaselineAttributionMethod {
     public enum Evaluation: Sendable, Equatable {
         /// Every occluded copy runs through the whole network.
         case full
-        /// For a `ResNet` (or a `Classifier` around one): the unoccluded activations are
-        /// computed once and each copy recomputes only the region its window can reach,
-        /// layer by layer. Exact (same result as `.full` up to float rounding). Other
-        /// models fall back to `.full`.
+        /// For a model that evaluates incrementally (`PerturbationEvaluating`: a `ResNet`, or
+        /// a `Classifier` around one): the unoccluded activations are computed once and each
+        /// copy recomputes only the region its window can reach, layer by layer. Exact (same
+        /// result as `.full` up to float rounding). Other models fall back to `.full`.
         case incremental
 
         /// Copies per pass unless asked: incremental copies share the unoccluded activations
@@ -65,9 +65,7 @@ public struct Occlusion: BaselineAttributionMethod {
     }
 
     /// One window position: a box [c0, c1) × [y0, y1) × [x0, x1) in a row (cropped at the border).
-    struct Box: Sendable {
-        var c0: Int, c1: Int, y0: Int, y1: Int, x0: Int, x1: Int
-    }
+    typealias Box = OcclusionBox
 
     /// The number of window positions on an input row `[C, H, W]`, or the error this
     /// geometry raises there (a window larger than the input, a stride larger than the window).
@@ -127,7 +125,9 @@ public struct Occlusion: BaselineAttributionMethod {
         let boxes = try self.boxes(rowShape: rowShape)
         let rows = inputs.shape[0]
         var values = [Float](repeating: 0, count: inputs.count)
-        let network = (model as? ResNet) ?? (model as? Classifier)?.network
+        // Models that know faster ways to score copies (a ResNet, a Classifier) say so through
+        // `PerturbationEvaluating`; others run every copy through `logits`.
+        let network = model as? any PerturbationEvaluating
         let incremental = evaluation == .incremental && network != nil
         let batcher = PerturbationBatcher(model: model, perPass: perturbationsPerEval)
         let total = boxes.count * rows
@@ -146,7 +146,7 @@ public struct Occlusion: BaselineAttributionMethod {
             }
         }
         // Scores of the unoccluded row and of its occluded copies. For a ResNet the head runs
-        // in double on the float feature maps (`ClassifierHead.targetLogits64`), for the row as
+        // in double on the float feature maps (`PerturbationEvaluating.targetScores64`), for the row as
         // for its copies, so nothing but the network's float feature maps separates F(x) from
         // F(x′): what the window leaves unchanged cancels exactly, instead of the head's float
         // rounding (which also differs between a batch of one and a larger one) staying in
@@ -157,14 +157,13 @@ public struct Occlusion: BaselineAttributionMethod {
             let scores: [Double]
             let passed: (Int) -> Void = { done in progress?(row * boxes.count + done, total) }
             if incremental, let network {
-                let evaluator = try IncrementalEvaluator(network: network, input: inputs.rows(row..<(row + 1)),
-                                                         fullThreshold: fullThreshold)
+                let evaluator = try network.incrementalEvaluator(row: inputs.rows(row..<(row + 1)),
+                                                                 fullThreshold: fullThreshold)
                 initial = evaluator.baseScore(target: targets[row])
                 scores = try evaluator.scores(boxes: boxes, baseline: baselines.rows(row..<(row + 1)), target: targets[row],
                                               perPass: perturbationsPerEval, progress: passed)
             } else if let network {
-                initial = network.head.targetLogits64(try network.batchedFeatureMap(inputs.rows(row..<(row + 1))),
-                                                      target: targets[row])[0]
+                initial = try network.targetScores64(inputs.rows(row..<(row + 1)), target: targets[row])[0]
                 scores = try Self.scores(network, count: boxes.count, rowShape: rowShape, target: targets[row],
                                          perPass: perturbationsPerEval, passed: passed, fill: fill(row))
             } else {
@@ -195,7 +194,7 @@ public struct Occlusion: BaselineAttributionMethod {
 
     /// The target's logit (head in double) for `count` copies of a row made by `fill`, through
     /// the whole network, `perPass` copies per batch.
-    static func scores(_ network: ResNet, count: Int, rowShape: [Int], target: Int, perPass: Int, passed: (Int) -> Void,
+    static func scores(_ network: any PerturbationEvaluating, count: Int, rowShape: [Int], target: Int, perPass: Int, passed: (Int) -> Void,
                        fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws(ElucidateError) -> [Double] {
         let rowSize = rowShape.reduce(1, *)
         var result: [Double] = []
@@ -207,7 +206,7 @@ public struct Occlusion: BaselineAttributionMethod {
             batch.withUnsafeMutableBufferPointer { out in
                 for index in start..<end { fill(index, out.baseAddress! + (index - start) * rowSize) }
             }
-            result += network.head.targetLogits64(try network.batchedFeatureMap(batch), target: target)
+            result += try network.targetScores64(batch, target: target)
             passed(end)
             start = end
         }

@@ -27,9 +27,9 @@ struct PerturbationBatcher<Model: AttributionModel> {
         return result
     }
 
-    /// Logits, through the batched ResNet path when the model is one.
+    /// Logits, through the model's batched path when it has one (`PerturbationEvaluating`).
     func forward(_ batch: Tensor) throws(ElucidateError) -> Tensor {
-        if let network = (model as? ResNet) ?? (model as? Classifier)?.network { return try network.batchedLogits(batch) }
+        if let batched = model as? any PerturbationEvaluating { return try batched.batchedLogits(batch) }
         return try model.logits(batch)
     }
 

@@ -1,0 +1,66 @@
+/// One occlusion window position: the box [c0, c1) × [y0, y1) × [x0, x1) of an input row
+/// `[C, H, W]` (cropped at the border) that is replaced by the baseline.
+package struct OcclusionBox: Sendable, Equatable {
+    package var c0: Int, c1: Int, y0: Int, y1: Int, x0: Int, x1: Int
+
+    package init(c0: Int, c1: Int, y0: Int, y1: Int, x0: Int, x1: Int) {
+        (self.c0, self.c1, self.y0, self.y1, self.x0, self.x1) = (c0, c1, y0, y1, x0, x1)
+    }
+}
+
+/// A model that scores many perturbed copies of an input faster than one plain forward pass
+/// each. The perturbation methods (ElucidateAttribution) ask a model for it with
+/// `model as? any PerturbationEvaluating` and fall back to `logits` otherwise, so they never
+/// need to know the concrete model types: `ResNet` adopts it, `Classifier` forwards to its
+/// network.
+package protocol PerturbationEvaluating: Sendable {
+    /// Logits `[N, classes]` of a batch of copies: the same arithmetic as `logits`, arranged
+    /// for many rows (one product per layer for the whole batch where planes are small).
+    func batchedLogits(_ input: Tensor) throws(ElucidateError) -> Tensor
+
+    /// The `target` logit of every row of `input`, the head evaluated in double from the
+    /// float feature maps (occlusion's differences of nearly equal logits need it).
+    func targetScores64(_ input: Tensor, target: Int) throws(ElucidateError) -> [Double]
+
+    /// An incremental evaluator of copies of the one-row input `row` `[1, C, H, W]` that each
+    /// differ from it inside one box. Exact: the same scores as `targetScores64` of the
+    /// copies, up to float rounding. `fullThreshold` is the fraction of a layer's plane above
+    /// which a region is recomputed whole.
+    func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator
+}
+
+/// Scores copies of one input row with boxes replaced by a baseline (see
+/// `PerturbationEvaluating.incrementalEvaluator`).
+package protocol IncrementalOcclusionEvaluator {
+    /// The target's logit for the unoccluded row, by the same arithmetic as `scores`.
+    func baseScore(target: Int) -> Double
+
+    /// The target's logit for the row with each box replaced by `baseline` (one row), `perPass`
+    /// copies at a time; `progress(done)` after each pass.
+    func scores(boxes: [OcclusionBox], baseline: Tensor, target: Int, perPass: Int,
+                progress: (Int) -> Void) throws(ElucidateError) -> [Double]
+}
+
+extension ResNet: PerturbationEvaluating {
+    package func targetScores64(_ input: Tensor, target: Int) throws(ElucidateError) -> [Double] {
+        head.targetLogits64(try batchedFeatureMap(input), target: target)
+    }
+
+    package func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator {
+        try IncrementalEvaluator(network: self, input: row, fullThreshold: fullThreshold)
+    }
+}
+
+extension Classifier: PerturbationEvaluating {
+    package func batchedLogits(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        try network.batchedLogits(input)
+    }
+
+    package func targetScores64(_ input: Tensor, target: Int) throws(ElucidateError) -> [Double] {
+        try network.targetScores64(input, target: target)
+    }
+
+    package func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator {
+        try network.incrementalEvaluator(row: row, fullThreshold: fullThreshold)
+    }
+}
