@@ -12,7 +12,15 @@ import PackageDescription
 let package = Package(
     name: "Elucidate",
     products: [
-        .library(name: "Elucidate", targets: ["Engine"]),
+        // The whole engine: `import Elucidate`.
+        .library(name: "Elucidate", targets: ["Elucidate"]),
+        // Single layers, for clients that need only part of the engine (the fuzz targets
+        // link only the parsers they fuzz).
+        .library(name: "ElucidateCore", targets: ["ElucidateCore"]),
+        .library(name: "ElucidateIO", targets: ["ElucidateIO"]),
+        .library(name: "ElucidateImage", targets: ["ElucidateImage"]),
+        // Deterministic weights and test helpers, for the benchmarks package; not API.
+        .library(name: "ElucidateTestSupport", targets: ["TestSupport"]),
         .executable(name: "elucidate", targets: ["CLI"]),
     ],
     dependencies: [
@@ -41,34 +49,104 @@ let package = Package(
             dependencies: ["CTurboJPEG", "CPNG"]
         ),
 
-        // MARK: Swift engine and command line
+        // MARK: Swift engine layers (Sources/Engine/*)
+        // Each layer is its own module, so the compiler enforces the layering: a layer sees
+        // only the layers listed as its dependencies, and every dependency points down.
+        //
+        //   Core ← IO ← Image ← Models ← Attribution
+        //   Core ← NN ← Models;  Core, IO, Image ← Visualization;  all ← Elucidate (umbrella)
         .target(
-            name: "Engine",
-            dependencies: ["CKernels", "CImageCodecs"],
-            // The built-in model (BuiltinModels.swift), copied beside the binaries.
+            name: "ElucidateCore",
+            dependencies: ["CKernels"],
+            path: "Sources/Engine/Core"
+        ),
+        .target(
+            name: "ElucidateIO",
+            dependencies: ["ElucidateCore"],
+            path: "Sources/Engine/IO"
+        ),
+        .target(
+            name: "ElucidateImage",
+            dependencies: ["ElucidateCore", "ElucidateIO", "CImageCodecs"],
+            path: "Sources/Engine/Image"
+        ),
+        .target(
+            name: "ElucidateNN",
+            dependencies: ["ElucidateCore", "CKernels"],
+            path: "Sources/Engine/NN"
+        ),
+        .target(
+            name: "ElucidateModels",
+            dependencies: ["ElucidateCore", "ElucidateIO", "ElucidateImage", "ElucidateNN", "CKernels"],
+            path: "Sources/Engine/Models",
+            // The built-in model (BuiltinModels.swift), copied beside the binaries in
+            // Elucidate_ElucidateModels.resources/models.
             resources: [.copy("Resources/models")]
         ),
+        .target(
+            name: "ElucidateAttribution",
+            dependencies: ["ElucidateCore", "ElucidateNN", "ElucidateModels", "ElucidateImage", "CKernels"],
+            path: "Sources/Engine/Attribution"
+        ),
+        .target(
+            name: "ElucidateVisualization",
+            dependencies: ["ElucidateCore", "ElucidateIO", "ElucidateImage", "CImageCodecs"],
+            path: "Sources/Engine/Visualization"
+        ),
+        .target(
+            name: "Elucidate",
+            dependencies: [
+                "ElucidateCore", "ElucidateIO", "ElucidateImage", "ElucidateNN",
+                "ElucidateModels", "ElucidateAttribution", "ElucidateVisualization",
+            ],
+            path: "Sources/Engine/Elucidate"
+        ),
+
+        // MARK: Command line
         .executableTarget(
             name: "CLI",
             dependencies: [
-                "Engine",
+                "Elucidate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
-        // MARK: Tests
+        // MARK: Test support (also a product: the benchmarks use DeterministicWeights)
         .target(
             name: "TestSupport",
-            dependencies: ["Engine"],
+            dependencies: ["Elucidate"],
             path: "Tests/TestSupport"
         ),
+
+        // MARK: Tests (one target per layer: the layer under test, with `@testable` access,
+        // and the umbrella for building models and inputs)
         .testTarget(
             name: "CKernelsTests",
             dependencies: ["CKernels", "TestSupport"]
         ),
         .testTarget(
-            name: "EngineTests",
-            dependencies: ["Engine", "CKernels", "TestSupport"]
+            name: "IOTests",
+            dependencies: ["ElucidateIO", "Elucidate", "TestSupport"]
+        ),
+        .testTarget(
+            name: "ImageTests",
+            dependencies: ["ElucidateImage", "Elucidate", "TestSupport"]
+        ),
+        .testTarget(
+            name: "NNTests",
+            dependencies: ["ElucidateNN", "Elucidate", "CKernels", "TestSupport"]
+        ),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: ["ElucidateModels", "Elucidate", "TestSupport"]
+        ),
+        .testTarget(
+            name: "AttributionTests",
+            dependencies: ["ElucidateAttribution", "Elucidate", "CKernels", "TestSupport"]
+        ),
+        .testTarget(
+            name: "VisualizationTests",
+            dependencies: ["ElucidateVisualization", "Elucidate", "TestSupport"]
         ),
         .testTarget(
             name: "CLITests",

@@ -35,7 +35,7 @@ mean and spread of its error over the windows (at the pixels only one window cov
 involved): direct (im2col) against Winograd F(4x4, 3x3) with Elucidate's points 0, +-1, +-2
 (and two other point sets), each against float64, on random ReLU activations and He-normal
 weights. The ratio of the two errors is the Winograd factor of
-``Tests/EngineTests/OcclusionAccuracyTests.swift``.
+``Tests/AttributionTests/OcclusionAccuracyTests.swift``.
 """
 
 from __future__ import annotations

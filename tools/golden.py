@@ -2,7 +2,7 @@
 """Regenerates the golden logits in Tests/Fixtures/golden/.
 
 For each case, a torchvision-identical ResNet (tools/resnet.py) is loaded with the
-deterministic weights of Sources/Engine/DeterministicWeights.swift, fed the deterministic
+deterministic weights of Tests/TestSupport/DeterministicWeights.swift, fed the deterministic
 input ``DeterministicWeights.input(key: "input", shape: [N, 3, H, W])`` (NCHW, values in
 [-2, 2)), and run in eval mode, float32, on the CPU with 2 threads. Written per case:
 

@@ -11,7 +11,7 @@ infinities, -0, extremes), plus an I64 tensor that readers must skip for floatTe
     num_batches_tracked  I64   ()      value 42
 
 and __metadata__ {"arch": "tiny", "format": "pt"}. It prints each float tensor as float32
-bit patterns (C order), the constants hard-coded in Tests/EngineTests/SafetensorsTests.swift.
+bit patterns (C order), the constants hard-coded in Tests/IOTests/SafetensorsTests.swift.
 """
 
 from __future__ import annotations

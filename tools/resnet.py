@@ -13,7 +13,7 @@ the 3x3 ``conv2``), so ``model.state_dict()`` has torchvision's keys and shapes,
 Convolution weights are (out, in, kH, kW); images are NCHW float32.
 
 ``deterministic_state_dict`` and ``deterministic_input`` reproduce, bit for bit, the formula
-of ``Sources/Engine/DeterministicWeights.swift``, so Swift tests regenerate the same weights
+of ``Tests/TestSupport/DeterministicWeights.swift``, so Swift tests regenerate the same weights
 and inputs without any weight file being committed.
 """
 
@@ -226,7 +226,7 @@ def fastai_deterministic_model(arch: str, num_classes: int) -> nn.Sequential:
 
 
 # ---------------------------------------------------------------------------------------
-# Deterministic weights: the formula of Sources/Engine/DeterministicWeights.swift.
+# Deterministic weights: the formula of Tests/TestSupport/DeterministicWeights.swift.
 #
 # Element i (C order) of a tensor named `key`:
 #   x = (fnv1a32(key) + i * 0x9E3779B9) mod 2^32

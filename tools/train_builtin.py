@@ -17,7 +17,7 @@ horizontal flips and ±2-pixel shifts; three epochs (the default) take 15-20 min
 (4 to 9 minutes an epoch, depending on what else runs) and reach 91.5 % test accuracy.
 
 Writes (paths relative to the package root):
-  Sources/Engine/Resources/models/fashion-mnist-resnet.safetensors   float32 weights (a SwiftPM resource), __metadata__ with
+  Sources/Engine/Models/Resources/models/fashion-mnist-resnet.safetensors   float32 weights (a SwiftPM resource), __metadata__ with
       "format", "stem" ("small"), "labels" (JSON array), "preset" ("fashion-mnist"),
       "input" (how the channels are made), "dataset", "test_accuracy", "trained_by"
   Resources/images/<index>-<label>.png                 a handful of test images (gray PNG)
@@ -217,7 +217,7 @@ def main() -> None:
         "test_accuracy": f"{accuracy:.4f}",
         "trained_by": "tools/train_builtin.py",
     }
-    model_path = ROOT / "Sources" / "Engine" / "Resources" / "models" / "fashion-mnist-resnet.safetensors"
+    model_path = ROOT / "Sources" / "Engine" / "Models" / "Resources" / "models" / "fashion-mnist-resnet.safetensors"
     model_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(model_path), metadata=metadata)
     print(f"wrote {model_path.relative_to(ROOT)} ({model_path.stat().st_size} bytes)")

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Elucidate
 import Foundation
 
 /// Where the model comes from and how it is run.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Elucidate
 import Foundation
 
 struct ExplainOcclusion: ParsableCommand {

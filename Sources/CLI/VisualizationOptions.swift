@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import Elucidate
 import Foundation
 
 /// How attributions are drawn: the options of Captum's `visualize_image_attr(_multiple)`.

@@ -1,4 +1,4 @@
-import Engine
+import Elucidate
 import Foundation
 import TestSupport
 import XCTest

@@ -1,4 +1,4 @@
-import Engine
+import Elucidate
 import Foundation
 import TestSupport
 import XCTest
@@ -8,7 +8,7 @@ import XCTest
 /// OpenBLAS's: Nehalem without fused multiply-add, Haswell), against Captum's goldens for the
 /// deterministic ResNet34 (`r34_saliency` in Tests/Fixtures/attributions, `r34_occlusion` with
 /// its float64 reference in Tests/Fixtures/perturbation). The tolerances are those of
-/// `OcclusionAccuracyTests` and `SaliencyInstructionSetTests` (EngineTests), which explain them.
+/// `OcclusionAccuracyTests` and `SaliencyInstructionSetTests` (AttributionTests), which explain them.
 final class InstructionSetParityCommandTests: XCTestCase {
     nonisolated(unsafe) static var folder: URL!
     static let target = 264  // the goldens' target: the class the model predicts

@@ -1,4 +1,4 @@
-import Engine
+import Elucidate
 
 /// A torchvision ResNet (torchvision head) evaluated in Double precision straight from its
 /// state dict, batch norms unfolded: the reference that float32 results are judged against.

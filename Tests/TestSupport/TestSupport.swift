@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Engine
+import Elucidate
 
 /// Relative L2 error ‖actual − expected‖ / ‖expected‖ (absolute when ‖expected‖ is 0).
 public func relativeL2Error(_ actual: [Float], _ expected: [Float]) -> Double {

@@ -1,3 +1,15 @@
+/// ElucidateAttribution: every attribution method (gradients, integrated gradients, DeepLIFT,
+/// GradientSHAP, noise tunnel, occlusion, feature ablation, Shapley value sampling, LIME,
+/// KernelSHAP) and what they share (baselines, quadrature, progress, memory budgets). It may
+/// depend on ElucidateCore, ElucidateNN, ElucidateModels, ElucidateImage and CKernels, and it
+/// sees models only through `AttributionModel` and `PerturbationEvaluating`, never their
+/// concrete types.
+
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// A classifier that attribution methods can run forward and differentiate.
 public protocol AttributionModel: Sendable {
     /// Number of classes (columns of the logits).

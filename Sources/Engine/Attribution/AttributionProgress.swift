@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Hears how far an attribution has got: `done` of `total` units of work.
 ///
 /// `attribute` calls it on its own thread, in order, after each unit batch of work, with

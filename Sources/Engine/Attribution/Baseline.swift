@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// The reference input an attribution is measured from.
 public enum Baseline: Sendable {
     /// All zeros (Captum's default).

@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// DeepLIFT with the Rescale rule (Shrikumar et al.), as Captum's `DeepLift`: the inputs and
 /// their baselines run as one batch; each ReLU passes back Δoutput/Δinput of its pair and each
 /// max pool routes multipliers to its windows' maxima; attributions are (input − baseline) ×

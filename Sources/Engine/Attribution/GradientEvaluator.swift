@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Gradients of target logits with respect to input batches, computed in chunks so that
 /// memory stays bounded by `batchSize` forward passes.
 struct GradientEvaluator<Model: AttributionModel> {

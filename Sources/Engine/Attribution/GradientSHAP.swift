@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// GradientSHAP, as Captum's `GradientShap`: for each of `samples` draws, a baseline chosen
 /// at random from a distribution, a random point on the segment from it to the (noisy)
 /// input, and (input − baseline) × gradient there; the mean over the draws.

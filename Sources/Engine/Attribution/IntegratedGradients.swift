@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Integrated Gradients (Sundararajan et al.), as Captum's `IntegratedGradients`:
 /// (x − x′) · ∫₀¹ ∂F(x′ + α(x − x′))/∂x dα, by quadrature.
 public struct IntegratedGradients: BaselineAttributionMethod {

@@ -1,3 +1,7 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
 import Foundation
 
 #if canImport(Glibc)

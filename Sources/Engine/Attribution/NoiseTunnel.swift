@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// How a noise tunnel aggregates the attributions of the noisy copies.
 public enum NoiseTunnelKind: String, Sendable, CaseIterable {
     /// Mean of the attributions.

@@ -1,3 +1,7 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
 import Foundation
 
 /// How Integrated Gradients approximates its path integral ∫₀¹ f(α) dα: evaluation points

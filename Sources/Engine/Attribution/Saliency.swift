@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Saliency (Simonyan et al.): the gradient of the target logit with respect to the input,
 /// as Captum's `Saliency` — by default its absolute value.
 public struct Saliency: AttributionMethod {

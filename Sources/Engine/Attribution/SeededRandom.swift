@@ -1,3 +1,7 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
 import Foundation
 
 /// xoshiro256** seeded through SplitMix64: a fast generator whose stream depends only on

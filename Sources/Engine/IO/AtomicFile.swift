@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 /// Writes output files so that readers never see a partial result, without ever

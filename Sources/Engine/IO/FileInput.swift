@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 /// What a path names, as `stat` or `lstat` report it.

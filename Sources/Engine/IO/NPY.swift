@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 /// The contents of a `.npy` file.

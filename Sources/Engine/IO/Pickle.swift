@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 // A restricted unpickler for the `data.pkl` of a torch.save checkpoint.

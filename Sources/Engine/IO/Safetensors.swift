@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 #if canImport(Glibc)
 import Glibc

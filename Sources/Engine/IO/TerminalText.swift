@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 /// Text that came from a file (class labels, metadata, tensor and entry names, file names)

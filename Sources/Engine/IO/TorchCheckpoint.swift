@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 // PyTorch checkpoints as `torch.save` writes them since PyTorch 1.6: a ZIP archive of

@@ -1,3 +1,4 @@
+import ElucidateCore
 import Foundation
 
 // A minimal, strict reader for the ZIP archives `torch.save` writes (PyTorch ≥ 1.6,

@@ -1,3 +1,5 @@
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// What to do with the orientation a photo records (EXIF tag 0x0112, Orientation).

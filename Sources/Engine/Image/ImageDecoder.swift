@@ -1,4 +1,10 @@
+/// ElucidateImage: images in and out of tensors. Decoding JPEG and PNG (CImageCodecs), EXIF
+/// orientation, `RGBImage`, resizing, the preprocessing presets (torchvision, fastai, …) and
+/// superpixels. It may depend on ElucidateCore, ElucidateIO and CImageCodecs.
+
 import CImageCodecs
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// Decodes JPEG and PNG files to `RGBImage` (RGB8, row-major HWC).

@@ -1,3 +1,5 @@
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// How an image becomes a model input tensor.

@@ -1,3 +1,5 @@
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// An 8-bit RGB image.

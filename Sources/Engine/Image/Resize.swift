@@ -1,3 +1,5 @@
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// Pillow-compatible antialiased bilinear resampling of RGB8 images.

@@ -1,3 +1,5 @@
+import ElucidateCore
+import ElucidateIO
 import Foundation
 
 /// SLIC superpixels (Achanta et al., "SLIC Superpixels Compared to State-of-the-Art

@@ -1,12 +1,16 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
 import Foundation
 
 /// The models that ship with Elucidate, so it explains something with nothing downloaded.
 ///
-/// The weights are a SwiftPM resource of the Engine target
-/// (`Sources/Engine/Resources/models/`), copied next to the built binaries in
-/// `Elucidate_Engine.resources/models/`. They are looked up, in order, in
-/// `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running executable, and in
-/// the source tree this Engine was built from.
+/// The weights are a SwiftPM resource of the ElucidateModels target
+/// (`Sources/Engine/Models/Resources/models/`), copied next to the built binaries in
+/// `Elucidate_ElucidateModels.resources/models/` (`resourceBundleName`). They are looked up,
+/// in order, in `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running
+/// executable, and in the source tree this module was built from.
 public enum BuiltinModels {
     public struct Model: Sendable {
         /// What `--model` accepts, e.g. `fashion-mnist-resnet`.
@@ -28,6 +32,10 @@ public enum BuiltinModels {
         all.first { $0.name == name.lowercased() }
     }
 
+    /// The folder SwiftPM copies this target's resources to, beside the built binaries:
+    /// `<package>_<target>.resources`.
+    public static let resourceBundleName = "Elucidate_ElucidateModels.resources"
+
     /// Folders searched for the weights, most specific first.
     public static var searchDirectories: [URL] {
         var result: [URL] = []
@@ -37,10 +45,10 @@ public enum BuiltinModels {
         let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
         for base in [Bundle.main.executableURL?.resolvingSymlinksInPath(), executable].compactMap({ $0 }) {
             result.append(base.deletingLastPathComponent()
-                .appendingPathComponent("Elucidate_Engine.resources").appendingPathComponent("models"))
+                .appendingPathComponent(resourceBundleName).appendingPathComponent("models"))
         }
         result.append(URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent()  // Sources/Engine
+            .deletingLastPathComponent()  // Sources/Engine/Models
             .appendingPathComponent("Resources").appendingPathComponent("models"))
         var seen = Set<String>()
         return result.filter { seen.insert($0.standardizedFileURL.path).inserted }

@@ -1,3 +1,7 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
 import Foundation
 
 /// One ranked class of a prediction.

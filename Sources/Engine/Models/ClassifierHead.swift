@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
+
 /// What turns a ResNet's last feature map `[N, C, H, W]` into logits `[N, classes]`.
 public enum ClassifierHead: Sendable {
     /// torchvision: global average pool, flatten, `fc` (`fc.weight`, optional `fc.bias`).
@@ -135,7 +140,7 @@ public enum ResNetKeyLayout: String, Sendable {
     }
 
     /// A key in torchvision's names (head keys `1.*` unchanged).
-    func torchvisionName(_ key: String) -> String {
+    package func torchvisionName(_ key: String) -> String {
         guard self == .fastai else { return key }
         for (fastai, torchvision) in Self.fastaiBody where key.hasPrefix(fastai) {
             return torchvision + key.dropFirst(fastai.count)

@@ -1,3 +1,5 @@
+import ElucidateCore
+
 /// One occlusion window position: the box [c0, c1) × [y0, y1) × [x0, x1) of an input row
 /// `[C, H, W]` (cropped at the border) that is replaced by the baseline.
 package struct OcclusionBox: Sendable, Equatable {

@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
+
 extension ResNet {
     /// The forward pass recorded in `graph`: logits `[N, classes]` for `[N, C, H, W]`.
     public func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {

@@ -1,3 +1,15 @@
+/// ElucidateModels: whole classifiers. `ResNet` (forward, graph, incremental evaluation),
+/// `Classifier` (a network with its labels and preset, loaded from disk), the heads, the
+/// architecture inferred from a state dict, and the built-in models (this target's resource
+/// folder `Resources/models`). It may depend on ElucidateCore, ElucidateIO, ElucidateImage,
+/// ElucidateNN and CKernels; never on the attribution methods, which reach its fast paths
+/// through `PerturbationEvaluating`.
+
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
+
 /// A torchvision ResNet prepared for inference: every batch norm is folded into the
 /// convolution before it and every ReLU fused into the kernel that precedes it.
 ///

@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
+import ElucidateNN
+
 /// The shape of a torchvision-style ResNet, as far as the state dict and the model zoo
 /// need it: block type, blocks per stage, stem and head.
 public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {

@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// A 2-D attribution map, `height` rows of `width` values (row-major, row 0 at the top),

@@ -1,3 +1,11 @@
+/// ElucidateVisualization: attributions drawn as Captum draws them. Normalization, colormaps,
+/// the views (heat map, blended, masked, alpha scaling), figures with titles and colour bar,
+/// PNG output. It may depend on ElucidateCore, ElucidateIO, ElucidateImage and CImageCodecs
+/// (not on models or attribution methods: it draws a tensor of attributions).
+
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// Draws one view (a `VisualizationMethod` of a normalised map) at the map's resolution,

@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// A small built-in bitmap font for titles and tick labels: printable ASCII (32…126),

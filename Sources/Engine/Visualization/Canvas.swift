@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// An RGBA8 picture: `height` rows of `width` pixels, top row first, each pixel four bytes

@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// A 256-colour lookup table, as matplotlib's colormaps are (`N = 256`).

@@ -1,4 +1,7 @@
 import CImageCodecs
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// Writes canvases as PNG files through libpng (the C layer in `CImageCodecs`).

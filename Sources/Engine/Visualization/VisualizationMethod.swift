@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// How one view draws an attribution map; Captum's `ImageVisualizationMethod`.

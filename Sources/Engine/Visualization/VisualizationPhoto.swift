@@ -1,3 +1,6 @@
+import ElucidateCore
+import ElucidateIO
+import ElucidateImage
 import Foundation
 
 /// The photo a view is drawn over: the RGB8 pixels the model saw, at the model input's

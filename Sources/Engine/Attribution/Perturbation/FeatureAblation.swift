@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Feature ablation, as Captum's `FeatureAblation`: each group of the feature mask in turn
 /// is replaced by the baseline, and every element of the group is attributed the drop of
 /// the target's logit.

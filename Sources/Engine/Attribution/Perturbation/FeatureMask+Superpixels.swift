@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 extension FeatureMask {
     /// SLIC superpixels of every image of a model input batch, as LIME users segment images
     /// with scikit-image (`Superpixels.slic`): the mask `[N, 1, H, W]` whose row n holds the

@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Groups of input elements that perturbation methods switch on and off together: one
 /// integer id per element, broadcastable to the inputs `[N, C, H, W]` (e.g. `[1, 1, H, W]`
 /// for groups of pixels shared by every channel and input).

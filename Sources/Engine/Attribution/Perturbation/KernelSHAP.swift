@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Kernel SHAP (Lundberg & Lee), as Captum's `KernelShap`: coalitions of features are drawn
 /// with the Shapley kernel (a coalition size k of M features with probability ∝
 /// (M − 1) / (k (M − k)), then k features uniformly; the full and the empty coalition come

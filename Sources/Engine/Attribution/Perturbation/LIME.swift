@@ -1,3 +1,7 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
 import Foundation
 
 /// LIME (Ribeiro et al.), as Captum's `Lime` with its defaults: each sample switches every

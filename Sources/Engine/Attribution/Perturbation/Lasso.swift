@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Weighted Lasso with an intercept, as scikit-learn's `Lasso(alpha).fit(x, y, sample_weight)`
 /// (which Captum's LIME uses): minimises
 /// (1 / (2 Σw)) Σ wᵢ (yᵢ − b − xᵢ·β)² + α ‖β‖₁ by cyclic coordinate descent on the

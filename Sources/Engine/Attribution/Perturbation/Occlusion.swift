@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Occlusion (Zeiler & Fergus), as Captum's `Occlusion`: a window slides over the input in
 /// steps of `stride`, each position is replaced by the baseline, and every element's
 /// attribution is the average drop of the target's logit over the windows that covered it.
@@ -10,7 +15,7 @@
 /// float32 but the head (pooling and classifier) runs in double on its feature maps, for the
 /// unoccluded input exactly as for the copies, and the differences are averaged in double:
 /// what the window leaves unchanged cancels exactly, and the error is the float32 noise of the
-/// activations the window changes (see `Tests/EngineTests/OcclusionAccuracyTests.swift`).
+/// activations the window changes (see `Tests/AttributionTests/OcclusionAccuracyTests.swift`).
 /// With im2col convolutions that noise is Captum float32's (measured against a float64 run);
 /// Winograd convolutions (`Runtime.winogradEnabled`, the default) make it about 3–4 times
 /// larger, still far inside 1e-3 of Captum.

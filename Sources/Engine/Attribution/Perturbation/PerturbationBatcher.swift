@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Runs a model on perturbed copies of one input, `perPass` copies per forward pass, and
 /// returns the target's logit for each copy: the shared engine of the perturbation methods.
 struct PerturbationBatcher<Model: AttributionModel> {

@@ -1,3 +1,8 @@
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
+
 /// Shapley value sampling (Castro et al.), as Captum's `ShapleyValueSampling`: for each of
 /// `samples` random orders of the features, the features are switched from the baseline to
 /// the input one at a time and each is credited with the change of the target's logit it

@@ -1,4 +1,8 @@
 import CKernels
+import ElucidateCore
+import ElucidateImage
+import ElucidateModels
+import ElucidateNN
 
 /// Weighted linear least squares with an intercept, as scikit-learn's
 /// `LinearRegression().fit(x, y, sample_weight: weights)` (Captum's KernelShap surrogate):

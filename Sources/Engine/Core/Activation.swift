@@ -1,0 +1,14 @@
+import CKernels
+
+/// An element-wise function fused into the epilogue of a convolution, batch norm or addition.
+public enum Activation: Sendable, Equatable {
+    case identity
+    case relu
+
+    package var kernelValue: ek_activation {
+        switch self {
+        case .identity: EK_ACT_NONE
+        case .relu: EK_ACT_RELU
+        }
+    }
+}

@@ -1,0 +1,224 @@
+import CKernels
+import Dispatch
+import Foundation
+
+/// Process-wide compute settings: how many threads kernels use, and what the BLAS loader did.
+///
+/// GEMM threads belong to OpenBLAS; every other kernel is split into `threadCount` shares
+/// (ggml's ith/nth) that run on Dispatch's worker threads.
+public enum Runtime {
+    nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount
+    private static let lock = NSLock()
+
+    /// The number of online cores.
+    public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Threads used by kernels (OpenBLAS and Elucidate's own parallel loops).
+    public static var threadCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return configuredThreads
+    }
+
+    /// Sets the thread count for OpenBLAS and for Elucidate's own loops (clamped to ≥ 1).
+    public static func setThreadCount(_ count: Int) {
+        let n = max(1, count)
+        lock.lock()
+        configuredThreads = n
+        lock.unlock()
+        ek_blas_set_num_threads(Int32(n))
+    }
+
+    /// Loads OpenBLAS (once) and describes the kernels in use.
+    public static var blas: BLASInfo {
+        let info = ek_blas_get_info()
+        return BLASInfo(
+            loaded: info.loaded != 0,
+            library: info.library.map { String(cString: $0) },
+            coreName: info.core_name.map { String(cString: $0) },
+            coretypeEnvironment: info.coretype_env.map { String(cString: $0) },
+            coretypeSetByElucidate: info.coretype_set_by_us != 0,
+            error: info.error.map { String(cString: $0) })
+    }
+
+    /// `ELUCIDATE_WINOGRAD=0` starts with Winograd off, so benchmarks can time both paths.
+    nonisolated(unsafe) private static var winograd = ProcessInfo.processInfo.environment["ELUCIDATE_WINOGRAD"] != "0"
+
+    /// Whether inference convolutions with 3×3 stride-1 kernels use Winograd F(4×4, 3×3)
+    /// (2.25–4× fewer multiply-adds, float32 error near 1e-6 relative) rather than im2col.
+    /// On by default (see `ELUCIDATE_WINOGRAD`); gradients always go through im2col.
+    public static var winogradEnabled: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return winograd }
+        set { lock.lock(); winograd = newValue; lock.unlock() }
+    }
+
+
+    /// Makes sure BLAS is usable and gives OpenBLAS `openBLASThreads` threads (all of
+    /// Elucidate's by default); throws a clear error if it cannot be loaded. Inference layers
+    /// ask for 1 and split their products themselves (`gemm`).
+    package static func ensureBLAS(openBLASThreads: Int? = nil) throws(ElucidateError) {
+        let status = ek_blas_load()
+        guard status == EK_OK else {
+            let reason = blas.error ?? "unknown reason"
+            throw ElucidateError(.internalFailure,
+                                 "cannot load OpenBLAS (install libopenblas0): \(reason)")
+        }
+        ek_blas_set_num_threads(Int32(openBLASThreads ?? threadCount))
+    }
+
+    /// Below this many elements per share, handing work to another thread (~10 µs) costs
+    /// more than it saves.
+    static let minimumElementsPerShare = 32_768
+
+    /// Runs `body(ith, nth)` for ith in 0..<nth in parallel, with
+    /// nth = min(threadCount, maxShares, elements / minimumElementsPerShare), at least 1.
+    /// Kernels return a status; the first failure is returned.
+    ///
+    /// - Parameters: maxShares: the units the kernel splits (planes, rows); elements: the
+    ///   floats the whole call touches, which decides whether splitting pays.
+    package static func parallel(maxShares: Int, elements: Int, _ body: (Int32, Int32) -> ek_status) -> ek_status {
+        let nth = max(1, min(threadCount, maxShares, elements / minimumElementsPerShare))
+        if nth == 1 { return body(0, 1) }
+        let failure = FirstFailure()
+        // The shares touch disjoint parts of buffers the caller keeps alive for the call.
+        return withoutActuallyEscaping(body) { escapable in
+            let share = UncheckedSendable(escapable)
+            DispatchQueue.concurrentPerform(iterations: nth) { ith in
+                let status = share.value(Int32(ith), Int32(nth))
+                if status != EK_OK { failure.record(status) }
+            }
+            return failure.status
+        }
+    }
+}
+
+// MARK: - Shared kernel params
+
+/// A kernel params struct with ggml's work share (`ith` of `nth`).
+package protocol KernelShareParams {
+    var ith: Int32 { get set }
+    var nth: Int32 { get set }
+}
+
+extension ek_conv2d_params: KernelShareParams {}
+extension ek_pool2d_params: KernelShareParams {}
+extension ek_adaptive_pool2d_params: KernelShareParams {}
+extension ek_batchnorm_params: KernelShareParams {}
+
+extension Runtime {
+    /// `parallel(maxShares:elements:)` handing each share a copy of `params` with its
+    /// `ith`/`nth` filled in.
+    package static func parallel<Params: KernelShareParams>(_ params: Params, maxShares: Int, elements: Int,
+                                                    _ body: (inout Params) -> ek_status) -> ek_status {
+        parallel(maxShares: maxShares, elements: elements) { ith, nth in
+            var share = params
+            share.ith = ith
+            share.nth = nth
+            return body(&share)
+        }
+    }
+}
+
+// MARK: - Inference products
+
+extension Runtime {
+    /// C[M, N] = op(A) · B[K, N] (row-major, lda/ldb/ldc as in BLAS; op(A) is A[M, K], or
+    /// Aᵀ of A stored [K, M] when `transposingA`), split across Elucidate's threads with
+    /// OpenBLAS single-threaded in each share: the N columns in blocks of 16 when N ≥ M, else
+    /// the M rows.
+    ///
+    /// Why not OpenBLAS's own threads: its idle workers spin (sched_yield) for a while after
+    /// every product, and in a forward pass they compete with the transforms, im2col and
+    /// epilogues running on Elucidate's threads between products.
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    package static func gemm(transposingA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let transA: Int32 = transposingA ? 1 : 0
+        let splitColumns = n >= m
+        let units = splitColumns ? (n + 15) / 16 : m
+        let work = m * n * k
+        let shares = work < 1 << 21 ? 1 : units
+        checkKernel(parallel(maxShares: shares, elements: .max) { ith, nth in
+            let first = units * Int(ith) / Int(nth), last = units * Int(ith + 1) / Int(nth)
+            if splitColumns {
+                let (c0, c1) = (first * 16, min(n, last * 16))
+                guard c1 > c0 else { return EK_OK }
+                return ek_gemm_f32(transA, 0, Int64(m), Int64(c1 - c0), Int64(k), 1, a, Int64(lda), b + c0, Int64(ldb), 0,
+                                   c + c0, Int64(ldc))
+            }
+            guard last > first else { return EK_OK }
+            // Rows first..<last of op(A): rows of A, or columns of the stored Aᵀ.
+            let rowsOfA = transposingA ? a + first : a + first * lda
+            return ek_gemm_f32(transA, 0, Int64(last - first), Int64(n), Int64(k), 1, rowsOfA, Int64(lda), b,
+                               Int64(ldb), 0, c + first * ldc, Int64(ldc))
+        }, "gemm")
+    }
+
+    /// Runs `count` independent single-threaded products `body(index)` spread over
+    /// Elucidate's threads (the 36 products of a Winograd convolution).
+    ///
+    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    package static func gemms(count: Int, _ body: (Int) -> ek_status) {
+        checkKernel(parallel(maxShares: count, elements: .max) { ith, nth in
+            for index in (count * Int(ith) / Int(nth))..<(count * Int(ith + 1) / Int(nth)) {
+                let status = body(index)
+                if status != EK_OK { return status }
+            }
+            return EK_OK
+        }, "gemms")
+    }
+}
+
+/// What `Runtime.blas` reports.
+public struct BLASInfo: Sendable, Equatable {
+    public let loaded: Bool
+    public let library: String?
+    public let coreName: String?
+    public let coretypeEnvironment: String?
+    public let coretypeSetByElucidate: Bool
+    public let error: String?
+}
+
+extension Runtime {
+    /// Loads LAPACKE (once, after OpenBLAS) and says which library serves the least-squares
+    /// solver.
+    public static var lapack: LAPACKInfo {
+        let info = ek_lapack_get_info()
+        return LAPACKInfo(loaded: info.loaded != 0,
+                          library: info.library.map { String(cString: $0) },
+                          lapackLibrary: info.lapack_library.map { String(cString: $0) },
+                          error: info.error.map { String(cString: $0) })
+    }
+}
+
+/// What `Runtime.lapack` reports.
+public struct LAPACKInfo: Sendable, Equatable {
+    public let loaded: Bool
+    /// The LAPACKE soname that was opened.
+    public let library: String?
+    /// The file that provides the LAPACK routine behind it (OpenBLAS or reference LAPACK).
+    public let lapackLibrary: String?
+    public let error: String?
+}
+
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+private final class FirstFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var status: ek_status = EK_OK
+    func record(_ s: ek_status) {
+        lock.lock()
+        if status == EK_OK { status = s }
+        lock.unlock()
+    }
+}
+
+/// Turns a kernel status into a precondition failure: the Swift layer validates shapes
+/// before calling, so a failing kernel is a programming error.
+@inline(__always)
+package func checkKernel(_ status: ek_status, _ what: @autoclosure () -> String) {
+    precondition(status == EK_OK, "\(what()): \(String(cString: ek_status_string(status)))")
+}

@@ -1,0 +1,138 @@
+/// ElucidateCore: the bottom layer of the engine. `Tensor` and its arithmetic,
+/// `ElucidateError`, finite-value checks, and the runtime (thread pool, BLAS loading,
+/// instruction-set choice, scratch buffers). Depends only on CKernels; every other layer
+/// depends on it.
+
+import Foundation
+
+/// Owns a 64-byte-aligned float32 buffer. Shared between tensors until one mutates it
+/// (copy on write, see `Tensor.withUnsafeMutableBufferPointer`).
+public final class TensorStorage: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    /// Zero-filled storage of `count` floats.
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// Storage whose contents are unspecified: for outputs a kernel overwrites entirely.
+    public init(uninitializedCount count: Int) {
+        precondition(count >= 0, "negative storage size")
+        self.count = count
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(pointer).deallocate()
+    }
+
+    func copy() -> TensorStorage {
+        let other = TensorStorage(uninitializedCount: count)
+        other.pointer.update(from: pointer, count: count)
+        return other
+    }
+}
+
+/// A dense float32 tensor in C (row-major) order; images are NCHW.
+///
+/// `Tensor` has value semantics: copies share storage until one of them is mutated.
+public struct Tensor: @unchecked Sendable {
+    /// Dimensions, outermost first, e.g. `[N, C, H, W]`.
+    public private(set) var shape: [Int]
+    public private(set) var storage: TensorStorage
+
+    /// Number of elements: the product of `shape` (1 for a scalar, `shape == []`).
+    public var count: Int { storage.count }
+    public var rank: Int { shape.count }
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    /// A tensor whose elements are unspecified until written: for kernel outputs.
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(uninitializedCount: shape.reduce(1, *))
+    }
+
+    /// A tensor holding `values` (C order); `values.count` must equal the shape's product.
+    public init(shape: [Int], values: [Float]) {
+        precondition(values.count == shape.reduce(1, *),
+                     "\(values.count) values do not fill shape \(shape)")
+        self.init(uninitialized: shape)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { storage.pointer.update(from: base, count: values.count) }
+        }
+    }
+
+    /// A tensor filled with `value`.
+    public init(shape: [Int], repeating value: Float) {
+        self.init(uninitialized: shape)
+        storage.pointer.update(repeating: value, count: storage.count)
+    }
+
+    /// Wraps existing storage; `storage.count` must equal the shape's product.
+    public init(shape: [Int], storage: TensorStorage) {
+        precondition(storage.count == shape.reduce(1, *),
+                     "storage of \(storage.count) floats does not fit shape \(shape)")
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// All elements, in C order.
+    public var scalars: [Float] {
+        Array(UnsafeBufferPointer(start: storage.pointer, count: count))
+    }
+
+    /// The element at a multi-index (bounds checked).
+    public subscript(indices: Int...) -> Float {
+        get { storage.pointer[flatIndex(indices)] }
+        set {
+            let i = flatIndex(indices)
+            withUnsafeMutableBufferPointer { $0[i] = newValue }
+        }
+    }
+
+    private func flatIndex(_ indices: [Int]) -> Int {
+        precondition(indices.count == shape.count, "index rank \(indices.count) ≠ tensor rank \(shape.count)")
+        var flat = 0
+        for (axis, i) in indices.enumerated() {
+            precondition(i >= 0 && i < shape[axis], "index \(i) out of range for axis \(axis) of size \(shape[axis])")
+            flat = flat * shape[axis] + i
+        }
+        return flat
+    }
+
+    /// Read-only access to the elements.
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage.pointer, count: count))
+    }
+
+    /// Mutable access; copies the storage first if another tensor shares it.
+    public mutating func withUnsafeMutableBufferPointer<R>(
+        _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
+    ) rethrows -> R {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: count))
+    }
+
+    /// The same elements under another shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(shape: newShape, storage: storage)
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let preview = scalars.prefix(8).map { String(format: "%.5g", $0) }.joined(separator: ", ")
+        return "Tensor(shape: \(shape), [\(preview)\(count > 8 ? ", …" : "")])"
+    }
+}

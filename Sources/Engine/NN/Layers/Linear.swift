@@ -1,0 +1,31 @@
+import CKernels
+import ElucidateCore
+
+/// PyTorch's `nn.Linear`: `[N, inFeatures]` → `[N, outFeatures]`, `y = x·Wᵀ + b`.
+/// `weight` is `[outFeatures, inFeatures]`, `bias` `[outFeatures]` or nil.
+public struct Linear: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public init(weight: Tensor, bias: Tensor?) {
+        precondition(weight.rank == 2, "Linear weight must be [out, in], got \(weight.shape)")
+        precondition(bias == nil || bias!.shape == [weight.shape[0]], "Linear bias must be [out]")
+        self.weight = weight
+        self.bias = bias
+    }
+
+    public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
+        guard input.rank == 2, input.shape[1] == inFeatures else {
+            throw ElucidateError(.invalidArgument, "linear layer expects [N, \(inFeatures)], got \(input.shape)")
+        }
+        try Runtime.ensureBLAS(openBLASThreads: 1)
+        let n = input.shape[0]
+        let output = Tensor(uninitialized: [n, outFeatures])
+        checkKernel(ek_linear_f32(Int64(n), Int64(inFeatures), Int64(outFeatures), input.storage.pointer,
+                                  weight.storage.pointer, bias?.storage.pointer, output.storage.pointer), "linear")
+        return output
+    }
+}
