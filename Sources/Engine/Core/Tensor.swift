@@ -7,18 +7,24 @@ import Foundation
 
 /// Owns a 64-byte-aligned float32 buffer. Shared between tensors until one mutates it
 /// (copy on write, see `Tensor.withUnsafeMutableBufferPointer`).
-public final class TensorStorage: @unchecked Sendable {
-    public let pointer: UnsafeMutablePointer<Float>
-    public let count: Int
+///
+/// Not public API: users reach the elements through `Tensor`'s scoped accessors. The engine's
+/// own layers (package access) read through `pointer`, and write through it only into a
+/// tensor they have just created (uniquely owned) or inside `withUnsafeMutableBufferPointer`:
+/// writing into storage another tensor shares would change that tensor too.
+@usableFromInline
+package final class TensorStorage: @unchecked Sendable {
+    @usableFromInline package let pointer: UnsafeMutablePointer<Float>
+    @usableFromInline package let count: Int
 
     /// Zero-filled storage of `count` floats.
-    public convenience init(count: Int) {
+    package convenience init(count: Int) {
         self.init(uninitializedCount: count)
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
     /// Storage whose contents are unspecified: for outputs a kernel overwrites entirely.
-    public init(uninitializedCount count: Int) {
+    package init(uninitializedCount count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
@@ -30,7 +36,8 @@ public final class TensorStorage: @unchecked Sendable {
         UnsafeMutableRawPointer(pointer).deallocate()
     }
 
-    func copy() -> TensorStorage {
+    @usableFromInline
+    package func copy() -> TensorStorage {
         let other = TensorStorage(uninitializedCount: count)
         other.pointer.update(from: pointer, count: count)
         return other
@@ -39,15 +46,18 @@ public final class TensorStorage: @unchecked Sendable {
 
 /// A dense float32 tensor in C (row-major) order; images are NCHW.
 ///
-/// `Tensor` has value semantics: copies share storage until one of them is mutated.
+/// `Tensor` has value semantics: copies share storage until one of them is mutated. The
+/// elements are reached through `withUnsafeBufferPointer` (read) and
+/// `withUnsafeMutableBufferPointer` (write; copies the storage first if it is shared).
 public struct Tensor: @unchecked Sendable {
     /// Dimensions, outermost first, e.g. `[N, C, H, W]`.
     public private(set) var shape: [Int]
-    public private(set) var storage: TensorStorage
+    /// The elements (package access: see `TensorStorage` for the rules of writing through it).
+    @usableFromInline package var storage: TensorStorage
 
     /// Number of elements: the product of `shape` (1 for a scalar, `shape == []`).
-    public var count: Int { storage.count }
-    public var rank: Int { shape.count }
+    @inlinable public var count: Int { storage.count }
+    @inlinable public var rank: Int { shape.count }
 
     /// A zero-filled tensor.
     public init(zeros shape: [Int]) {
@@ -79,8 +89,17 @@ public struct Tensor: @unchecked Sendable {
         storage.pointer.update(repeating: value, count: storage.count)
     }
 
+    /// A new tensor of `shape` whose every element `body` writes (the storage is this
+    /// tensor's own, so the write is safe however the caller reaches it).
+    @inlinable
+    public init(uninitialized shape: [Int],
+                initializingWith body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        self.init(uninitialized: shape)
+        try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
     /// Wraps existing storage; `storage.count` must equal the shape's product.
-    public init(shape: [Int], storage: TensorStorage) {
+    package init(shape: [Int], storage: TensorStorage) {
         precondition(storage.count == shape.reduce(1, *),
                      "storage of \(storage.count) floats does not fit shape \(shape)")
         self.shape = shape
@@ -88,12 +107,12 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// All elements, in C order.
-    public var scalars: [Float] {
+    @inlinable public var scalars: [Float] {
         Array(UnsafeBufferPointer(start: storage.pointer, count: count))
     }
 
     /// The element at a multi-index (bounds checked).
-    public subscript(indices: Int...) -> Float {
+    @inlinable public subscript(indices: Int...) -> Float {
         get { storage.pointer[flatIndex(indices)] }
         set {
             let i = flatIndex(indices)
@@ -101,7 +120,8 @@ public struct Tensor: @unchecked Sendable {
         }
     }
 
-    private func flatIndex(_ indices: [Int]) -> Int {
+    @inlinable
+    func flatIndex(_ indices: [Int]) -> Int {
         precondition(indices.count == shape.count, "index rank \(indices.count) ≠ tensor rank \(shape.count)")
         var flat = 0
         for (axis, i) in indices.enumerated() {
@@ -112,11 +132,13 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Read-only access to the elements.
+    @inlinable
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: storage.pointer, count: count))
     }
 
     /// Mutable access; copies the storage first if another tensor shares it.
+    @inlinable
     public mutating func withUnsafeMutableBufferPointer<R>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
     ) rethrows -> R {

@@ -122,9 +122,9 @@ struct IncrementalEvaluator: IncrementalOcclusionEvaluator {
     static func crop(_ base: Tensor, _ patch: Patch, _ region: Region) -> Tensor {
         let (c, h, w) = (base.shape[1], base.shape[2], base.shape[3])
         if region == .whole(h, w) && patch.region == region { return patch.values }
-        let out = Tensor(uninitialized: [1, c, region.height, region.width])
-        crop(base, patch, region, into: out.storage.pointer)
-        return out
+        return Tensor(uninitialized: [1, c, region.height, region.width]) { out in
+            crop(base, patch, region, into: out.baseAddress!)
+        }
     }
 
     /// `crop` written to `out` (`C · region.height · region.width` floats).
@@ -190,13 +190,15 @@ struct IncrementalEvaluator: IncrementalOcclusionEvaluator {
         }
         for (_, members) in groups.sorted(by: { $0.value[0] < $1.value[0] }) {
             let first = crops[members[0]]
-            let stacked = Tensor(uninitialized: [members.count, base.shape[1], first.height, first.width])
             let inRow = base.shape[1] * first.height * first.width
-            eachMember(members.count, floats: stacked.count) { row in
-                Self.crop(base, patches[members[row]], crops[members[row]], into: stacked.storage.pointer + row * inRow)
+            let stacked = Tensor(uninitialized: [members.count, base.shape[1], first.height, first.width]) { out in
+                eachMember(members.count, floats: out.count) { row in
+                    Self.crop(base, patches[members[row]], crops[members[row]], into: out.baseAddress! + row * inRow)
+                }
             }
             let computed = try layer(stacked)
             let (channels, rh, rw) = (computed.shape[1], computed.shape[2], computed.shape[3])
+            // Fresh tensors, uniquely owned here, each written whole by one thread.
             let values = members.map { Tensor(uninitialized: [1, channels, outputs[$0].height, outputs[$0].width]) }
             eachMember(members.count, floats: computed.count) { row in
                 let (index, output) = (members[row], outputs[members[row]])
@@ -251,17 +253,21 @@ struct IncrementalEvaluator: IncrementalOcclusionEvaluator {
         }
         let last = blocks.last?.1.output ?? poolOutput ?? stemOutput
         let rowSize = last.count
-        let result = Tensor(uninitialized: [patches.count] + Array(last.shape.dropFirst()))
-        if let whole {
-            for (row, index) in wholeIndices.enumerated() {
-                (result.storage.pointer + index * rowSize).update(from: whole.storage.pointer + row * rowSize, count: rowSize)
+        return Tensor(uninitialized: [patches.count] + Array(last.shape.dropFirst())) { result in
+            let destination = result.baseAddress!
+            if let whole {
+                whole.withUnsafeBufferPointer { source in
+                    for (row, index) in wholeIndices.enumerated() {
+                        (destination + index * rowSize).update(from: source.baseAddress! + row * rowSize, count: rowSize)
+                    }
+                }
+            }
+            for index in partial {
+                Self.crop(last, current[index], .whole(last.shape[2], last.shape[3])).withUnsafeBufferPointer { source in
+                    (destination + index * rowSize).update(from: source.baseAddress!, count: rowSize)
+                }
             }
         }
-        for index in partial {
-            let values = Self.crop(last, current[index], .whole(last.shape[2], last.shape[3]))
-            (result.storage.pointer + index * rowSize).update(from: values.storage.pointer, count: rowSize)
-        }
-        return result
     }
 
     /// A residual block on a batch, with batched convolutions.

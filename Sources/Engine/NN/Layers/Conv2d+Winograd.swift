@@ -131,12 +131,14 @@ extension Conv2d {
     private var winogradTransposedWeights: Tensor {
         winogradBackwardCache.get {
             let (k, c) = (outChannels, inChannels)
-            let flipped = Tensor(uninitialized: [c, k, 3, 3])
-            let w = weight.storage.pointer, f = flipped.storage.pointer
-            for ko in 0..<k {
-                for ci in 0..<c {
-                    let source = w + (ko * c + ci) * 9, destination = f + (ci * k + ko) * 9
-                    for tap in 0..<9 { destination[tap] = source[8 - tap] }
+            let flipped = weight.withUnsafeBufferPointer { w in
+                Tensor(uninitialized: [c, k, 3, 3]) { f in
+                    for ko in 0..<k {
+                        for ci in 0..<c {
+                            let source = (ko * c + ci) * 9, destination = (ci * k + ko) * 9
+                            for tap in 0..<9 { f[destination + tap] = w[source + 8 - tap] }
+                        }
+                    }
                 }
             }
             return Self.winogradTransform(flipped, params: transposedParams(for: [1, k, 8, 8]))
