@@ -125,6 +125,10 @@ let package = Package(
             dependencies: ["CKernels", "TestSupport"]
         ),
         .testTarget(
+            name: "CoreTests",
+            dependencies: ["ElucidateCore", "Elucidate", "TestSupport"]
+        ),
+        .testTarget(
             name: "IOTests",
             dependencies: ["ElucidateIO", "Elucidate", "TestSupport"]
         ),
@@ -134,15 +138,17 @@ let package = Package(
         ),
         .testTarget(
             name: "NNTests",
-            dependencies: ["ElucidateNN", "Elucidate", "CKernels", "TestSupport"]
+            // ResNets are the deepest graphs to check gradients on (internals: @testable Models).
+            dependencies: ["ElucidateNN", "ElucidateModels", "Elucidate", "CKernels", "TestSupport"]
         ),
         .testTarget(
             name: "ModelsTests",
-            dependencies: ["ElucidateModels", "Elucidate", "TestSupport"]
+            dependencies: ["ElucidateModels", "ElucidateImage", "Elucidate", "TestSupport"]
         ),
         .testTarget(
             name: "AttributionTests",
-            dependencies: ["ElucidateAttribution", "Elucidate", "CKernels", "TestSupport"]
+            // The occlusion tests check ResNet's incremental evaluator (@testable Models).
+            dependencies: ["ElucidateAttribution", "ElucidateModels", "Elucidate", "CKernels", "TestSupport"]
         ),
         .testTarget(
             name: "VisualizationTests",

@@ -1,5 +1,6 @@
 import Elucidate
 @testable import ElucidateAttribution
+@testable import ElucidateModels
 import Foundation
 import TestSupport
 import XCTest

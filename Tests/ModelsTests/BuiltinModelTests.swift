@@ -1,4 +1,5 @@
 import Elucidate
+@testable import ElucidateImage
 @testable import ElucidateModels
 import Foundation
 import TestSupport

@@ -1,4 +1,5 @@
 import Elucidate
+@testable import ElucidateModels
 @testable import ElucidateNN
 import Foundation
 import TestSupport
