@@ -27,6 +27,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "Elucidate", package: "Elucidate"),
+                .product(name: "ElucidateTestSupport", package: "Elucidate"),
             ],
             path: "Benchmarks/ResNetForward",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
@@ -36,6 +37,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "Elucidate", package: "Elucidate"),
+                .product(name: "ElucidateTestSupport", package: "Elucidate"),
             ],
             path: "Benchmarks/Kernels",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
@@ -43,7 +45,11 @@ let package = Package(
         // A plain timer (no package-benchmark) for tools/compare_forward.py.
         .executableTarget(
             name: "ForwardTiming",
-            dependencies: [.product(name: "Elucidate", package: "Elucidate")],
+            dependencies: [
+                .product(name: "Elucidate", package: "Elucidate"),
+                // DeterministicWeights, the parity tests' weights and inputs.
+                .product(name: "ElucidateTestSupport", package: "Elucidate"),
+            ],
             path: "ForwardTiming"
         ),
     ]

@@ -9,13 +9,15 @@ import PackageDescription
 //
 // `./run-all.sh SECONDS` builds and runs all six (see README.md).
 
-let targets: [(product: String, target: String)] = [
-    ("fuzz-safetensors", "FuzzSafetensors"),
-    ("fuzz-npy", "FuzzNPY"),
-    ("fuzz-jpeg", "FuzzJPEG"),
-    ("fuzz-png", "FuzzPNG"),
-    ("fuzz-pth", "FuzzPth"),
-    ("fuzz-preprocess", "FuzzPreprocess"),
+// Each target links only the layer holding the parsers it fuzzes (ElucidateIO: safetensors,
+// .npy, .pth; ElucidateImage: the image decoders and preprocessing), not the whole engine.
+let targets: [(product: String, target: String, layer: String)] = [
+    ("fuzz-safetensors", "FuzzSafetensors", "ElucidateIO"),
+    ("fuzz-npy", "FuzzNPY", "ElucidateIO"),
+    ("fuzz-jpeg", "FuzzJPEG", "ElucidateImage"),
+    ("fuzz-png", "FuzzPNG", "ElucidateImage"),
+    ("fuzz-pth", "FuzzPth", "ElucidateIO"),
+    ("fuzz-preprocess", "FuzzPreprocess", "ElucidateImage"),
 ]
 
 let package = Package(
@@ -27,7 +29,10 @@ let package = Package(
     targets: targets.map {
         .executableTarget(
             name: $0.target,
-            dependencies: [.product(name: "Elucidate", package: "Elucidate")],
+            dependencies: [
+                .product(name: "ElucidateCore", package: "Elucidate"),
+                .product(name: $0.layer, package: "Elucidate"),
+            ],
             path: "Sources/\($0.target)",
             // No main.swift: the entry point is LLVMFuzzerTestOneInput, `main` is libFuzzer's.
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]

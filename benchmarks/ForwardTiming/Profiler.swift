@@ -1,6 +1,6 @@
 import CKernels
 import Dispatch
-import Engine
+import Elucidate
 import Foundation
 
 /// Per-layer timing of a ResNet forward pass (`forward-timing --profile`).
@@ -153,33 +153,48 @@ struct Profiler {
         let k = conv.outChannels, plane = Int(oh * ow)
         let rows = conv.inChannels * conv.kernelSize.h * conv.kernelSize.w
         let scratchCount = Int(ek_conv2d_scratch_size(&params))
-        let scratch = TensorStorage(uninitializedCount: max(scratchCount, 1))
-        let output = TensorStorage(uninitializedCount: shape[0] * k * plane)
+        // Aligned as the engine's tensor storage (64 bytes), allocated once.
+        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+            UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: max(count, 1))
+        }
+        let scratch = buffer(scratchCount)
+        let output = buffer(shape[0] * k * plane)
+        defer {
+            UnsafeMutableRawPointer(scratch).deallocate()
+            UnsafeMutableRawPointer(output).deallocate()
+        }
         let inImage = shape[1] * shape[2] * shape[3]
         let threads = Runtime.threadCount
-        let bias = conv.bias?.storage.pointer
         let act = params.activation
-        let weight = conv.weight.storage.pointer
+        // The layer's tensors are read through their scoped accessors for the whole run.
+        func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
+            if let b = conv.bias { b.withUnsafeBufferPointer { body($0.baseAddress) } } else { body(nil) }
+        }
+        input.withUnsafeBufferPointer { inputBuffer in
+        conv.weight.withUnsafeBufferPointer { weightBuffer in
+        withBias { bias in
+        let weight = weightBuffer.baseAddress!
         for run in 0...repeats {
         var im2col: UInt64 = 0, gemm: UInt64 = 0, epilogue: UInt64 = 0
         for image in 0..<shape[0] {
-            let x = input.storage.pointer + image * inImage
-            let y = output.pointer + image * k * plane
+            let x = inputBuffer.baseAddress! + image * inImage
+            let y = output + image * k * plane
             var t0 = now()
             let columns: UnsafePointer<Float>
             if scratchCount > 0 {
                 let p = params
                 let nth = max(1, min(threads, rows))
-                let shared = Unchecked((x: UnsafePointer(x), columns: scratch.pointer))
+                let shared = Unchecked((x: x, columns: scratch))
                 DispatchQueue.concurrentPerform(iterations: nth) { ith in
                     var share = p
                     share.ith = Int32(ith)
                     share.nth = Int32(nth)
                     _ = ek_im2col_f32(&share, shared.value.x, shared.value.columns)
                 }
-                columns = UnsafePointer(scratch.pointer)
+                columns = UnsafePointer(scratch)
             } else {
-                columns = UnsafePointer(x)
+                columns = x
             }
             var t1 = now()
             im2col += t1 - t0
@@ -188,7 +203,7 @@ struct Profiler {
             t0 = now()
             gemm += t0 - t1
             let nth = max(1, min(threads, k))
-            let shared = Unchecked((bias: bias.map { UnsafePointer($0) }, y: y))
+            let shared = Unchecked((bias: bias, y: y))
             DispatchQueue.concurrentPerform(iterations: nth) { ith in
                 _ = ek_bias_act_f32(Int64(k), Int64(plane), shared.value.bias, act, shared.value.y, Int32(ith), Int32(nth))
             }
@@ -199,6 +214,9 @@ struct Profiler {
             layer.phases.im2col.append(milliseconds(im2col))
             layer.phases.gemm.append(milliseconds(gemm))
             layer.phases.epilogue.append(milliseconds(epilogue))
+        }
+        }
+        }
         }
         }
     }

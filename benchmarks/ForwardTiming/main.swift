@@ -9,8 +9,9 @@
 
 import CKernels
 import Dispatch
-import Engine
+import Elucidate
 import Foundation
+import TestSupport
 
 struct Options {
     var arch = "resnet34"

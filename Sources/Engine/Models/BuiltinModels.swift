@@ -34,7 +34,7 @@ public enum BuiltinModels {
 
     /// The folder SwiftPM copies this target's resources to, beside the built binaries:
     /// `<package>_<target>.resources`.
-    public static let resourceBundleName = "Elucidate_ElucidateModels.resources"
+    package static let resourceBundleName = "Elucidate_ElucidateModels.resources"
 
     /// Folders searched for the weights, most specific first.
     public static var searchDirectories: [URL] {

@@ -13,8 +13,9 @@
 import Benchmark
 import CKernels
 import Dispatch
-import Engine
+import Elucidate
 import Foundation
+import TestSupport
 
 /// Threads for Elucidate's loops and OpenBLAS: ELUCIDATE_BENCH_THREADS, else every core.
 private func configureThreads() {
@@ -196,20 +197,33 @@ let benchmarks: @Sendable () -> Void = {
         // tiles each), one thread: T = 256 tiles, V and M are 36 × 256 × 256.
         ElementwiseCase(name: "Winograd input transform 16x256x14x14", input: [16, 256, 14, 14],
                         traffic: 16 * 256 * 14 * 14 + 36 * 256 * 256, scaling: .one) {
-            let v = Tensor(uninitialized: [36 * 256 * 256])
+            // The output is this closure's own tensor, written in place (unique again once the
+            // previous call's result is dropped).
+            var v = Tensor(uninitialized: [36 * 256 * 256])
             return { x in
                 var params = winogradParams(batch: 16, channels: 256, size: 14)
-                precondition(ek_winograd_input_f32(&params, x.storage.pointer, v.storage.pointer) == EK_OK)
+                x.withUnsafeBufferPointer { input in
+                    v.withUnsafeMutableBufferPointer { out in
+                        precondition(ek_winograd_input_f32(&params, input.baseAddress!, out.baseAddress!) == EK_OK)
+                    }
+                }
                 return v
             }
         },
         ElementwiseCase(name: "Winograd output transform 16x256x14x14", input: [36 * 256 * 256],
                         traffic: 16 * 256 * 14 * 14 + 36 * 256 * 256, scaling: .one) {
-            let y = Tensor(uninitialized: [16, 256, 14, 14])
+            var y = Tensor(uninitialized: [16, 256, 14, 14])
             let bias = DeterministicWeights.parameter(key: "winograd.bias", shape: [256])
             return { m in
                 var params = winogradParams(batch: 16, channels: 256, size: 14)
-                precondition(ek_winograd_output_f32(&params, m.storage.pointer, bias.storage.pointer, y.storage.pointer) == EK_OK)
+                m.withUnsafeBufferPointer { input in
+                    bias.withUnsafeBufferPointer { b in
+                        y.withUnsafeMutableBufferPointer { out in
+                            precondition(ek_winograd_output_f32(&params, input.baseAddress!, b.baseAddress!,
+                                                                out.baseAddress!) == EK_OK)
+                        }
+                    }
+                }
                 return y
             }
         },

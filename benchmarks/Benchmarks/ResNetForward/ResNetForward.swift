@@ -8,8 +8,9 @@
 
 import Benchmark
 import Dispatch
-import Engine
+import Elucidate
 import Foundation
+import TestSupport
 
 private enum Custom {
     /// Images per second (batch size × forward passes per second).

@@ -3,7 +3,8 @@
 // Parse errors (ElucidateError) are the expected outcome for most inputs; only a crash,
 // a sanitizer report, a hang or an out-of-memory counts as a finding.
 
-import Engine
+import ElucidateCore
+import ElucidateImage
 import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")
