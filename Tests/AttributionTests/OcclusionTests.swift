@@ -87,6 +87,40 @@ final class OcclusionTests: XCTestCase {
         }
     }
 
+    /// Occlusion finds the fast paths through `PerturbationEvaluating`, not the concrete model
+    /// type: a Classifier evaluates incrementally like its ResNet, and a model that does not
+    /// adopt the protocol falls back to full forward passes through `logits`, with the same
+    /// attributions.
+    func testModelsReachIncrementalEvaluationThroughTheProtocol() throws {
+        /// An AttributionModel around a ResNet that offers no incremental evaluation.
+        struct PlainModel: AttributionModel {
+            let network: ResNet
+            var classes: Int { network.classes }
+            func logits(_ input: Tensor) throws(ElucidateError) -> Tensor { try network.logits(input) }
+            func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
+                try network.logits(input, in: graph)
+            }
+        }
+        let network = try ResNet(stateDict: DeterministicWeights.stateDict(
+            ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 4))
+        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "/dev/null"))
+        let plain = PlainModel(network: network)
+        XCTAssertNotNil(classifier as Any as? any PerturbationEvaluating)
+        XCTAssertNil(plain as Any as? any PerturbationEvaluating)
+        let input = DeterministicWeights.input(key: "occlusion-protocol", shape: [1, 3, 32, 32])
+        let occlusion = Occlusion(window: [3, 8, 8], stride: [3, 6, 6])
+        let viaNetwork = try occlusion.attribute(network, inputs: input, targets: [2])
+        let viaClassifier = try occlusion.attribute(classifier, inputs: input, targets: [2])
+        let viaPlain = try occlusion.attribute(plain, inputs: input, targets: [2])
+        XCTAssertEqual(viaNetwork.details["evaluation"], "incremental")
+        XCTAssertEqual(viaClassifier.details["evaluation"], "incremental")
+        XCTAssertEqual(viaPlain.details["evaluation"], "full")
+        XCTAssertEqual(viaClassifier.values.scalars, viaNetwork.values.scalars)
+        // The plain model's head runs in float32: equal up to that rounding.
+        XCTAssertLessThanOrEqual(relativeL2Error(viaPlain.values.scalars, viaNetwork.values.scalars), 1e-3)
+        XCTAssertGreaterThan(viaNetwork.values.scalars.map(abs).max()!, 0)
+    }
+
     func testIncrementalScoresEqualFullForwardPasses() throws {
         let network = try ResNet(stateDict: DeterministicWeights.stateDict(
             ResNetArchitecture(block: .basic, blocksPerStage: [1, 1, 1, 1]), classes: 6))
