@@ -31,10 +31,12 @@ struct GradientEvaluator<Model: AttributionModel> {
             let logits = try model.logits(x, in: graph)
             let classes = logits.shape[1]
             var seed = Tensor(zeros: logits.shape)
-            seed.withUnsafeMutableBufferPointer { s in
-                for (row, target) in targets[start..<end].enumerated() {
-                    s[row * classes + target] = 1
-                    scores.append(logits.value.storage.pointer[row * classes + target])
+            logits.value.withUnsafeBufferPointer { values in
+                seed.withUnsafeMutableBufferPointer { s in
+                    for (row, target) in targets[start..<end].enumerated() {
+                        s[row * classes + target] = 1
+                        scores.append(values[row * classes + target])
+                    }
                 }
             }
             let gradient = try graph.gradients(of: logits, seed: seed, for: [x])[0]
@@ -59,8 +61,10 @@ struct GradientEvaluator<Model: AttributionModel> {
             let end = min(rows, start + max(1, batchSize))
             let logits = try model.logits(inputs.rows(start..<end))
             let classes = logits.shape[1]
-            for (row, target) in targets[start..<end].enumerated() {
-                scores.append(logits.storage.pointer[row * classes + target])
+            logits.withUnsafeBufferPointer { values in
+                for (row, target) in targets[start..<end].enumerated() {
+                    scores.append(values[row * classes + target])
+                }
             }
             start = end
         }

@@ -100,10 +100,12 @@ public struct GradientSHAP: AttributionMethod {
             let count = end - first
             // Draw d explains input d / samples (inputs repeated: a, a, b, b).
             var noisy = Tensor(uninitialized: [count] + rowShape)
-            noisy.withUnsafeMutableBufferPointer { out in
-                for draw in first..<end {
-                    (out.baseAddress! + (draw - first) * rowSize).update(from: inputs.storage.pointer + draw / samples * rowSize,
-                                                                         count: rowSize)
+            inputs.withUnsafeBufferPointer { source in
+                noisy.withUnsafeMutableBufferPointer { out in
+                    for draw in first..<end {
+                        (out.baseAddress! + (draw - first) * rowSize).update(from: source.baseAddress! + draw / samples * rowSize,
+                                                                             count: rowSize)
+                    }
                 }
             }
             noisy = noiseRandom.addingNoise(to: noisy, stdev: stdev)
@@ -111,14 +113,18 @@ public struct GradientSHAP: AttributionMethod {
             let alphas = (0..<count).map { _ in Float(alphaRandom.nextUniform()) }
             var drawnBaselines = Tensor(uninitialized: noisy.shape)
             var scaled = Tensor(uninitialized: noisy.shape)
-            drawnBaselines.withUnsafeMutableBufferPointer { b in
-                scaled.withUnsafeMutableBufferPointer { s in
-                    for draw in 0..<count {
-                        let source = distribution.storage.pointer + chosen[draw] * rowSize
-                        let input = noisy.storage.pointer + draw * rowSize
-                        for i in 0..<rowSize {
-                            b[draw * rowSize + i] = source[i]
-                            s[draw * rowSize + i] = source[i] + alphas[draw] * (input[i] - source[i])
+            distribution.withUnsafeBufferPointer { distributionValues in
+                noisy.withUnsafeBufferPointer { noisyValues in
+                    drawnBaselines.withUnsafeMutableBufferPointer { b in
+                        scaled.withUnsafeMutableBufferPointer { s in
+                            for draw in 0..<count {
+                                let source = distributionValues.baseAddress! + chosen[draw] * rowSize
+                                let input = noisyValues.baseAddress! + draw * rowSize
+                                for i in 0..<rowSize {
+                                    b[draw * rowSize + i] = source[i]
+                                    s[draw * rowSize + i] = source[i] + alphas[draw] * (input[i] - source[i])
+                                }
+                            }
                         }
                     }
                 }

@@ -48,23 +48,29 @@ public struct IntegratedGradients: BaselineAttributionMethod {
         while start < points {
             let end = min(points, start + max(1, internalBatchSize))
             var batch = Tensor(uninitialized: [end - start] + inputs.shape.dropFirst())
-            batch.withUnsafeMutableBufferPointer { out in
-                for point in start..<end {
-                    let (step, row) = (point / rows, point % rows)
-                    let alpha = Float(alphas[step])
-                    let base = baselines.storage.pointer + row * rowSize
-                    let delta = difference.storage.pointer + row * rowSize
-                    let destination = out.baseAddress! + (point - start) * rowSize
-                    for i in 0..<rowSize { destination[i] = base[i] + alpha * delta[i] }
+            baselines.withUnsafeBufferPointer { baseValues in
+                difference.withUnsafeBufferPointer { deltaValues in
+                    batch.withUnsafeMutableBufferPointer { out in
+                        for point in start..<end {
+                            let (step, row) = (point / rows, point % rows)
+                            let alpha = Float(alphas[step])
+                            let base = baseValues.baseAddress! + row * rowSize
+                            let delta = deltaValues.baseAddress! + row * rowSize
+                            let destination = out.baseAddress! + (point - start) * rowSize
+                            for i in 0..<rowSize { destination[i] = base[i] + alpha * delta[i] }
+                        }
+                    }
                 }
             }
             let gradients = try evaluator.gradients(batch, targets: (start..<end).map { targets[$0 % rows] }).gradients
-            for point in start..<end {
-                let (step, row) = (point / rows, point % rows)
-                let weight = Float(weights[step])
-                let source = gradients.storage.pointer + (point - start) * rowSize
-                total.withUnsafeMutableBufferPointer { t in
-                    for i in 0..<rowSize { t[row * rowSize + i] += weight * source[i] }
+            gradients.withUnsafeBufferPointer { gradientValues in
+                for point in start..<end {
+                    let (step, row) = (point / rows, point % rows)
+                    let weight = Float(weights[step])
+                    let source = gradientValues.baseAddress! + (point - start) * rowSize
+                    total.withUnsafeMutableBufferPointer { t in
+                        for i in 0..<rowSize { t[row * rowSize + i] += weight * source[i] }
+                    }
                 }
             }
             passed += 1

@@ -145,18 +145,18 @@ public struct Classifier: Sendable {
     /// The `k` most probable classes of each row of `logits` (`[N, classes]`), best first.
     public func topClasses(logits: Tensor, k: Int) -> [[ClassScore]] {
         precondition(logits.rank == 2 && logits.shape[1] == classes, "logits must be [N, \(classes)]")
-        let probabilities = logits.softmax()
+        let probabilities = logits.softmax().scalars
+        let values = logits.scalars
         let n = logits.shape[0]
         return (0..<n).map { row in
             let offset = row * classes
             let order = (0..<classes).sorted {
-                let (a, b) = (probabilities.storage.pointer[offset + $0], probabilities.storage.pointer[offset + $1])
+                let (a, b) = (probabilities[offset + $0], probabilities[offset + $1])
                 return a != b ? a > b : $0 < $1
             }
             return order.prefix(max(0, k)).map { index in
                 ClassScore(index: index, label: labels?[index],
-                           probability: probabilities.storage.pointer[offset + index],
-                           logit: logits.storage.pointer[offset + index])
+                           probability: probabilities[offset + index], logit: values[offset + index])
             }
         }
     }
