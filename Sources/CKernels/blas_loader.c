@@ -27,12 +27,14 @@ typedef void (*ek_cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, in
                                   float alpha, const float *a, int lda, const float *b,
                                   int ldb, float beta, float *c, int ldc);
 typedef void (*ek_openblas_set_num_threads_fn)(int n);
+typedef int (*ek_openblas_get_num_threads_fn)(void);
 typedef char *(*ek_openblas_get_corename_fn)(void);
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static ek_blas_info g_info;
 static ek_cblas_sgemm_fn g_sgemm;
 static ek_openblas_set_num_threads_fn g_set_num_threads;
+static ek_openblas_get_num_threads_fn g_get_num_threads;
 static ek_openblas_get_corename_fn g_get_corename;
 static char g_coretype_env[64];
 static ek__loader_error g_error;
@@ -82,6 +84,18 @@ static void load_once(void) {
     memcpy(&g_sgemm, &sgemm, sizeof g_sgemm);
     void *set_threads = dlsym(handle, "openblas_set_num_threads");
     if (set_threads) memcpy(&g_set_num_threads, &set_threads, sizeof g_set_num_threads);
+    void *get_threads = dlsym(handle, "openblas_get_num_threads");
+    if (get_threads) memcpy(&g_get_num_threads, &get_threads, sizeof g_get_num_threads);
+    // OpenBLAS's thread count is one process-wide variable, read by every sgemm. It is set
+    // here, once, under the pthread_once, and Elucidate never changes it again: one thread,
+    // because Elucidate splits its products over its own threads (Runtime.gemm). Setting it
+    // per call, as before, let concurrent callers (an inference layer asking for 1 thread, a
+    // weight gradient asking for all) overwrite each other's setting in the middle of the
+    // other's products: OpenBLAS's workers then ran inside Elucidate's shares and
+    // oversubscribed the cores, and an OpenBLAS that chooses kernels by the thread count in
+    // force (0.3.x's sgemm_direct on AVX-512 does) may round differently. Results must be a
+    // function of Elucidate's settings and the shapes, not of who else is running.
+    if (g_set_num_threads) g_set_num_threads(1);
     void *corename = dlsym(handle, "openblas_get_corename");
     if (corename) memcpy(&g_get_corename, &corename, sizeof g_get_corename);
     g_info.loaded = 1;
@@ -104,6 +118,11 @@ void ek_blas_set_num_threads(int n) {
     if (n < 1) return;
     if (ek_blas_load() != EK_OK || g_set_num_threads == NULL) return;
     g_set_num_threads(n);
+}
+
+int ek_blas_get_num_threads(void) {
+    if (ek_blas_load() != EK_OK || g_get_num_threads == NULL) return -1;
+    return g_get_num_threads();
 }
 
 ek_status ek__sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,

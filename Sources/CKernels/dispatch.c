@@ -8,6 +8,12 @@
 // query, clamped to the CPU's), so a whole process — the CLI or a program embedding the
 // library — can be run as on a lesser CPU. ek_set_isa changes it later; ek_isa_reset goes
 // back to the starting level.
+//
+// Concurrency: every kernel call reads the level (ek__isa), from any thread, with relaxed
+// atomics; the environment is read exactly once (pthread_once) before anything reports on
+// it. The level is a setting like the thread count: set it before the first model call, not
+// while kernels run (a kernel already running finishes at its level, the next one would
+// take the new one, so one explanation would mix the levels' roundings).
 #include "internal.h"
 
 #include <cpuid.h>
@@ -117,6 +123,7 @@ ek_isa ek_isa_active(void) {
 }
 
 ek_isa ek_set_isa(ek_isa isa) {
+    (void)start_level();  // the environment is read once, before any level is forced
     const int detected = (int)ek_isa_detected();
     int wanted = (int)isa;
     if (wanted < (int)EK_ISA_SCALAR) wanted = (int)EK_ISA_SCALAR;
@@ -137,6 +144,9 @@ ek_isa ek_isa_starting(void) { return (ek_isa)start_level(); }
 ek_isa_info ek_isa_get_info(void) {
     ek_isa_info info;
     memset(&info, 0, sizeof info);
+    // The g_environment_* fields below are written by read_environment: make sure it ran (and
+    // finished, which pthread_once guarantees) even when ek_set_isa forced a level first.
+    (void)start_level();
     info.detected = ek_isa_detected();
     info.active = ek_isa_active();
     info.environment = g_environment_set ? g_environment_text : NULL;

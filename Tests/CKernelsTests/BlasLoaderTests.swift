@@ -51,8 +51,14 @@ final class BlasLoaderTests: KernelTestCase {
             XCTAssertEqual(info.coretype_set_by_us, 0)
             XCTAssertNil(seen)
         }
+        let readable = ek_blas_get_num_threads() >= 0  // -1: not OpenBLAS
         ek_blas_set_num_threads(2)  // must not crash
+        if readable { XCTAssertEqual(ek_blas_get_num_threads(), 2) }
         ek_blas_set_num_threads(0)  // ignored
+        if readable { XCTAssertEqual(ek_blas_get_num_threads(), 2) }
+        // Back to the one thread the loader sets: the count is process-wide, and the engine
+        // tests sharing this process rely on it (ConcurrentExplanationTests).
+        ek_blas_set_num_threads(1)
     }
 
     private func naiveGemm(

@@ -108,8 +108,13 @@ typedef struct ek_blas_info {
 ek_status ek_blas_load(void);
 /// What the loader did. Loads first if needed.
 ek_blas_info ek_blas_get_info(void);
-/// Thread count for OpenBLAS (loads it first if needed).
+/// Thread count for OpenBLAS (loads it first if needed). OpenBLAS's count is process-wide:
+/// loading sets it to 1 once (Elucidate splits products over its own threads) and the
+/// Swift engine never changes it, so that products are not reconfigured under concurrent
+/// callers. A C program may change it before any work; not while products run.
 void ek_blas_set_num_threads(int n);
+/// OpenBLAS's thread count now (loads it first if needed); -1 when it cannot say.
+int ek_blas_get_num_threads(void);
 
 /// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major, through cblas_sgemm.
 /// op(A) is M×K (A is K×M when trans_a), op(B) is K×N (B is N×K when trans_b).

@@ -61,6 +61,14 @@ public struct Attribution: Sendable {
 }
 
 /// An attribution method: explains `targets[i]`'s logit for each input row `i`.
+///
+/// Sharing: a method is a value holding only its settings (and a seed where it samples);
+/// `attribute` keeps all its working state (graphs, batches, random numbers) local to the
+/// call. Methods and the model they explain may be shared across threads: concurrent calls,
+/// of one method or of different ones, on one model give each the same floats, bit for bit,
+/// as a sequential run. What must be set before work are `Runtime`'s settings (threads,
+/// Winograd, instruction set); a `progress` closure is called on the thread running
+/// `attribute`, so one shared by concurrent calls must be thread-safe itself.
 public protocol AttributionMethod: Sendable {
     /// - Parameters:
     ///   - inputs: `[N, C, H, W]`, preprocessed as the model expects.

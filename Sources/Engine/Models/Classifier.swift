@@ -14,6 +14,13 @@ public struct ClassScore: Sendable, Equatable, Codable {
 
 /// A trained image classifier loaded from disk: the network plus what the file says about
 /// it (class labels, preprocessing preset).
+///
+/// Sharing: a loaded classifier is immutable — its weights, folded batch norms and layers
+/// never change after `load` — and the one cache it has (each 3×3 layer's Winograd-transformed
+/// weights, made on first use) is filled once under a lock. So one classifier may be used by
+/// any number of threads or tasks at once, each explanation giving the same floats, bit for
+/// bit, as it would alone. Set `Runtime`'s settings (threads, Winograd, instruction set)
+/// before the first call, not while explanations run.
 public struct Classifier: Sendable {
     public let network: ResNet
     /// One label per class, when the weights file or a labels file provides them, exactly

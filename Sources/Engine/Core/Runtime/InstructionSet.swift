@@ -81,6 +81,7 @@ extension Runtime {
     /// (`scalar`, `avx2` or `avx512`) says when it names a level this CPU has; that variable,
     /// set before the process starts, also picks OpenBLAS's kernels for that level (unless
     /// `OPENBLAS_CORETYPE` is set), so the whole process computes as on such a CPU.
+    /// Reading it is safe from any thread.
     public static var instructionSet: InstructionSet { InstructionSet(ek_isa_active()) }
 
     /// The best level this CPU supports.
@@ -113,8 +114,11 @@ extension Runtime {
     /// Forces Elucidate's kernels to `level` for the whole process (every thread), or with
     /// `nil` goes back to the starting level (`ELUCIDATE_ISA`'s or the CPU's).
     ///
-    /// Set it between computations: a kernel already running finishes at its level. It does
-    /// not change OpenBLAS's kernels once OpenBLAS is loaded (use `ELUCIDATE_ISA` for that).
+    /// Set it before the first model call (reading is safe from any thread), or at least
+    /// between computations: a kernel already running finishes at its level and the next one
+    /// takes the new level, so an explanation running meanwhile would mix both levels'
+    /// roundings. It does not change OpenBLAS's kernels once OpenBLAS is loaded (use
+    /// `ELUCIDATE_ISA` for that).
     ///
     /// - Throws: `.invalidArgument` when this CPU lacks `level`.
     public static func setInstructionSet(_ level: InstructionSet?) throws(ElucidateError) {

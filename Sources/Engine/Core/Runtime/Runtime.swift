@@ -4,8 +4,18 @@ import Foundation
 
 /// Process-wide compute settings: how many threads kernels use, and what the BLAS loader did.
 ///
-/// GEMM threads belong to OpenBLAS; every other kernel is split into `threadCount` shares
-/// (ggml's ith/nth) that run on Dispatch's worker threads.
+/// Every kernel, products included, is split into `threadCount` shares (ggml's ith/nth) that
+/// run on Dispatch's worker threads; OpenBLAS itself runs single-threaded inside each share.
+///
+/// Concurrency contract: the settings (`setThreadCount(_:)`, `winogradEnabled`,
+/// `setInstructionSet(_:)`, `ELUCIDATE_WINOGRAD`, `ELUCIDATE_ISA`) are set before the first model
+/// call; reading them is safe from any thread. How a kernel splits its work is a function of
+/// these settings and the shapes only — never of how many threads happen to be free — so one
+/// model shared by many threads gives every caller the same floats, bit for bit, as a
+/// sequential run. Changing a setting while computations run changes the arithmetic (which
+/// convolution algorithm, which split) of the calls in flight: set it between computations.
+/// OpenBLAS's own thread count is configured once, when it is loaded (one thread), and never
+/// changed afterwards.
 public enum Runtime {
     nonisolated(unsafe) private static var configuredThreads: Int = defaultThreadCount
     private static let lock = NSLock()
@@ -13,19 +23,25 @@ public enum Runtime {
     /// The number of online cores.
     public static var defaultThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
-    /// Threads used by kernels (OpenBLAS and Elucidate's own parallel loops).
+    /// Shares Elucidate's parallel loops (products included) split their work into.
+    /// Reading it is safe from any thread.
     public static var threadCount: Int {
         lock.lock(); defer { lock.unlock() }
         return configuredThreads
     }
 
-    /// Sets the thread count for OpenBLAS and for Elucidate's own loops (clamped to ≥ 1).
+    /// Sets the number of shares of Elucidate's parallel loops (clamped to ≥ 1). Set it
+    /// before the first model call; reading is safe from any thread.
+    ///
+    /// It no longer sets OpenBLAS's thread count: that is process-global, so setting it here
+    /// (and per layer call, as `ensureBLAS` did) let concurrent callers flip it under each
+    /// other's products. OpenBLAS stays single-threaded and products are split over these
+    /// shares (`gemm`).
     public static func setThreadCount(_ count: Int) {
         let n = max(1, count)
         lock.lock()
         configuredThreads = n
         lock.unlock()
-        ek_blas_set_num_threads(Int32(n))
     }
 
     /// Loads OpenBLAS (once) and describes the kernels in use.
@@ -43,26 +59,31 @@ public enum Runtime {
     /// `ELUCIDATE_WINOGRAD=0` starts with Winograd off, so benchmarks can time both paths.
     nonisolated(unsafe) private static var winograd = ProcessInfo.processInfo.environment["ELUCIDATE_WINOGRAD"] != "0"
 
-    /// Whether inference convolutions with 3×3 stride-1 kernels use Winograd F(4×4, 3×3)
-    /// (2.25–4× fewer multiply-adds, float32 error near 1e-6 relative) rather than im2col.
-    /// On by default (see `ELUCIDATE_WINOGRAD`); gradients always go through im2col.
+    /// Whether convolutions with 3×3 stride-1 kernels (and their input gradients) use
+    /// Winograd F(4×4, 3×3) (2.25–4× fewer multiply-adds, float32 error near 1e-6 relative)
+    /// rather than im2col. On by default (see `ELUCIDATE_WINOGRAD`). Set it before the first
+    /// model call: each convolution reads it, so a change during an explanation mixes both
+    /// algorithms' roundings (differences of order 1e-6 relative). Reading is safe from any thread.
     public static var winogradEnabled: Bool {
         get { lock.lock(); defer { lock.unlock() }; return winograd }
         set { lock.lock(); winograd = newValue; lock.unlock() }
     }
 
 
-    /// Makes sure BLAS is usable and gives OpenBLAS `openBLASThreads` threads (all of
-    /// Elucidate's by default); throws a clear error if it cannot be loaded. Inference layers
-    /// ask for 1 and split their products themselves (`gemm`).
-    package static func ensureBLAS(openBLASThreads: Int? = nil) throws(ElucidateError) {
+    /// Makes sure BLAS is usable; throws a clear error if it cannot be loaded.
+    ///
+    /// It does not touch OpenBLAS's thread count: the loader sets it to 1 once, when OpenBLAS
+    /// is loaded (`ek_blas_load`), and every product is split over Elucidate's threads
+    /// (`gemm`) or runs on the caller's. Setting it here on every layer call, with 1 for
+    /// inference and `threadCount` for weight gradients, made concurrent callers overwrite the
+    /// process-global value under each other's products.
+    package static func ensureBLAS() throws(ElucidateError) {
         let status = ek_blas_load()
         guard status == EK_OK else {
             let reason = blas.error ?? "unknown reason"
             throw ElucidateError(.internalFailure,
                                  "cannot load OpenBLAS (install libopenblas0): \(reason)")
         }
-        ek_blas_set_num_threads(Int32(openBLASThreads ?? threadCount))
     }
 
     /// Below this many elements per share, handing work to another thread (~10 µs) costs
@@ -72,6 +93,11 @@ public enum Runtime {
     /// Runs `body(ith, nth)` for ith in 0..<nth in parallel, with
     /// nth = min(threadCount, maxShares, elements / minimumElementsPerShare), at least 1.
     /// Kernels return a status; the first failure is returned.
+    ///
+    /// The split depends on the setting and the shapes only: share `ith` always gets the same
+    /// part, whichever thread runs it and however busy the machine is (Dispatch may run
+    /// several shares on one thread), and shares write disjoint outputs, so no result
+    /// depends on the order they finish in.
     ///
     /// - Parameters: maxShares: the units the kernel splits (planes, rows); elements: the
     ///   floats the whole call touches, which decides whether splitting pays.
@@ -130,7 +156,7 @@ extension Runtime {
     /// every product, and in a forward pass they compete with the transforms, im2col and
     /// epilogues running on Elucidate's threads between products.
     ///
-    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    /// - Precondition: `ensureBLAS()` was called (OpenBLAS single-threaded).
     package static func gemm(transposingA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let transA: Int32 = transposingA ? 1 : 0
@@ -157,7 +183,7 @@ extension Runtime {
     /// Runs `count` independent single-threaded products `body(index)` spread over
     /// Elucidate's threads (the 36 products of a Winograd convolution).
     ///
-    /// - Precondition: `ensureBLAS(openBLASThreads: 1)` was called.
+    /// - Precondition: `ensureBLAS()` was called (OpenBLAS single-threaded).
     package static func gemms(count: Int, _ body: (Int) -> ek_status) {
         checkKernel(parallel(maxShares: count, elements: .max) { ith, nth in
             for index in (count * Int(ith) / Int(nth))..<(count * Int(ith + 1) / Int(nth)) {

@@ -11,7 +11,7 @@ extension Conv2d {
         let outPlane = outShape[2] * outShape[3]
         let rows = inChannels * kernelSize.h * kernelSize.w
         let maximumColumns = 1 << 22
-        try Runtime.ensureBLAS(openBLASThreads: 1)
+        try Runtime.ensureBLAS()
         if let output = winogradForward(input, outShape: outShape) { return output }
         if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
         let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))

@@ -75,7 +75,7 @@ public struct Conv2d: Sendable {
     /// (when `Runtime.winogradEnabled`), others through im2col and one GEMM per image.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
-        try Runtime.ensureBLAS(openBLASThreads: 1)
+        try Runtime.ensureBLAS()
         if let output = winogradForward(input, outShape: outShape) { return output }
         var params = kernelParams(for: input.shape)
         let (n, k) = (outShape[0], outShape[1])

@@ -12,7 +12,7 @@ extension Conv2d {
     /// image through dcol = weightᵀ · dy and col2im (`ek_conv2d_back_input_f32`'s steps), with
     /// the product and the scatter split over Elucidate's threads like the forward's.
     func inputGradient(_ outputGradient: Tensor, inputShape: [Int]) throws(ElucidateError) -> Tensor {
-        try Runtime.ensureBLAS(openBLASThreads: 1)
+        try Runtime.ensureBLAS()
         if let gradient = winogradInputGradient(outputGradient, inputShape: inputShape) { return gradient }
         var params = kernelParams(for: inputShape)
         params.activation = EK_ACT_NONE
@@ -43,6 +43,9 @@ extension Conv2d {
 extension Conv2d {
     /// dL/dweight `[K, C, R, S]` and dL/dbias `[K]` (nil without a bias) over the batch,
     /// from the input `[N, C, H, W]` and dL/dy (the activation's backward already applied).
+    ///
+    /// Its products run on OpenBLAS's single thread: OpenBLAS's thread count is process-wide
+    /// and is no longer raised here, where it flipped under concurrent inference callers.
     func parameterGradients(input: Tensor, outputGradient: Tensor) throws(ElucidateError) -> (Tensor, Tensor?) {
         try Runtime.ensureBLAS()
         var params = kernelParams(for: input.shape)
@@ -76,9 +79,8 @@ extension Linear {
 extension Linear {
     /// dL/dx `[N, in]` from dL/dy `[N, out]`.
     func inputGradient(_ outputGradient: Tensor) throws(ElucidateError) -> Tensor {
-        // One OpenBLAS thread, as everywhere in a forward/backward pass: a small product,
-        // and switching OpenBLAS's thread count between layers would wake its spinning workers.
-        try Runtime.ensureBLAS(openBLASThreads: 1)
+        // A small product on OpenBLAS's one thread (configured once at load, never switched).
+        try Runtime.ensureBLAS()
         let n = outputGradient.shape[0]
         let gradient = Tensor(uninitialized: [n, inFeatures])
         checkKernel(ek_linear_back_input_f32(Int64(n), Int64(inFeatures), Int64(outFeatures),

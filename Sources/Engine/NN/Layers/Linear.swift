@@ -21,7 +21,7 @@ public struct Linear: Sendable {
         guard input.rank == 2, input.shape[1] == inFeatures else {
             throw ElucidateError(.invalidArgument, "linear layer expects [N, \(inFeatures)], got \(input.shape)")
         }
-        try Runtime.ensureBLAS(openBLASThreads: 1)
+        try Runtime.ensureBLAS()
         let n = input.shape[0]
         let output = Tensor(uninitialized: [n, outFeatures])
         checkKernel(ek_linear_f32(Int64(n), Int64(inFeatures), Int64(outFeatures), input.storage.pointer,
