@@ -14,6 +14,10 @@ let package = Package(
     products: [
         .library(name: "Elucidate", targets: ["Engine"]),
         .executable(name: "elucidate", targets: ["CLI"]),
+        // The C API (Sources/CAPI/include/elucidate.h) as a shared library. SwiftPM names it
+        // libElucidateC.so (product names are unique, and "elucidate" is the executable's);
+        // tools/install.sh installs it as libelucidate.so with that soname.
+        .library(name: "ElucidateC", type: .dynamic, targets: ["ElucidateCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,6 +58,14 @@ let package = Package(
                 "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+
+        // MARK: C API
+        .target(
+            name: "ElucidateCAPI",
+            dependencies: ["Engine"],
+            path: "Sources/CAPI",
+            exclude: ["include"]
         ),
 
         // MARK: Tests

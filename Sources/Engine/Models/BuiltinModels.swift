@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The models that ship with Elucidate, so it explains something with nothing downloaded.
@@ -5,8 +6,9 @@ import Foundation
 /// The weights are a SwiftPM resource of the Engine target
 /// (`Sources/Engine/Resources/models/`), copied next to the built binaries in
 /// `Elucidate_Engine.resources/models/`. They are looked up, in order, in
-/// `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running executable, and in
-/// the source tree this Engine was built from.
+/// `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running executable, in
+/// `../share/elucidate/models` from the library or executable this code is in (an install
+/// by tools/install.sh), and in the source tree this Engine was built from.
 public enum BuiltinModels {
     public struct Model: Sendable {
         /// What `--model` accepts, e.g. `fashion-mnist-resnet`.
@@ -39,11 +41,22 @@ public enum BuiltinModels {
             result.append(base.deletingLastPathComponent()
                 .appendingPathComponent("Elucidate_Engine.resources").appendingPathComponent("models"))
         }
+        // An installed prefix (tools/install.sh): PREFIX/share/elucidate/models, found from
+        // PREFIX/bin/elucidate or from the library this code is in (PREFIX/lib/libelucidate.so).
+        for file in [loadedImagePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath() }, executable].compactMap({ $0 }) {
+            result.append(file.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("share/elucidate/models"))
+        }
         result.append(URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent()  // Sources/Engine
             .appendingPathComponent("Resources").appendingPathComponent("models"))
         var seen = Set<String>()
         return result.filter { seen.insert($0.standardizedFileURL.path).inserted }
+    }
+
+    /// The file (shared library or executable) this code was loaded from.
+    static var loadedImagePath: String? {
+        ek_loaded_image_path().map { String(cString: $0) }
     }
 
     /// The weights file of a built-in model, or an error saying where it was looked for.
