@@ -86,5 +86,10 @@ let package = Package(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),
+        // Compiles examples/c against the built libElucidateC.so and runs them.
+        .testTarget(
+            name: "CAPITests",
+            dependencies: ["Engine", "TestSupport"]
+        ),
     ]
 )

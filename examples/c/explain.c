@@ -15,8 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(const char *what, char *error) {
-    fprintf(stderr, "explain: %s: %s\n", what, error ? error : "(no message)");
+/* Prints the library's message, which names the file involved, and frees it. */
+static int fail(char *error) {
+    fprintf(stderr, "explain: %s\n", error ? error : "(no message)");
     elu_string_free(error);
     return 1;
 }
@@ -57,13 +58,13 @@ int main(int argc, char **argv) {
     const char *options = argc == 7 ? argv[6] : NULL;
     char *error = NULL;
     elu_model *model = elu_model_load(argv[1], NULL, &error);
-    if (!model) return fail(argv[1], error);
+    if (!model) return fail(error);
 
     float *input = NULL;
     int64_t shape[4];
     if (elu_image_tensor(model, argv[2], &input, shape, &error) != ELU_OK) {
         elu_model_free(model);
-        return fail(argv[2], error);
+        return fail(error);
     }
     size_t count = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
     float *attributions = malloc(count * sizeof(float));
@@ -77,10 +78,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "explain: cannot write %s\n", argv[4]);
             status = 1;
         } else if (elu_visualize(attributions, shape, input, model, NULL, argv[5], &error) != ELU_OK) {
-            status = fail(argv[5], error);
+            status = fail(error);
         }
     } else {
-        fail(argv[3], error);
+        fail(error);
     }
     free(attributions);
     elu_tensor_free(input);
