@@ -71,6 +71,7 @@ echo "(toolchain hidden: $hidden)"
 check "C explain's .npy equals elucidate explain --attributions" cmp c.npy cli.npy
 check "C explain's PNG equals elucidate explain --visualize" cmp c.png cli.png
 check "C check program on the built-in model" grep -q ", 0 failed" check.log
+check "the library finds the built-in model in PREFIX/share/elucidate/models" grep -qF "$prefix/share/elucidate/models/" check.log
 grep -E "^FAILED" check.log || true
 cd "$root"
 
