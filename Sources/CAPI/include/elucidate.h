@@ -15,7 +15,9 @@
  * one-line UTF-8 message, the one the command line prints for the same problem without
  * its "elucidate: " prefix (e.g. "model.safetensors: tensor 'fc.weight' ends past the end
  * of the file"); control characters from file names or labels are escaped as the command
- * line escapes them. Bad input — NULL pointers, shapes with a dimension < 1 or too large,
+ * line escapes them. (Usage mistakes the command line reports with a "(see 'elucidate
+ * help')" hint come without it; problems only C can have, such as a NULL pointer, have
+ * messages of their own, e.g. "input is NULL".) Bad input — NULL pointers, shapes with a dimension < 1 or too large,
  * the wrong channel count, malformed JSON, unknown options or methods, NaN or infinity in
  * an input — is reported this way and never ends the host process.
  *
