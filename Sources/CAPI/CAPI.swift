@@ -123,6 +123,7 @@ func copy(_ tensor: Tensor, to buffer: UnsafeMutablePointer<Float>, count: Int) 
 // MARK: - The functions of elucidate.h
 
 nonisolated(unsafe) let versionCString: UnsafeMutablePointer<CChar> = strdup(elucidateVersion)!
+/// ELU_VERSION of elucidate.h (examples/c/check.c checks that they agree) and the CLI's --version.
 let elucidateVersion = "0.1.0"
 
 @_cdecl("elu_version")

@@ -79,6 +79,7 @@ int main(int argc, char **argv) {
     int64_t size = argc == 3 ? atoll(argv[2]) : 64;
     char *error = NULL;
     printf("elucidate %s\n", elu_version());
+    check(strcmp(elu_version(), ELU_VERSION) == 0, "the library's version is the header's", ELU_VERSION);
 
     elu_model *model = elu_model_load(argv[1], NULL, &error);
     check(model != NULL && error == NULL, "load", error);
