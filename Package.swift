@@ -22,6 +22,10 @@ let package = Package(
         // Deterministic weights and test helpers, for the benchmarks package; not API.
         .library(name: "ElucidateTestSupport", targets: ["TestSupport"]),
         .executable(name: "elucidate", targets: ["CLI"]),
+        // The C API (Sources/CAPI/include/elucidate.h) as a shared library. SwiftPM names it
+        // libElucidateC.so (product names are unique, and "elucidate" is the executable's);
+        // tools/install.sh installs it as libelucidate.so with that soname.
+        .library(name: "ElucidateC", type: .dynamic, targets: ["ElucidateCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -111,6 +115,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: C API
+        .target(
+            name: "ElucidateCAPI",
+            dependencies: ["Elucidate"],
+            path: "Sources/CAPI",
+            exclude: ["include"]
+        ),
+
         // MARK: Test support (also a product: the benchmarks use DeterministicWeights)
         .target(
             name: "TestSupport",
@@ -157,6 +169,11 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: ["TestSupport"]
+        ),
+        // Compiles examples/c against the built libElucidateC.so and runs them.
+        .testTarget(
+            name: "CAPITests",
+            dependencies: ["Elucidate", "TestSupport"]
         ),
     ]
 )

@@ -8,7 +8,8 @@
 #                                   reads (it needs python3 with torch, numpy, safetensors, Pillow)
 set -euo pipefail
 # time: GNU time, with which the hostile-input tests measure each run's peak memory.
-packages=(libopenblas-dev liblapacke-dev libpng-dev libturbojpeg0-dev pkg-config time)
+# patchelf: tools/install.sh gives the installed libelucidate.so its soname and RUNPATH.
+packages=(libopenblas-dev liblapacke-dev libpng-dev libturbojpeg0-dev pkg-config time patchelf)
 for argument in "$@"; do
     case "$argument" in
         --train) packages+=(dataset-fashion-mnist) ;;

@@ -34,6 +34,10 @@ typedef enum ek_status {
 /// A short, static, human-readable description of a status.
 const char *ek_status_string(ek_status status);
 
+// The path of the executable or shared library this code was loaded from (dladdr), or NULL.
+// Static storage of the dynamic loader: do not free.
+const char *ek_loaded_image_path(void);
+
 // MARK: - CPU dispatch
 
 typedef enum ek_isa {

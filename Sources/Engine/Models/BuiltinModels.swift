@@ -1,3 +1,4 @@
+import CKernels
 import ElucidateCore
 import ElucidateIO
 import ElucidateImage
@@ -10,7 +11,8 @@ import Foundation
 /// (`Sources/Engine/Models/Resources/models/`), copied next to the built binaries in
 /// `Elucidate_ElucidateModels.resources/models/` (`resourceBundleName`). They are looked up,
 /// in order, in `$ELUCIDATE_MODELS_DIR`, in that resource folder beside the running
-/// executable, and in the source tree this module was built from.
+/// executable, in `../share/elucidate/models` from the library or executable this code is in
+/// (an install by tools/install.sh), and in the source tree this module was built from.
 public enum BuiltinModels {
     public struct Model: Sendable {
         /// What `--model` accepts, e.g. `fashion-mnist-resnet`.
@@ -47,11 +49,22 @@ public enum BuiltinModels {
             result.append(base.deletingLastPathComponent()
                 .appendingPathComponent(resourceBundleName).appendingPathComponent("models"))
         }
+        // An installed prefix (tools/install.sh): PREFIX/share/elucidate/models, found from
+        // PREFIX/bin/elucidate or from the library this code is in (PREFIX/lib/libelucidate.so).
+        for file in [loadedImagePath.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath() }, executable].compactMap({ $0 }) {
+            result.append(file.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("share/elucidate/models"))
+        }
         result.append(URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent()  // Sources/Engine/Models
             .appendingPathComponent("Resources").appendingPathComponent("models"))
         var seen = Set<String>()
         return result.filter { seen.insert($0.standardizedFileURL.path).inserted }
+    }
+
+    /// The file (shared library or executable) this code was loaded from.
+    static var loadedImagePath: String? {
+        ek_loaded_image_path().map { String(cString: $0) }
     }
 
     /// The weights file of a built-in model, or an error saying where it was looked for.

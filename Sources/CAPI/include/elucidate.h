@@ -1,0 +1,123 @@
+/*
+ * elucidate.h — the C API of Elucidate: explain why an image classifier (a ResNet) made its
+ * prediction, natively on the CPU. Link with libelucidate.so:
+ *
+ *     cc prog.c $(pkg-config --cflags --libs elucidate)
+ *
+ * TENSORS. Every tensor is float32, dense, C order (row-major), of shape [N, C, H, W] given
+ * as `int64_t shape[4]`: N images of C channels, H rows and W columns, already preprocessed
+ * (resized and normalised) as the model expects; elu_image_tensor makes one from an image
+ * file. Every dimension must be at least 1 and the element count must fit in memory.
+ *
+ * STATUS AND ERRORS. Functions returning `int` return ELU_OK (0) on success and one of the
+ * ELU_ERROR_* codes below on failure. Every function taking `char **error` sets `*error`
+ * (when `error` is not NULL) to NULL on success and, on failure, to a newly allocated
+ * one-line UTF-8 message, the one the command line prints for the same problem without
+ * its "elucidate: " prefix (e.g. "model.safetensors: tensor 'fc.weight' ends past the end
+ * of the file"); control characters from file names or labels are escaped as the command
+ * line escapes them. (Usage mistakes the command line reports with a "(see 'elucidate
+ * help')" hint come without it; problems only C can have, such as a NULL pointer, have
+ * messages of their own, e.g. "input is NULL".) Bad input — NULL pointers, shapes with a dimension < 1 or too large,
+ * the wrong channel count, malformed JSON, unknown options or methods, NaN or infinity in
+ * an input — is reported this way and never ends the host process.
+ *
+ * OWNERSHIP. The library never frees what the caller passed in, and never keeps a pointer
+ * to it after returning. What it returns, the caller owns and frees with the matching
+ * function: every `char *` (messages, JSON) with elu_string_free, every `float *` from
+ * elu_image_tensor with elu_tensor_free, every elu_model with elu_model_free. The string of
+ * elu_version is static: never free it. Buffers the caller passes for results (logits,
+ * attributions) are caller-owned and must have room for the documented element count.
+ *
+ * THREAD SAFETY. Every function may be called from any number of threads at once, also
+ * with one elu_model shared between them: a model is immutable once loaded. The only rule
+ * is the usual one: do not free a model while another thread is still using it, and do not
+ * let two calls write the same output buffer or file at once.
+ *
+ * OPTIONS. `options_json` is NULL, "" or a JSON object whose keys are the command line's
+ * long option names without the dashes, e.g. {"steps": 200, "noise-tunnel":
+ * "smoothgrad-sq", "nt-samples": 10, "seed": 1} for integrated-gradients or {"window":
+ * "3,15,15", "stride": "3,8,8"} for occlusion. Values are numbers, booleans (flags) or
+ * strings (any option value written as on the command line). An unknown key is an error.
+ */
+#ifndef ELUCIDATE_H
+#define ELUCIDATE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of this header; elu_version() gives the loaded library's. */
+#define ELU_VERSION "0.1.0"
+
+/* Status codes. The errors follow the library's ElucidateError.Kind. */
+#define ELU_OK                          0
+#define ELU_ERROR_FILE_NOT_FOUND        1  /* fileNotFound: a file (model, image, labels) does not exist */
+#define ELU_ERROR_UNREADABLE            2  /* unreadable: a file exists but cannot be read or written */
+#define ELU_ERROR_INVALID_FORMAT        3  /* invalidFormat: a file's contents are malformed */
+#define ELU_ERROR_UNSUPPORTED           4  /* unsupported: well-formed but not supported (a layout, a dtype) */
+#define ELU_ERROR_INVALID_ARGUMENT      5  /* invalidArgument: bad arguments, options, shapes or values */
+#define ELU_ERROR_UNKNOWN_ARCHITECTURE  6  /* unknownArchitecture: the weights match no known ResNet */
+#define ELU_ERROR_INPUT_TOO_SMALL       7  /* inputTooSmall: the image is too small for the network */
+#define ELU_ERROR_INTERNAL              8  /* internalFailure, or memory could not be allocated */
+
+/* A loaded classifier (network, labels, preprocessing preset). Opaque; immutable; shareable
+ * between threads. */
+typedef struct elu_model elu_model;
+
+/* The library's version, e.g. "0.1.0". Static storage: do not free. */
+const char *elu_version(void);
+
+/* Frees a string the library returned (an error message, a JSON report). NULL is ignored. */
+void elu_string_free(char *s);
+
+/* Loads a model from a .safetensors or PyTorch .pth file, or a built-in model by name
+ * ("fashion-mnist-resnet"; a built-in name is used only when no such file exists). Options:
+ * "arch" (check the weights against resnet18…resnet152) and "labels" (a labels file, one
+ * per line). Returns the model, to be freed with elu_model_free, or NULL with *error set. */
+elu_model *elu_model_load(const char *path_or_builtin_name, const char *options_json, char **error);
+
+/* Frees a model. NULL is ignored. No call may be using the model any more. */
+void elu_model_free(elu_model *model);
+
+/* The number of classes of the model (the length of a row of logits), or -1 for NULL. */
+int64_t elu_model_classes(const elu_model *model);
+
+/* Decodes a JPEG or PNG image and preprocesses it with the model's preset (the one its
+ * weights file records, else torchvision's), as the command line does. On success sets
+ * *tensor to a new [1, C, H, W] tensor (free it with elu_tensor_free) and shape[0..3] to its
+ * shape; on failure *tensor is NULL. */
+int elu_image_tensor(const elu_model *model, const char *image_path, float **tensor, int64_t shape[4], char **error);
+
+/* Frees a tensor returned by elu_image_tensor. NULL is ignored. */
+void elu_tensor_free(float *tensor);
+
+/* Runs the model on `input` ([N, C, H, W]) and writes the N × elu_model_classes() logits,
+ * row by row, to the caller's buffer `logits`. */
+int elu_predict(const elu_model *model, const float *input, const int64_t shape[4], float *logits, char **error);
+
+/* Explains the model's output for `input` ([N, C, H, W]) with attribution method `method`,
+ * as `elucidate explain METHOD` does: "saliency", "integrated-gradients", "occlusion", …
+ * (the command line's method names), with that command's options in `options_json`.
+ * `targets` holds N class indices to explain, or is NULL for each row's predicted class.
+ * Writes N·C·H·W attributions (the input's shape) to the caller's buffer `attributions`,
+ * and, when `report_json` is not NULL, sets *report_json to a new string holding the JSON
+ * report `elucidate explain --json` prints (free it with elu_string_free; NULL on failure). */
+int elu_explain(const elu_model *model, const char *method, const char *options_json,
+                const float *input, const int64_t shape[4], const int64_t *targets,
+                float *attributions, char **report_json, char **error);
+
+/* Draws the attributions of the first row of `attributions` (shape `shape`, the shape of
+ * `input`) over that row's image — the input with the model's preset normalisation undone —
+ * and writes the picture as a PNG to `out_png` (replaced atomically), as `elucidate explain
+ * --visualize` does. `options_json` takes the command line's picture options ("panels",
+ * "outlier-perc", "cmap", …, and "preset" when the input was not made with the model's). */
+int elu_visualize(const float *attributions, const int64_t shape[4], const float *input,
+                  const elu_model *model, const char *options_json, const char *out_png, char **error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ELUCIDATE_H */
