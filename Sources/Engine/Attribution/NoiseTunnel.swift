@@ -11,6 +11,11 @@ public enum NoiseTunnelKind: String, Sendable, CaseIterable {
 /// NoiseTunnel (SmoothGrad and relatives), as Captum's `NoiseTunnel`: runs a method on
 /// noisy copies of each input and aggregates the attributions.
 public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
+    /// Draws its noise from `seed`.
+    public var isStochastic: Bool { true }
+    /// Its method's units, summed over every noisy copy.
+    public var progressUnit: String { method.progressUnit }
+
     public typealias Kind = NoiseTunnelKind
 
     public var method: Method
