@@ -70,16 +70,11 @@ public protocol AttributionMethod: Sendable {
     /// Whether the method draws random numbers (from its seed), so the seed is worth
     /// reporting. False unless the method says so.
     var isStochastic: Bool { get }
-
-    /// What its progress counts: `passes` (forward/backward passes, the default) or `evals`
-    /// (perturbed copies scored).
-    var progressUnit: String { get }
 }
 
 extension AttributionMethod {
     public func repeatingPerInputSettings(_ times: Int) -> Self { self }
     public var isStochastic: Bool { false }
-    public var progressUnit: String { "passes" }
 }
 
 /// A method measured from a `baseline`: repeating its inputs repeats per-input baselines alike.

@@ -13,8 +13,6 @@ public enum NoiseTunnelKind: String, Sendable, CaseIterable {
 public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
     /// Draws its noise from `seed`.
     public var isStochastic: Bool { true }
-    /// Its method's units, summed over every noisy copy.
-    public var progressUnit: String { method.progressUnit }
 
     public typealias Kind = NoiseTunnelKind
 

@@ -39,13 +39,12 @@ public struct Explainer: Sendable {
     ///   - names: how the report names each row (default `input[i]`).
     ///   - preset: the normalisation `inputs` went through (for superpixels); default the
     ///     model's own, else torchvision.
-    ///   - progress: hears (done, total) units of work as the method runs.
+    ///   - progress: hears (done, total) units of work as the method runs: first (0, total)
+    ///     before any work, then after each unit batch (see `AttributionProgress`).
     public func explain(method: String, options: Options = Options(), inputs: Tensor, targets: [Int]? = nil,
                         names: [String]? = nil, preset: PreprocessingPreset? = nil,
                         progress: AttributionProgress? = nil) throws(ElucidateError) -> Explanation {
-        guard inputs.rank == 4, inputs.shape.allSatisfy({ $0 > 0 }) else {
-            throw ElucidateError(.invalidArgument, "the input must be a non-empty batch [N, C, H, W], got \(inputs.shape)")
-        }
+        try checkInput(inputs)
         let rowNames = names ?? (0..<inputs.shape[0]).map { "input[\($0)]" }
         guard rowNames.count == inputs.shape[0] else {
             throw ElucidateError(.invalidArgument, "\(rowNames.count) names for \(inputs.shape[0]) inputs")
@@ -67,7 +66,7 @@ public struct Explainer: Sendable {
         }
         let rowShape = Array(firstBatch.inputs.shape.dropFirst())
         for batch in batches {
-            try checkInput(batch.inputs)
+            do { try checkInput(batch.inputs) } catch { throw error.at(batch.source) }
             guard Array(batch.inputs.shape.dropFirst()) == rowShape else {
                 throw ElucidateError(.invalidArgument, "inputs differ in size (\(rowShape) and \(Array(batch.inputs.shape.dropFirst())))")
             }
@@ -122,8 +121,11 @@ public struct Explainer: Sendable {
     }
 
     private func checkInput(_ inputs: Tensor) throws(ElucidateError) {
-        guard inputs.rank == 4, inputs.shape.allSatisfy({ $0 > 0 }) else {
-            throw ElucidateError(.invalidArgument, "the input must be a non-empty batch [N, C, H, W], got \(inputs.shape)")
+        guard inputs.rank == 4 else {
+            throw ElucidateError(.invalidArgument, "the input must be a batch [N, C, H, W], got \(inputs.shape)")
+        }
+        guard inputs.shape.allSatisfy({ $0 > 0 }) else {
+            throw ElucidateError(.inputTooSmall, "the input \(inputs.shape) is empty")
         }
         guard inputs.shape[1] == classifier.network.inputChannels else {
             throw ElucidateError(.invalidArgument,
@@ -174,6 +176,7 @@ public struct Explainer: Sendable {
             total += try method.progressTotal(inputShape: input.shape)
         }
         let grandTotal = total
+        progress(0, grandTotal)  // before any work: a progress bar can show its total at once
         return zip(methods, offsets).map { method, offset in
             method.reporting { done, _ in progress(offset + done, grandTotal) }
         }

@@ -26,6 +26,10 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
         return method
     }
 
+    /// What its progress (`AttributionProgress`) counts: `evals` (perturbed copies scored) for
+    /// the perturbation methods, `passes` (forward/backward passes) for the gradient methods.
+    public var progressUnit: String { usesFeatureMask || self == .occlusion ? "evals" : "passes" }
+
     /// Whether the method groups pixels into features (a mask) and scores perturbed copies.
     var usesFeatureMask: Bool {
         [.featureAblation, .shapleyValueSampling, .kernelSHAP, .lime].contains(self)

@@ -123,9 +123,6 @@ public protocol FeatureMaskAttributionMethod: BaselineAttributionMethod {
 }
 
 extension FeatureMaskAttributionMethod {
-    /// Perturbed copies scored.
-    public var progressUnit: String { "evals" }
-
     /// The number of features (distinct mask ids) of each input row of a batch `inputShape`.
     func featureCounts(inputShape: [Int]) throws(ElucidateError) -> [Int] {
         var counts: [Int] = []

@@ -15,9 +15,6 @@
 /// Winograd convolutions (`Runtime.winogradEnabled`, the default) make it about 3–4 times
 /// larger, still far inside 1e-3 of Captum.
 public struct Occlusion: BaselineAttributionMethod {
-    /// Occluded copies scored.
-    public var progressUnit: String { "evals" }
-
     /// How occluded copies are evaluated.
     public enum Evaluation: Sendable, Equatable {
         /// Every occluded copy runs through the whole network.
