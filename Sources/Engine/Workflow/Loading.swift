@@ -97,3 +97,35 @@ public enum JSONOutput {
         return String(escaped)
     }
 }
+
+/// What `elucidate predict --json` prints: the top classes of each input.
+public struct PredictionReport: Codable, Sendable {
+    public struct Input: Codable, Sendable {
+        public var input: String
+        public var top: [ClassScore]
+        /// The EXIF orientation the image records, when it would turn it and was ignored.
+        public var exifOrientation: Int?
+    }
+    public var model: String
+    public var architecture: String
+    public var classes: Int
+    /// The EXIF rule images were decoded with ("ignore" or "apply"; none for a tensor).
+    public var exif: String?
+    public var inputs: [Input]
+
+    /// The report of `logits` `[N, classes]` from `classifier`: the `topK` classes of each row
+    /// (at most every class), named `names[i]` (default `input[i]`).
+    public init(classifier: Classifier, modelName: String? = nil, logits: Tensor, names: [String]? = nil, topK: Int = 5,
+                exif: ExifRule? = nil, exifOrientations: [Int?]? = nil) {
+        let rows = logits.shape[0]
+        let ranked = classifier.topClasses(logits: logits, k: max(1, min(topK, classifier.classes)))
+        let names = names ?? (0..<rows).map { "input[\($0)]" }
+        model = modelName ?? classifier.source.path
+        architecture = classifier.architecture.description
+        classes = classifier.classes
+        self.exif = exif?.rawValue
+        inputs = (0..<rows).map { row in
+            Input(input: names[row], top: ranked[row], exifOrientation: exifOrientations?[row] ?? nil)
+        }
+    }
+}

@@ -90,10 +90,10 @@ struct OptionReader {
     /// Whether `name` was given.
     func has(_ name: String) -> Bool { options[name] != nil }
 
+    /// The option as command-line text; an array is a comma-separated list (`[3, 15, 15]` →
+    /// `3,15,15`), as `--window` and `--panels` take.
     mutating func string(_ name: String) throws(ElucidateError) -> String? {
-        guard let value = value(name) else { return nil }
-        if case .array = value { throw Self.invalid(name, value, "one value") }
-        return value.text
+        value(name)?.text
     }
 
     mutating func string(_ name: String, default fallback: String) throws(ElucidateError) -> String {
