@@ -167,6 +167,11 @@ let package = Package(
             dependencies: ["ElucidateVisualization", "Elucidate", "TestSupport"]
         ),
         .testTarget(
+            name: "ElucidateTests",
+            // The umbrella's own workflow: Explainer, options, pictures, loading.
+            dependencies: ["Elucidate", "TestSupport"]
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["TestSupport"]
         ),

@@ -24,23 +24,19 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    /// Applies the thread count and loads the classifier (with labels, if given).
+    /// Applies the thread count and loads the classifier (with labels, if given) through the
+    /// library's `ModelLoader`.
     func loadClassifier() throws(ElucidateError) -> Classifier {
         if let threads { Runtime.setThreadCount(threads) }
-        var classifier = try Classifier.load(from: try modelURL(), architecture: arch)
-        if let labels { try classifier.loadLabels(from: URL(fileURLWithPath: labels)) }
-        return classifier
+        var options = Options()
+        if let arch { options["arch"] = .string(arch) }
+        if let labels { options["labels"] = .string(labels) }
+        return try ModelLoader.load(model, options: options)
     }
 
     /// The weights file: `--model` as a path, or the built-in model of that name when no
     /// such file exists.
-    func modelURL() throws(ElucidateError) -> URL {
-        let url = URL(fileURLWithPath: model)
-        if BuiltinModels.model(named: model) != nil && !FileManager.default.fileExists(atPath: url.path) {
-            return try BuiltinModels.url(for: model)
-        }
-        return url
-    }
+    func modelURL() throws(ElucidateError) -> URL { try ModelLoader.url(of: model) }
 
     var inputURLs: [URL] {
         [(try? modelURL()) ?? URL(fileURLWithPath: model)] + (labels.map { [URL(fileURLWithPath: $0)] } ?? [])
@@ -105,15 +101,10 @@ struct InputOptions: ParsableArguments {
             let names = (0..<tensor.shape[0]).map { "\(url.lastPathComponent)[\($0)]" }
             return [(names, tensor, nil)]
         }
-        let preprocessor = Preprocessor(preset: preset ?? classifier.preset ?? .torchvision)
         var batches: [InputBatch] = []
         for path in images {
-            let url = URL(fileURLWithPath: path)
-            try requireRegularFile(url, expected: "a JPEG or PNG image")
-            let (image, orientation) = try ImageDecoder.loadWithOrientation(url, exif: exifRule ?? .ignore)
-            let tensor: Tensor
-            do { tensor = try preprocessor.tensor(from: image) } catch { throw error.at(path) }
-            batches.append(([path], tensor, orientation))
+            let image = try ImageInput(path: path, preset: preset ?? classifier.preset ?? .torchvision, exif: exifRule ?? .ignore)
+            batches.append(([path], image.tensor, image.exifOrientation))
         }
         return batches
     }

@@ -2,6 +2,13 @@ import ArgumentParser
 import Elucidate
 import Foundation
 
+// The gradient methods. Each subcommand declares its options for the command line (help,
+// types) and hands them to the library as `Options` by the same names: the library checks
+// them (in `validate()`, through `ExplainOptions.check`) and runs them.
+
+/// `--internal-batch-size`, in every method's options.
+private func batchOption(_ size: Int) -> [String: OptionValue] { ["internal-batch-size": .number(Double(size))] }
+
 struct ExplainSaliency: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "saliency", abstract: "Gradient magnitude (Captum's Saliency).")
     @OptionGroup var common: ExplainOptions
@@ -10,10 +17,9 @@ struct ExplainSaliency: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Inputs per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func run() throws {
-        try common.run(Saliency(signed: signed, batchSize: internalBatchSize), name: "saliency",
-                       options: ["signed": String(signed)])
-    }
+    var options: Options { Options(batchOption(internalBatchSize).merging(["signed": .bool(signed)]) { $1 }) }
+    func validate() throws { try common.check(.saliency, options) }
+    func run() throws { try common.run(.saliency, options) }
 }
 
 struct ExplainInputXGradient: ParsableCommand {
@@ -22,9 +28,9 @@ struct ExplainInputXGradient: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Inputs per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func run() throws {
-        try common.run(InputXGradient(batchSize: internalBatchSize), name: "input-x-gradient", options: [:])
-    }
+    var options: Options { Options(batchOption(internalBatchSize)) }
+    func validate() throws { try common.check(.inputXGradient, options) }
+    func run() throws { try common.run(.inputXGradient, options) }
 }
 
 struct ExplainIntegratedGradients: ParsableCommand {
@@ -39,20 +45,12 @@ struct ExplainIntegratedGradients: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Path points per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func validate() throws {
-        if steps < quadrature.minimumSteps {
-            throw ValidationError("--steps must be at least \(quadrature.minimumSteps) for \(quadrature.rawValue)")
-        }
-        if internalBatchSize < 1 { throw ValidationError("--internal-batch-size must be at least 1") }
+    var options: Options {
+        Options(batchOption(internalBatchSize).merging(
+            ["steps": .number(Double(steps)), "quadrature": .string(quadrature.rawValue), "baseline": .string(baseline)]) { $1 })
     }
-
-    func run() throws {
-        let method = IntegratedGradients(steps: steps, quadrature: quadrature, baseline: try parseBaseline(baseline),
-                                         internalBatchSize: internalBatchSize)
-        try common.run(method, name: "integrated-gradients",
-                       options: ["steps": String(steps), "quadrature": quadrature.rawValue, "baseline": baseline],
-                       inputs: baselineFiles(baseline))
-    }
+    func validate() throws { try common.check(.integratedGradients, options) }
+    func run() throws { try common.run(.integratedGradients, options) }
 }
 
 struct ExplainGradientSHAP: ParsableCommand {
@@ -67,26 +65,14 @@ struct ExplainGradientSHAP: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Draws per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func validate() throws {
-        if samples < 1 { throw ValidationError("--samples must be at least 1") }
-        if !(stdev >= 0) || !stdev.isFinite { throw ValidationError("--stdev must be a number ≥ 0") }
+    var options: Options {
+        var options = Options(batchOption(internalBatchSize).merging(
+            ["samples": .number(Double(samples)), "stdev": .number(Double(stdev))]) { $1 })
+        if let baselines { options["baselines"] = .string(baselines) }
+        return options
     }
-
-    func run() throws {
-        let distribution: GradientSHAP.Baselines
-        if let baselines {
-            distribution = .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines"))
-        } else {
-            distribution = .zeroAndNoise(noiseImages: 4)
-        }
-        let seed = common.seed ?? SeededRandom.randomSeed()
-        var options = ["samples": String(samples), "stdev": String(stdev), "seed": String(seed)]
-        if let baselines { options["baselines"] = baselines }
-        var withSeed = common
-        withSeed.seed = seed
-        try withSeed.run(GradientSHAP(samples: samples, stdev: stdev, baselines: distribution, batchSize: internalBatchSize, seed: seed),
-                         name: "gradient-shap", options: options, inputs: baselines.map { [$0] } ?? [])
-    }
+    func validate() throws { try common.check(.gradientSHAP, options) }
+    func run() throws { try common.run(.gradientSHAP, options) }
 }
 
 struct ExplainGuidedBackprop: ParsableCommand {
@@ -95,9 +81,9 @@ struct ExplainGuidedBackprop: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Inputs per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func run() throws {
-        try common.run(ModifiedGradient(.guidedBackprop, batchSize: internalBatchSize), name: "guided-backprop", options: [:])
-    }
+    var options: Options { Options(batchOption(internalBatchSize)) }
+    func validate() throws { try common.check(.guidedBackprop, options) }
+    func run() throws { try common.run(.guidedBackprop, options) }
 }
 
 struct ExplainDeconvolution: ParsableCommand {
@@ -106,21 +92,9 @@ struct ExplainDeconvolution: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Inputs per forward/backward pass.")
     var internalBatchSize: Int = 16
 
-    func run() throws {
-        try common.run(ModifiedGradient(.deconvolution, batchSize: internalBatchSize), name: "deconvolution", options: [:])
-    }
-}
-
-/// `zero`, a number, or a path to a `.npy` tensor.
-func parseBaseline(_ text: String) throws(ElucidateError) -> Baseline {
-    if text == "zero" { return .zero }
-    if let value = Float(text) { return .constant(value) }
-    return .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: text), what: "the baseline"))
-}
-
-/// The file a `--baseline` names, if it names one (for the inputs no output may overwrite).
-func baselineFiles(_ text: String) -> [String] {
-    text == "zero" || Float(text) != nil ? [] : [text]
+    var options: Options { Options(batchOption(internalBatchSize)) }
+    func validate() throws { try common.check(.deconvolution, options) }
+    func run() throws { try common.run(.deconvolution, options) }
 }
 
 extension Quadrature: ExpressibleByArgument {}
@@ -133,10 +107,9 @@ struct ExplainDeepLift: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Inputs per pass (each pass also runs their baselines).")
     var internalBatchSize: Int = 8
 
-    func run() throws {
-        try common.run(DeepLift(baseline: try parseBaseline(baseline), batchSize: internalBatchSize), name: "deeplift",
-                       options: ["baseline": baseline], inputs: baselineFiles(baseline))
-    }
+    var options: Options { Options(batchOption(internalBatchSize).merging(["baseline": .string(baseline)]) { $1 }) }
+    func validate() throws { try common.check(.deepLift, options) }
+    func run() throws { try common.run(.deepLift, options) }
 }
 
 struct ExplainDeepLiftSHAP: ParsableCommand {
@@ -147,9 +120,7 @@ struct ExplainDeepLiftSHAP: ParsableCommand {
     @Option(name: .customLong("internal-batch-size"), help: "Input-baseline pairs per pass.")
     var internalBatchSize: Int = 8
 
-    func run() throws {
-        let distribution = try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines")
-        try common.run(DeepLiftSHAP(baselines: distribution, batchSize: internalBatchSize), name: "deeplift-shap",
-                       options: ["baselines": baselines], inputs: [baselines])
-    }
+    var options: Options { Options(batchOption(internalBatchSize).merging(["baselines": .string(baselines)]) { $1 }) }
+    func validate() throws { try common.check(.deepLiftSHAP, options) }
+    func run() throws { try common.run(.deepLiftSHAP, options) }
 }

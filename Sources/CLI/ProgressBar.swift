@@ -7,43 +7,42 @@ import Glibc
 
 /// A progress bar on stderr, drawn only when stderr is a terminal: units done of the total,
 /// percent, rate and time left, redrawn at most ten times a second on one line; `finish`
-/// erases it.
+/// erases it. It hears the library's `AttributionProgress` (done, total): the clock starts
+/// with the first report, which the library makes, (0, total), before any work.
 final class ProgressBar: @unchecked Sendable {
     private let label: String
-    private let total: Int
+    private var total = 0
     /// What is counted, plural ("passes"): the rate is shown per second of these.
     private let unit: String
-    /// Whether anything is drawn: asked for, something to count, and stderr a terminal.
+    /// Whether anything is drawn: asked for, and stderr a terminal.
     let isEnabled: Bool
     private let lock = NSLock()
-    private var started = Date()
+    private var started: Date?
     private var lastDraw = Date.distantPast
     private var drawn = false
 
-    init(label: String, total: Int, unit: String, enabled: Bool) {
+    init(label: String, unit: String, enabled: Bool) {
         self.label = label
-        self.total = total
         self.unit = unit
-        self.isEnabled = enabled && total > 0 && Self.stderrIsTerminal
+        self.isEnabled = enabled && Self.stderrIsTerminal
     }
 
     static var stderrIsTerminal: Bool { isatty(2) != 0 }
 
-    /// Starts the clock and draws the empty bar.
-    func start() {
-        guard isEnabled else { return }
-        lock.withLock {
-            started = Date()
-            draw(0, now: started)
-        }
+    /// What to hand the library: nil when nothing is drawn, so no total is even counted.
+    var callback: AttributionProgress? {
+        guard isEnabled else { return nil }
+        return { [self] done, total in update(done, of: total) }
     }
 
-    /// `done` units of the total are done (the last one is always drawn).
-    func update(_ done: Int) {
-        guard isEnabled else { return }
+    /// `done` units of `total` are done (the first and the last are always drawn).
+    func update(_ done: Int, of total: Int) {
+        guard isEnabled, total > 0 else { return }
         lock.withLock {
             let now = Date()
-            guard done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+            if started == nil { started = now }
+            self.total = total
+            guard done == 0 || done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
             draw(done, now: now)
         }
     }
@@ -59,7 +58,7 @@ final class ProgressBar: @unchecked Sendable {
     private func draw(_ done: Int, now: Date) {
         lastDraw = now
         let line = Self.line(label: label, done: done, total: total, unit: unit,
-                             elapsed: now.timeIntervalSince(started), columns: Self.terminalColumns())
+                             elapsed: now.timeIntervalSince(started ?? now), columns: Self.terminalColumns())
         // Back to the line's start, the line, then erase whatever a longer line left.
         StandardError.write("\r\(line)\u{1B}[K")  // unchecked: a failed write to the terminal is no reason to stop
         drawn = true

@@ -57,61 +57,26 @@ struct VisualizationOptions: ParsableArguments {
     var normalizedMap: String?
 
     func validate() throws {
-        do {
-            _ = try parsedPanels()
-            _ = try style()
-        } catch {
-            throw ValidationError(error.message)
-        }
+        do { _ = try settings() } catch { throw ValidationError(error.message) }
     }
 
-    /// The views `--panels` and `--titles` describe.
-    func parsedPanels() throws(ElucidateError) -> [VisualizationPanel] {
-        let specs = panels.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        var parsed: [VisualizationPanel] = []
-        for spec in specs { parsed.append(try VisualizationPanel.parse(spec)) }
-        if let titles {
-            let names = Self.splitTitles(titles)
-            guard names.count == parsed.count else {
-                throw ElucidateError(.invalidArgument,
-                                     "--titles gives \(names.count) title\(names.count == 1 ? "" : "s") for \(parsed.count) view\(parsed.count == 1 ? "" : "s")")
-            }
-            for i in parsed.indices { parsed[i].title = names[i].isEmpty ? nil : names[i] }
-        }
-        return parsed
+    /// These options for the library, by their command-line names.
+    var options: Options {
+        var options = Options(["panels": .string(panels), "outlier-perc": .number(outlierPerc),
+                               "alpha-overlay": .number(alphaOverlay), "colorbar": .bool(colorbar),
+                               "scale": .number(Double(scale)), "resample": .string(resample.rawValue)])
+        if let titles { options["titles"] = .string(titles) }
+        if let title { options["title"] = .string(title) }
+        if let cmap { options["cmap"] = .string(cmap) }
+        if let normalizedMap { options["normalized-map"] = .string(normalizedMap) }
+        return options
     }
 
-    /// The style the options describe.
-    func style() throws(ElucidateError) -> VisualizationStyle {
-        var style = VisualizationStyle()
-        style.outlierPercentage = outlierPerc
-        if let cmap { style.colormap = try Colormap.parse(cmap) }
-        style.alphaOverlay = alphaOverlay
-        style.showColorbar = colorbar
-        style.title = title
-        style.scale = scale
-        style.resampling = resample
-        try style.validate()
-        return style
-    }
+    /// The library's picture settings these options describe.
+    func settings() throws(ElucidateError) -> PictureSettings { try PictureSettings(options: options) }
 
-    /// Comma-separated titles; `\,` is a comma inside a title.
-    static func splitTitles(_ text: String) -> [String] {
-        var out: [String] = [], current = ""
-        var escaped = false
-        for ch in text {
-            if escaped { current.append(ch); escaped = false }
-            else if ch == "\\" { escaped = true }
-            else if ch == "," { out.append(current.trimmingCharacters(in: .whitespaces)); current = "" }
-            else { current.append(ch) }
-        }
-        if escaped { current.append("\\") }
-        out.append(current.trimmingCharacters(in: .whitespaces))
-        return out
-    }
-
-    /// Whether any view draws the photo (all but heat-map do).
-    var needsPhoto: Bool { (try? parsedPanels())?.contains { $0.method.needsPhoto } ?? false }
+    /// The first view that draws the photo (all but heat-map do), if any.
+    var firstViewNeedingPhoto: VisualizationPanel? { (try? settings())?.firstViewNeedingPhoto }
 
     /// The output files these options write beside the picture `picture` (none without a
     /// picture), as (option, path) pairs for `OutputFiles.check`.
@@ -129,8 +94,7 @@ struct VisualizationOptions: ParsableArguments {
 
     /// Draws item `index` of `attributions` over `photo` (nothing is written yet).
     func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
-        try AttributionFigure.draw(attributions: attributions, index: index, photo: photo,
-                                   panels: try parsedPanels(), style: try style())
+        try settings().figure(attributions, index: index, photo: photo)
     }
 
     /// Writes `figure` as a PNG to `output` (and the normalised maps, if asked), atomically,
@@ -138,21 +102,7 @@ struct VisualizationOptions: ParsableArguments {
     /// Check the outputs first with `OutputFiles.check(outputs(picture:))`, so that a failure
     /// here (a full disk) is the only way to end with the picture but not the map.
     func write(_ figure: AttributionFigure, to output: String, protectedInputs: [URL]) throws(ElucidateError) {
-        let outputURL = URL(fileURLWithPath: output)
-        if let normalizedMap {
-            let mapURL = URL(fileURLWithPath: normalizedMap)
-            if (try? AtomicFile.destination(of: mapURL))?.isFile != false,
-               mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
-                throw ElucidateError(.invalidArgument, "the picture and the normalised map cannot be the same file", path: normalizedMap)
-            }
-        }
-        try figure.write(to: outputURL, protectedInputs: protectedInputs)
-        if let normalizedMap {
-            let maps = figure.normalizedMaps
-            let tensor = Tensor(shape: [maps.count, maps[0].height, maps[0].width], values: maps.flatMap(\.values))
-            try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protectedInputs + [outputURL])
-        }
-        for warning in figure.warnings {
+        for warning in try settings().write(figure, to: output, protectedInputs: protectedInputs) {
             StandardError.write("elucidate: warning: \(TerminalText.escaped(warning))\n")
         }
     }

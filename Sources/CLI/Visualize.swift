@@ -47,7 +47,7 @@ struct Visualize: ParsableCommand {
         }
         if index < 0 { throw ValidationError("--index must be at least 0") }
         if exif != nil && image == nil { throw ValidationError("--exif applies only to --image") }
-        if image == nil && inputTensor == nil, let panel = (try? visualization.parsedPanels())?.first(where: { $0.method.needsPhoto }) {
+        if image == nil && inputTensor == nil, let panel = visualization.firstViewNeedingPhoto {
             throw ValidationError("the \(panel.method.rawValue) view needs the photo: give --image IMAGE or --input-tensor X.npy")
         }
     }

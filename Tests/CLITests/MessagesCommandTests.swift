@@ -57,8 +57,8 @@ final class MessagesCommandTests: TemporaryFolderTestCase {
         let attr = path("attr.npy")
         let explain = ["explain", "saliency", image, "--attributions", attr]
         let cases: [([String], String)] = [
-            (explain + ["--target", "-1"], "--target must be a class index ≥ 0 or 'predicted'"),
-            (explain + ["--target=-1"], "--target must be a class index ≥ 0 or 'predicted'"),
+            (explain + ["--target", "-1"], "--target must be a class index ≥ 0, a label or 'predicted'"),
+            (explain + ["--target=-1"], "--target must be a class index ≥ 0, a label or 'predicted'"),
             (["explain", "integrated-gradients", image, "--attributions", attr, "--steps", "-5"], "--steps must be at least"),
             (["predict", image, "--top-k", "-1"], "--top-k must be at least 1"),
             (["predict", image, "--threads", "-2"], "--threads must be at least 1"),

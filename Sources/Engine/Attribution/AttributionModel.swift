@@ -86,10 +86,15 @@ public protocol AttributionMethod: Sendable {
     /// The `total` that `attribute` reports to `progress` for inputs of shape `inputShape`
     /// `[N, C, H, W]` (with this method's settings, e.g. its feature mask).
     func progressTotal(inputShape: [Int]) throws(ElucidateError) -> Int
+
+    /// Whether the method draws random numbers (from its seed), so the seed is worth
+    /// reporting. False unless the method says so.
+    var isStochastic: Bool { get }
 }
 
 extension AttributionMethod {
     public func repeatingPerInputSettings(_ times: Int) -> Self { self }
+    public var isStochastic: Bool { false }
 }
 
 /// A method measured from a `baseline`: repeating its inputs repeats per-input baselines alike.

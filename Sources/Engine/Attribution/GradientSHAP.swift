@@ -7,6 +7,9 @@ import ElucidateNN
 /// at random from a distribution, a random point on the segment from it to the (noisy)
 /// input, and (input − baseline) × gradient there; the mean over the draws.
 public struct GradientSHAP: AttributionMethod {
+    /// Draws its samples from `seed`.
+    public var isStochastic: Bool { true }
+
     /// Where baselines are drawn from.
     public enum Baselines: Sendable {
         /// Rows of a tensor `[B, C, H, W]`.

@@ -16,6 +16,9 @@ public enum NoiseTunnelKind: String, Sendable, CaseIterable {
 /// NoiseTunnel (SmoothGrad and relatives), as Captum's `NoiseTunnel`: runs a method on
 /// noisy copies of each input and aggregates the attributions.
 public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
+    /// Draws its noise from `seed`.
+    public var isStochastic: Bool { true }
+
     public typealias Kind = NoiseTunnelKind
 
     public var method: Method

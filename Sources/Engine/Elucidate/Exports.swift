@@ -14,7 +14,9 @@
 /// - `ElucidateAttribution`: the attribution methods; on Core, Image, NN, Models.
 /// - `ElucidateVisualization`: attribution views and figures as PNG; on Core, IO, Image.
 ///
-/// Workflow types built on all of them belong in this module.
+/// On top of them, this module holds the workflow the command line and the C API share:
+/// `Explainer` (and `ExplanationPlan`, `Options`), `PictureSettings` and `Visualizer`,
+/// `ModelLoader`, `ImageInput`, and the reports (`ExplanationReport`, `PredictionReport`).
 @_exported import ElucidateCore
 @_exported import ElucidateIO
 @_exported import ElucidateImage

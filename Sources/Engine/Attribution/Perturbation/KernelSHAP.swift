@@ -14,6 +14,9 @@ import ElucidateNN
 /// The features are the mask's ids 0…K−1 (`FeatureMask` refuses gaps, which Captum would
 /// sample and regress on as features that switch nothing).
 public struct KernelSHAP: FeatureMaskAttributionMethod {
+    /// Draws its samples from `seed`.
+    public var isStochastic: Bool { true }
+
     public var mask: FeatureMask
     public var baseline: Baseline
     /// Coalitions evaluated per input (the two fixed ones included).

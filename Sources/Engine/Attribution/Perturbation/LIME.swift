@@ -13,6 +13,9 @@ import Foundation
 /// As in `KernelSHAP`, the features are the mask's ids 0…K−1. 25 samples by default, as
 /// Captum's `Lime.attribute`.
 public struct LIME: FeatureMaskAttributionMethod {
+    /// Draws its samples from `seed`.
+    public var isStochastic: Bool { true }
+
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
         case lasso

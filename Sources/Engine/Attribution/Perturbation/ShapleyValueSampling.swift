@@ -8,6 +8,9 @@ import ElucidateNN
 /// the input one at a time and each is credited with the change of the target's logit it
 /// caused; attributions are the averages. Each group of the feature mask is one feature.
 public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
+    /// Draws its samples from `seed`.
+    public var isStochastic: Bool { true }
+
     public var mask: FeatureMask
     public var baseline: Baseline
     public var samples: Int

@@ -1,0 +1,329 @@
+import Foundation
+
+/// The attribution methods by the names the command line (`elucidate explain NAME`) and the
+/// C API (`elu_explain(…, "NAME", …)`) use.
+public enum ExplainMethod: String, CaseIterable, Sendable {
+    case saliency
+    case inputXGradient = "input-x-gradient"
+    case integratedGradients = "integrated-gradients"
+    case gradientSHAP = "gradient-shap"
+    case deepLift = "deeplift"
+    case deepLiftSHAP = "deeplift-shap"
+    case guidedBackprop = "guided-backprop"
+    case deconvolution
+    case occlusion
+    case featureAblation = "feature-ablation"
+    case shapleyValueSampling = "shapley-value-sampling"
+    case kernelSHAP = "kernel-shap"
+    case lime
+
+    /// The method called `name`, or an error listing the known names.
+    public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
+        guard let method = ExplainMethod(rawValue: name) else {
+            throw ElucidateError(.invalidArgument,
+                                 "unknown method '\(name)' (known: \(allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return method
+    }
+
+    /// What its progress (`AttributionProgress`) counts: `evals` (perturbed copies scored) for
+    /// the perturbation methods, `passes` (forward/backward passes) for the gradient methods.
+    public var progressUnit: String { usesFeatureMask || self == .occlusion ? "evals" : "passes" }
+
+    /// Whether the method groups pixels into features (a mask) and scores perturbed copies.
+    var usesFeatureMask: Bool {
+        [.featureAblation, .shapleyValueSampling, .kernelSHAP, .lime].contains(self)
+    }
+}
+
+/// Makes a method for one input batch `[N, C, H, W]`, normalised by the preset given (a
+/// feature mask is built from the batch itself).
+typealias MethodMaker = @Sendable (_ inputs: Tensor, _ preset: PreprocessingPreset) throws(ElucidateError) -> any AttributionMethod
+
+/// One method's settings, read and checked from options without touching any file.
+struct MethodRecipe: Sendable {
+    let method: ExplainMethod
+    /// The settings as the report records them (option name → command-line text).
+    var recorded: [String: String]
+    /// Files the method will read (baselines, a feature mask): no output may overwrite them.
+    var inputFiles: [String]
+    /// Reads those files and returns the maker of the method for each batch.
+    let prepare: @Sendable () throws(ElucidateError) -> MethodMaker
+
+    /// Reads `method`'s options from `reader` (leaving the others for the caller to refuse);
+    /// `seed` drives the stochastic methods.
+    init(_ method: ExplainMethod, reading reader: inout OptionReader, seed: UInt64) throws(ElucidateError) {
+        self.method = method
+        var recorded: [String: String] = [:]
+        var files: [String] = []
+        func batchSize(_ fallback: Int) throws(ElucidateError) -> Int {
+            let size = try reader.int("internal-batch-size", default: fallback)
+            if size < 1 { throw ElucidateError(.invalidArgument, "--internal-batch-size must be at least 1") }
+            return size
+        }
+        func baselineText() throws(ElucidateError) -> String {
+            let text = try reader.string("baseline", default: "zero")
+            recorded["baseline"] = text
+            files += BaselineSpec(text).files
+            return text
+        }
+        switch method {
+        case .saliency:
+            let signed = try reader.bool("signed")
+            let size = try batchSize(16)
+            recorded["signed"] = String(signed)
+            prepare = { { _, _ in Saliency(signed: signed, batchSize: size) } }
+        case .inputXGradient:
+            let size = try batchSize(16)
+            prepare = { { _, _ in InputXGradient(batchSize: size) } }
+        case .guidedBackprop, .deconvolution:
+            let size = try batchSize(16)
+            let rule: ModifiedGradient.Rule = method == .guidedBackprop ? .guidedBackprop : .deconvolution
+            prepare = { { _, _ in ModifiedGradient(rule, batchSize: size) } }
+        case .integratedGradients:
+            let steps = try reader.int("steps", default: 50)
+            let quadrature = try reader.choice("quadrature", Quadrature.self) ?? .gaussLegendre
+            if steps < quadrature.minimumSteps {
+                throw ElucidateError(.invalidArgument,
+                                     "--steps must be at least \(quadrature.minimumSteps) for \(quadrature.rawValue)")
+            }
+            let baseline = BaselineSpec(try baselineText())
+            let size = try batchSize(16)
+            recorded["steps"] = String(steps)
+            recorded["quadrature"] = quadrature.rawValue
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let resolved = try baseline.load()
+                return { _, _ in
+                    IntegratedGradients(steps: steps, quadrature: quadrature, baseline: resolved, internalBatchSize: size)
+                }
+            }
+        case .gradientSHAP:
+            let samples = try reader.int("samples", default: 5)
+            if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
+            let stdev = try reader.float("stdev", default: 0)
+            if !(stdev >= 0) || !stdev.isFinite { throw ElucidateError(.invalidArgument, "--stdev must be a number ≥ 0") }
+            let baselines = try reader.string("baselines")
+            let size = try batchSize(16)
+            recorded["samples"] = String(samples)
+            recorded["stdev"] = String(stdev)
+            recorded["seed"] = String(seed)
+            if let baselines {
+                recorded["baselines"] = baselines
+                files.append(baselines)
+            }
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let distribution: GradientSHAP.Baselines = try baselines.map { path throws(ElucidateError) in
+                    .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: path), what: "the baselines"))
+                } ?? .zeroAndNoise(noiseImages: 4)
+                return { _, _ in
+                    GradientSHAP(samples: samples, stdev: stdev, baselines: distribution, batchSize: size, seed: seed)
+                }
+            }
+        case .deepLift:
+            let baseline = BaselineSpec(try baselineText())
+            let size = try batchSize(8)
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let resolved = try baseline.load()
+                return { _, _ in DeepLift(baseline: resolved, batchSize: size) }
+            }
+        case .deepLiftSHAP:
+            guard let baselines = try reader.string("baselines") else {
+                throw ElucidateError(.invalidArgument, "deeplift-shap needs --baselines FILE.npy (B,3,H,W)")
+            }
+            let size = try batchSize(8)
+            recorded["baselines"] = baselines
+            files.append(baselines)
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let distribution = try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines")
+                return { _, _ in DeepLiftSHAP(baselines: distribution, batchSize: size) }
+            }
+        case .occlusion:
+            let windowText = try reader.string("window", default: "3,15,15")
+            let strideText = try reader.string("stride", default: "3,8,8")
+            let window = try Self.triple(windowText, "--window")
+            let stride = try Self.triple(strideText, "--stride")
+            let baseline = BaselineSpec(try baselineText())
+            let perEval = try reader.int("perturbations-per-eval")
+            if let perEval, perEval < 1 {
+                throw ElucidateError(.invalidArgument, "--perturbations-per-eval must be at least 1")
+            }
+            let evaluationText = try reader.string("evaluation", default: "incremental")
+            guard let evaluation = Occlusion.Evaluation(name: evaluationText) else {
+                throw ElucidateError(.invalidArgument, "--evaluation must be incremental or full")
+            }
+            let perEvalUsed = Occlusion(window: window, stride: stride, perturbationsPerEval: perEval,
+                                        evaluation: evaluation).perturbationsPerEval
+            recorded["window"] = windowText
+            recorded["stride"] = strideText
+            recorded["perturbations-per-eval"] = String(perEvalUsed)
+            recorded["evaluation"] = evaluationText
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let resolved = try baseline.load()
+                return { inputs, _ throws(ElucidateError) in
+                    let occlusion = Occlusion(window: window, stride: stride, baseline: resolved,
+                                              perturbationsPerEval: perEval, evaluation: evaluation)
+                    _ = try occlusion.windowCount(rowShape: Array(inputs.shape.dropFirst()))  // bad geometry refused before any work
+                    return occlusion
+                }
+            }
+        case .featureAblation, .shapleyValueSampling, .kernelSHAP, .lime:
+            let source = try FeatureMaskSource(reading: &reader, recording: &recorded, files: &files)
+            let baseline = BaselineSpec(try baselineText())
+            let perEval = try reader.int("perturbations-per-eval", default: 16)
+            if perEval < 1 { throw ElucidateError(.invalidArgument, "--perturbations-per-eval must be at least 1") }
+            recorded["perturbations-per-eval"] = String(perEval)
+            let make = try Self.featureMethod(method, reading: &reader, recording: &recorded, perEval: perEval, seed: seed)
+            prepare = { () throws(ElucidateError) -> MethodMaker in
+                let masks = try source.load()
+                let resolved = try baseline.load()
+                return { inputs, preset throws(ElucidateError) in
+                    try make(try masks.mask(for: inputs, preset: preset), resolved)
+                }
+            }
+        }
+        self.recorded = recorded
+        self.inputFiles = files
+    }
+
+    /// The options of the feature-mask method `method` beyond the mask, the baseline and the
+    /// batching, and the method made from a mask and a baseline.
+    private static func featureMethod(
+        _ method: ExplainMethod, reading reader: inout OptionReader, recording recorded: inout [String: String],
+        perEval: Int, seed: UInt64
+    ) throws(ElucidateError) -> @Sendable (FeatureMask, Baseline) throws(ElucidateError) -> any AttributionMethod {
+        if method == .featureAblation {
+            return { mask, baseline in FeatureAblation(mask: mask, baseline: baseline, perturbationsPerEval: perEval) }
+        }
+        recorded["seed"] = String(seed)
+        let samples = try reader.int("samples", default: 25)
+        recorded["samples"] = String(samples)
+        switch method {
+        case .shapleyValueSampling:
+            if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
+            return { mask, baseline in
+                ShapleyValueSampling(mask: mask, baseline: baseline, samples: samples, perturbationsPerEval: perEval, seed: seed)
+            }
+        case .kernelSHAP:
+            if samples < 2 { throw ElucidateError(.invalidArgument, "--samples must be at least 2") }
+            return { mask, baseline in
+                KernelSHAP(mask: mask, baseline: baseline, samples: samples, perturbationsPerEval: perEval, seed: seed)
+            }
+        default:
+            if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
+            let surrogateText = try reader.string("surrogate", default: "lasso")
+            guard let surrogate = LIME.Surrogate(rawValue: surrogateText) else {
+                throw ElucidateError(.invalidArgument, "--surrogate must be lasso or least-squares")
+            }
+            let alpha = try reader.double("alpha", default: 0.01)
+            if !(alpha >= 0) { throw ElucidateError(.invalidArgument, "--alpha must be ≥ 0") }
+            let kernelWidth = try reader.double("kernel-width", default: 1.0)
+            if !(kernelWidth > 0) { throw ElucidateError(.invalidArgument, "--kernel-width must be > 0") }
+            recorded["surrogate"] = surrogateText
+            recorded["alpha"] = String(alpha)
+            recorded["kernel-width"] = String(kernelWidth)
+            return { mask, baseline in
+                LIME(mask: mask, baseline: baseline, samples: samples, surrogate: surrogate, alpha: alpha,
+                     kernelWidth: kernelWidth, perturbationsPerEval: perEval, seed: seed)
+            }
+        }
+    }
+
+    /// "C,H,W" → three positive integers.
+    static func triple(_ text: String, _ option: String) throws(ElucidateError) -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ElucidateError(.invalidArgument, "\(option) must be three positive integers C,H,W, got '\(text)'")
+        }
+        return parts.map { $0! }
+    }
+}
+
+/// A `--baseline`: `zero`, a number, or the path of a `.npy` of the input's shape.
+struct BaselineSpec: Sendable {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    /// The file it names, if it names one.
+    var files: [String] { text == "zero" || Float(text) != nil ? [] : [text] }
+
+    /// The baseline, reading its file if it names one.
+    func load() throws(ElucidateError) -> Baseline {
+        if text == "zero" { return .zero }
+        if let value = Float(text) { return .constant(value) }
+        return .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: text), what: "the baseline"))
+    }
+}
+
+/// Where a feature-mask method's mask comes from: a file, an N×N grid, or SLIC superpixels
+/// of each batch.
+enum FeatureMaskSource: Sendable {
+    case file(String)
+    case grid(cells: Int)
+    case superpixels(segments: Int, compactness: Double)
+
+    /// Reads `--feature-mask`, `--grid` or `--superpixels` (exactly one) and `--compactness`.
+    init(reading reader: inout OptionReader, recording recorded: inout [String: String],
+         files: inout [String]) throws(ElucidateError) {
+        let file = try reader.string("feature-mask")
+        let grid = try reader.int("grid")
+        let superpixels = try reader.int("superpixels")
+        let compactness = try reader.double("compactness")
+        if [file != nil, grid != nil, superpixels != nil].filter({ $0 }).count != 1 {
+            throw ElucidateError(.invalidArgument, "give exactly one of --feature-mask, --grid and --superpixels")
+        }
+        if let grid, grid < 1 { throw ElucidateError(.invalidArgument, "--grid must be at least 1") }
+        if let superpixels, superpixels < 1 { throw ElucidateError(.invalidArgument, "--superpixels must be at least 1") }
+        if let compactness {
+            if superpixels == nil { throw ElucidateError(.invalidArgument, "--compactness applies only to --superpixels") }
+            if !(compactness > 0) || !compactness.isFinite {
+                throw ElucidateError(.invalidArgument, "--compactness must be a number > 0")
+            }
+        }
+        if let file {
+            recorded["feature-mask"] = file
+            files.append(file)
+            self = .file(file)
+        } else if let grid {
+            recorded["grid"] = String(grid)
+            self = .grid(cells: grid)
+        } else {
+            let segments = superpixels!  // exactly one of the three was given
+            let weight = compactness ?? 10
+            recorded["superpixels"] = String(segments)
+            recorded["compactness"] = String(weight)
+            self = .superpixels(segments: segments, compactness: weight)
+        }
+    }
+
+    /// The source with a mask file read.
+    func load() throws(ElucidateError) -> LoadedFeatureMaskSource {
+        switch self {
+        case .file(let path):
+            let file = try NPY.readInt32(URL(fileURLWithPath: path))
+            return .mask(try FeatureMask(shape: file.shape, ids: file.values))
+        case .grid(let cells): return .grid(cells: cells)
+        case .superpixels(let segments, let compactness): return .superpixels(segments: segments, compactness: compactness)
+        }
+    }
+}
+
+/// A feature-mask source whose file, if any, has been read.
+enum LoadedFeatureMaskSource: Sendable {
+    case mask(FeatureMask)
+    case grid(cells: Int)
+    case superpixels(segments: Int, compactness: Double)
+
+    /// The mask for the batch `inputs` `[N, C, H, W]`, normalised by `preset`.
+    func mask(for inputs: Tensor, preset: PreprocessingPreset) throws(ElucidateError) -> FeatureMask {
+        switch self {
+        case .mask(let mask):
+            mask
+        case .grid(let cells):
+            try FeatureMask.grid(cells, height: inputs.shape[2], width: inputs.shape[3])
+        case .superpixels(let segments, let compactness):
+            try FeatureMask.superpixels(of: inputs, preset: preset, segments: segments, compactness: compactness)
+        }
+    }
+}

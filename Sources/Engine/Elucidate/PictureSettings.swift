@@ -1,0 +1,119 @@
+import Foundation
+
+/// How attributions are drawn — the options of Captum's `visualize_image_attr(_multiple)` —
+/// read from the command line's picture options: `panels` (`heat-map:absolute-value`, the
+/// default), `titles`, `title`, `outlier-perc`, `cmap`, `alpha-overlay`, `colorbar`, `scale`,
+/// `resample`, and `normalized-map` (a `.npy` written beside the picture).
+public struct PictureSettings: Sendable {
+    public var panels: [VisualizationPanel]
+    public var style: VisualizationStyle
+    /// Where each view's normalised map goes, float32 `(views, H, W)`, if anywhere.
+    public var normalizedMap: String?
+
+    /// Reads picture options, refusing bad values and any other option.
+    public init(options: Options) throws(ElucidateError) {
+        var reader = OptionReader(options)
+        try self.init(reading: &reader)
+        try reader.finish(context: "a picture")
+    }
+
+    init(reading reader: inout OptionReader) throws(ElucidateError) {
+        let panelText = try reader.string("panels", default: "heat-map:absolute-value")
+        var parsed: [VisualizationPanel] = []
+        for spec in panelText.split(separator: ",", omittingEmptySubsequences: false) {
+            parsed.append(try VisualizationPanel.parse(String(spec)))
+        }
+        if let titles = try reader.string("titles") {
+            let names = Self.splitTitles(titles)
+            guard names.count == parsed.count else {
+                throw ElucidateError(.invalidArgument,
+                                     "--titles gives \(names.count) title\(names.count == 1 ? "" : "s") for \(parsed.count) view\(parsed.count == 1 ? "" : "s")")
+            }
+            for i in parsed.indices { parsed[i].title = names[i].isEmpty ? nil : names[i] }
+        }
+        panels = parsed
+        var style = VisualizationStyle()
+        style.outlierPercentage = try reader.double("outlier-perc", default: 2)
+        if let cmap = try reader.string("cmap") { style.colormap = try Colormap.parse(cmap) }
+        style.alphaOverlay = try reader.double("alpha-overlay", default: 0.5)
+        style.showColorbar = try reader.bool("colorbar")
+        style.title = try reader.string("title")
+        style.scale = try reader.int("scale", default: 1)
+        style.resampling = try reader.choice("resample", Canvas.Resampling.self) ?? .nearest
+        try style.validate()
+        self.style = style
+        normalizedMap = try reader.string("normalized-map")
+    }
+
+    /// Comma-separated titles; `\,` is a comma inside a title.
+    static func splitTitles(_ text: String) -> [String] {
+        var out: [String] = [], current = ""
+        var escaped = false
+        for ch in text {
+            if escaped { current.append(ch); escaped = false }
+            else if ch == "\\" { escaped = true }
+            else if ch == "," { out.append(current.trimmingCharacters(in: .whitespaces)); current = "" }
+            else { current.append(ch) }
+        }
+        if escaped { current.append("\\") }
+        out.append(current.trimmingCharacters(in: .whitespaces))
+        return out
+    }
+
+    /// The first view that draws the photo (all but heat-map do), if any.
+    public var firstViewNeedingPhoto: VisualizationPanel? { panels.first { $0.method.needsPhoto } }
+
+    /// Draws item `index` of `attributions` over `photo` (nothing is written yet).
+    public func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
+        try AttributionFigure.draw(attributions: attributions, index: index, photo: photo, panels: panels, style: style)
+    }
+
+    /// Writes `figure` as a PNG to `path` (and the normalised maps, if asked), each atomically,
+    /// never over `protectedInputs`, and returns the figure's warnings for the caller to show.
+    public func write(_ figure: AttributionFigure, to path: String, protectedInputs: [URL] = []) throws(ElucidateError) -> [String] {
+        let outputURL = URL(fileURLWithPath: path)
+        if let normalizedMap {
+            let mapURL = URL(fileURLWithPath: normalizedMap)
+            if (try? AtomicFile.destination(of: mapURL))?.isFile != false,
+               mapURL.standardizedFileURL.resolvingSymlinksInPath() == outputURL.standardizedFileURL.resolvingSymlinksInPath() {
+                throw ElucidateError(.invalidArgument, "the picture and the normalised map cannot be the same file", path: normalizedMap)
+            }
+        }
+        try figure.write(to: outputURL, protectedInputs: protectedInputs)
+        if let normalizedMap {
+            let maps = figure.normalizedMaps
+            let tensor = Tensor(shape: [maps.count, maps[0].height, maps[0].width], values: maps.flatMap(\.values))
+            try NPY.write(tensor, to: URL(fileURLWithPath: normalizedMap), protectedInputs: protectedInputs + [outputURL])
+        }
+        return figure.warnings
+    }
+}
+
+/// Draws explanations as `elucidate explain --visualize` does.
+public enum Visualizer {
+    /// Draws row `index` (option `index`, default 0) of `attributions` `[N, C, H, W]` over the
+    /// model input `input` (same shape) with the normalisation of the model's preset (or option
+    /// `preset`) undone — exactly the pixels the preset made — and writes the PNG to `path`.
+    /// The other options are `PictureSettings`'.
+    ///
+    /// - Returns: the figure's warnings (e.g. an all-zero map).
+    @discardableResult
+    public static func write(attributions: Tensor, input: Tensor, classifier: Classifier, options: Options = Options(),
+                             to path: String) throws(ElucidateError) -> [String] {
+        var reader = OptionReader(options)
+        let index = try reader.int("index", default: 0)
+        let preset = try reader.choice("preset", PreprocessingPreset.self) ?? classifier.preset ?? .torchvision
+        let settings = try PictureSettings(reading: &reader)
+        try reader.finish(context: "a picture")
+        guard attributions.rank == 4, attributions.shape == input.shape else {
+            throw ElucidateError(.invalidArgument,
+                                 "the attributions \(attributions.shape) and the input \(input.shape) must have one shape [N, C, H, W]")
+        }
+        guard index >= 0 && index < input.shape[0] else {
+            throw ElucidateError(.invalidArgument, "--index \(index) does not exist: the batch holds \(input.shape[0]) items")
+        }
+        let photo = try VisualizationPhoto.denormalized(input, preset: preset, index: index)
+        let figure = try settings.figure(attributions, index: index, photo: photo)
+        return try settings.write(figure, to: path)
+    }
+}
