@@ -178,7 +178,9 @@ let package = Package(
         // Compiles examples/c against the built libElucidateC.so and runs them.
         .testTarget(
             name: "CAPITests",
-            dependencies: ["Elucidate", "TestSupport"]
+            dependencies: ["Elucidate", "TestSupport"],
+            // C programs the tests compile with cc against elucidate.h.
+            exclude: ["Programs"]
         ),
     ]
 )

@@ -9,15 +9,15 @@ import XCTest
 final class CAPITests: TemporaryFolderTestCase {
     private var library: URL { productsDirectory.appendingPathComponent("libElucidateC.so") }
 
-    /// Compiles `examples/c/NAME.c` into the test's folder; the program's path.
-    private func compile(_ name: String) throws -> String {
+    /// Compiles `examples/c/NAME.c` (or `source`) into the test's folder; the program's path.
+    private func compile(_ name: String, source: URL? = nil) throws -> String {
         guard FileManager.default.fileExists(atPath: library.path) else {
             XCTFail("\(library.path) is missing: build with `swift build --build-tests` (it builds every product)")
             throw XCTSkip("no libElucidateC.so")
         }
         let output = path(name)
         let result = try run("/usr/bin/env", ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1",
-                                              packageRootURL.appendingPathComponent("examples/c/\(name).c").path,
+                                              (source ?? packageRootURL.appendingPathComponent("examples/c/\(name).c")).path,
                                               "-I", packageRootURL.appendingPathComponent("Sources/CAPI/include").path,
                                               "-L", productsDirectory.path, "-lElucidateC",
                                               "-Wl,-rpath," + productsDirectory.path, "-pthread", "-lm", "-o", output])
@@ -25,23 +25,8 @@ final class CAPITests: TemporaryFolderTestCase {
         return output
     }
 
-    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        group.wait()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    private func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
+        try runProgram(URL(fileURLWithPath: executable), arguments)
     }
 
     /// check.c on a ResNet34 .safetensors: load, predict, Integrated Gradients, Occlusion,
@@ -92,5 +77,37 @@ final class CAPITests: TemporaryFolderTestCase {
         let line = cli.stderr.trimmingCharacters(in: .newlines)
         XCTAssertTrue(line.hasPrefix("elucidate: "), line)
         XCTAssertEqual(c.stderr.trimmingCharacters(in: .newlines), "explain: " + line.dropFirst("elucidate: ".count))
+    }
+
+    /// A C program given only the header matches Captum: Integrated Gradients and Occlusion
+    /// through `elu_explain` on a ResNet34 `.safetensors` it never saw (the goldens' weights,
+    /// written here), against `tools/golden_attributions.py`'s and `tools/golden_perturbation.py`'s
+    /// outputs, within AttributionParityTests' and OcclusionTests' bounds (relative L2 5e-3 for
+    /// the gradients, whose float32 ReLU flips near zero move a few pixels; 1e-3 for occlusion).
+    func testCProgramMatchesCaptum() throws {
+        let parity = try compile("parity", source: packageRootURL.appendingPathComponent("Tests/CAPITests/Programs/parity.c"))
+        let weights = path("r34-1000.safetensors")
+        try SafetensorsWriter.write(DeterministicWeights.stateDict(ResNetArchitecture.named("resnet34")!, classes: 1000).tensors,
+                                    metadata: [:], to: URL(fileURLWithPath: weights))
+        let input = DeterministicWeights.input(key: "input", shape: [1, 3, 224, 224])
+        let inputFile = path("input.f32")
+        try input.withUnsafeBufferPointer { try Data(buffer: $0).write(to: URL(fileURLWithPath: inputFile)) }
+        // (golden, method, options_json, bound): the goldens' own settings.
+        let cases = [
+            ("attributions/r34_ig_gausslegendre.npy", "integrated-gradients", #"{"steps": 16, "internal-batch-size": 8}"#, 5e-3),
+            ("perturbation/r34_occlusion.npy", "occlusion", #"{"window": [3, 45, 45], "stride": [3, 40, 40], "baseline": 0}"#, 1e-3),
+        ]
+        for (golden, method, options, bound) in cases {
+            let out = path("\(method).f32")
+            let result = try run(parity, [weights, inputFile, "1", "3", "224", "224", method, options, "264", out])
+            XCTAssertEqual(result.status, 0, "\(method): \(result.stderr)")
+            let values = try Data(contentsOf: URL(fileURLWithPath: out)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let expected = try NPY.readFloat32(fixtureURL(golden))
+            XCTAssertEqual(values.count, expected.count, method)
+            let error = relativeL2Error(values, expected.scalars)
+            XCTAssertLessThanOrEqual(error, bound, "\(method) through the C API: relative L2 error \(error) vs Captum")
+            print("\(method) through the C API: relative L2 error vs Captum \(error)")
+            XCTAssertTrue(result.stdout.contains("\"method\" : \"\(method)\""), result.stdout)
+        }
     }
 }

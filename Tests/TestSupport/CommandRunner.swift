@@ -22,8 +22,16 @@ public var productsDirectory: URL {
 /// `environment` adds or replaces variables; `unsetting` removes them.
 public func runElucidate(_ arguments: [String], environment: [String: String] = [:], unsetting: [String] = [],
                          currentDirectory: URL? = nil) throws -> CommandResult {
+    try runProgram(productsDirectory.appendingPathComponent("elucidate"), arguments, environment: environment,
+                   unsetting: unsetting, currentDirectory: currentDirectory)
+}
+
+/// Runs the program at `executable` with `arguments`, capturing both streams; never reads
+/// stdin. `environment` adds or replaces variables; `unsetting` removes them.
+public func runProgram(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                       unsetting: [String] = [], currentDirectory: URL? = nil) throws -> CommandResult {
     let process = Process()
-    process.executableURL = productsDirectory.appendingPathComponent("elucidate")
+    process.executableURL = executable
     process.arguments = arguments
     var childEnvironment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     for name in unsetting { childEnvironment[name] = nil }
