@@ -15,9 +15,11 @@ final class ModelHandle: Sendable {
     let classifier: Classifier
     let explainer: Explainer
 
-    init(_ classifier: Classifier) {
+    /// `name` is what the caller loaded it as (a path or a built-in name): reports name the
+    /// model by it, as the command line's reports name it by `--model`.
+    init(_ classifier: Classifier, name: String) {
         self.classifier = classifier
-        explainer = Explainer(classifier: classifier)
+        explainer = Explainer(classifier: classifier, modelName: name)
     }
 }
 
@@ -143,7 +145,7 @@ public func elu_model_load(_ pathOrBuiltinName: UnsafePointer<CChar>?, _ options
     _ = run(error) { () throws(ElucidateError) in
         let name = try string(pathOrBuiltinName, "path_or_builtin_name")
         let options = try Options(json: try optionalString(optionsJSON, "options_json"))
-        let handle = ModelHandle(try ModelLoader.load(name, options: options))
+        let handle = ModelHandle(try ModelLoader.load(name, options: options), name: name)
         result = OpaquePointer(Unmanaged.passRetained(handle).toOpaque())
     }
     return result

@@ -56,8 +56,19 @@ final class CAPITests: TemporaryFolderTestCase {
         let c = try run(explain, [BuiltinModels.defaultName, image, "saliency", path("c.npy"), path("c.png")])
         XCTAssertEqual(c.status, 0, c.stderr)
         let cli = try runElucidate(["explain", "saliency", "--model", BuiltinModels.defaultName, image,
-                                    "--attributions", path("cli.npy"), "--visualize", path("cli.png"), "--quiet"])
+                                    "--attributions", path("cli.npy"), "--visualize", path("cli.png"), "--quiet", "--json"])
         XCTAssertEqual(cli.status, 0, cli.stderr)
+        // The report is the command line's --json but for what only the command line knows:
+        // the input's file name (C passes a tensor), the output file, the EXIF rule, the time.
+        func report(_ text: String) throws -> [String: AnyHashable] {
+            var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            for key in ["attributions", "exif", "elapsedSeconds"] { object[key] = nil }
+            var inputs = try XCTUnwrap(object["inputs"] as? [[String: Any]])
+            for i in inputs.indices { inputs[i]["input"] = nil }
+            object["inputs"] = inputs.map { NSDictionary(dictionary: $0) }
+            return object.mapValues { ($0 as? NSObject) ?? NSNull() }
+        }
+        XCTAssertEqual(try report(c.stdout), try report(cli.stdout))
         for (mine, theirs) in [("c.npy", "cli.npy"), ("c.png", "cli.png")] {
             let a = try Data(contentsOf: URL(fileURLWithPath: path(mine)))
             let b = try Data(contentsOf: URL(fileURLWithPath: path(theirs)))
