@@ -39,6 +39,10 @@ public struct Explainer: Sendable {
     /// row of `inputs` `[N, C, H, W]`, preprocessed as the model expects.
     ///
     /// - Parameters:
+    ///   - method: the method's command-line name (`ExplainMethod`), e.g. `integrated-gradients`.
+    ///   - options: the method's and the shared options by their command-line names.
+    ///   - inputs: the batch `[N, C, H, W]`, C the model's input channels.
+    ///   - targets: one class index per row, overriding the `target` option.
     ///   - names: how the report names each row (default `input[i]`).
     ///   - preset: the normalisation `inputs` went through (for superpixels); default the
     ///     model's own, else torchvision.
