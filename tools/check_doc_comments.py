@@ -7,7 +7,10 @@ Dumps the package's symbol graphs at public access (`swift package dump-symbol-g
 --minimum-access-level public`) and lists each public or open symbol of MODULE (default: every
 module named Elucidate*) that has no doc comment of its own or inherited from the protocol
 requirement it implements, as `file:line: kind name`. Symbols the compiler synthesises
-(`hashValue`, `init(rawValue:)`, …) have no source location and are not counted.
+(`hashValue`, `init(rawValue:)`, …) have no source location and are not counted, nor are those
+of code SwiftPM generates under .build (the test runner's modules, `ElucidatePackageTests` and
+`ElucidatePackageDiscoveredTests`, also start with "Elucidate"). The test modules exist only
+after `swift build --build-tests`; without them the dump fails (exit 2).
 
 Exits 1 when any symbol lacks one, 2 when the symbol graphs cannot be made.
 """
@@ -55,11 +58,13 @@ def main() -> int:
         for symbol in graph["symbols"]:
             if symbol.get("accessLevel") not in ("public", "open") or "location" not in symbol:
                 continue
+            location = symbol["location"]
+            file = os.path.relpath(unquote(urlparse(location["uri"]).path), ROOT)
+            if file.startswith(".build" + os.sep):
+                continue  # SwiftPM's generated test runner (module ElucidatePackageTests), not ours
             checked += 1
             if symbol.get("docComment", {}).get("lines"):
                 continue
-            location = symbol["location"]
-            file = os.path.relpath(unquote(urlparse(location["uri"]).path), ROOT)
             line = location["position"]["line"] + 1
             kind = symbol["kind"]["displayName"].lower()
             missing.append(f"{file}:{line}: {kind} {'.'.join(symbol['pathComponents'])}")

@@ -23,6 +23,7 @@ final class ModelHandle: Sendable {
     }
 }
 
+/// C's `char **error`: where a function stores its error message (or NULL); NULL itself to ignore it.
 public typealias CErrorPointer = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 
 // The status codes of elucidate.h (ELU_OK, ELU_ERROR_*).
@@ -128,16 +129,20 @@ nonisolated(unsafe) let versionCString: UnsafeMutablePointer<CChar> = strdup(elu
 /// ELU_VERSION of elucidate.h (examples/c/check.c checks that they agree) and the CLI's --version.
 let elucidateVersion = "0.1.0"
 
+/// `elu_version` of elucidate.h: the library's version, static storage.
 @_cdecl("elu_version")
 public func elu_version() -> UnsafePointer<CChar> {
     UnsafePointer(versionCString)
 }
 
+/// `elu_string_free` of elucidate.h: frees a string the library returned; NULL is ignored.
 @_cdecl("elu_string_free")
 public func elu_string_free(_ s: UnsafeMutablePointer<CChar>?) {
     free(s)
 }
 
+/// `elu_model_load` of elucidate.h: a retained `ModelHandle` (free with `elu_model_free`), or NULL
+/// with `*error` set.
 @_cdecl("elu_model_load")
 public func elu_model_load(_ pathOrBuiltinName: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
                            _ error: CErrorPointer) -> OpaquePointer? {
@@ -151,18 +156,22 @@ public func elu_model_load(_ pathOrBuiltinName: UnsafePointer<CChar>?, _ options
     return result
 }
 
+/// `elu_model_free` of elucidate.h: releases the model; NULL is ignored.
 @_cdecl("elu_model_free")
 public func elu_model_free(_ model: OpaquePointer?) {
     guard let model else { return }
     Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
 }
 
+/// `elu_model_classes` of elucidate.h: the model's class count, −1 for NULL.
 @_cdecl("elu_model_classes")
 public func elu_model_classes(_ model: OpaquePointer?) -> Int64 {
     guard let handle = try? modelHandle(model) else { return -1 }
     return Int64(handle.classifier.classes)
 }
 
+/// `elu_image_tensor` of elucidate.h: the image preprocessed as the model expects, in a `malloc`ed
+/// `[1, C, H, W]` buffer the caller frees with `elu_tensor_free`.
 @_cdecl("elu_image_tensor")
 public func elu_image_tensor(_ model: OpaquePointer?, _ imagePath: UnsafePointer<CChar>?,
                              _ tensorOut: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>?,
@@ -186,11 +195,13 @@ public func elu_image_tensor(_ model: OpaquePointer?, _ imagePath: UnsafePointer
     }
 }
 
+/// `elu_tensor_free` of elucidate.h: frees a tensor from `elu_image_tensor`; NULL is ignored.
 @_cdecl("elu_tensor_free")
 public func elu_tensor_free(_ tensor: UnsafeMutablePointer<Float>?) {
     free(tensor)
 }
 
+/// `elu_predict` of elucidate.h: writes N × classes logits to the caller's buffer.
 @_cdecl("elu_predict")
 public func elu_predict(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?,
                         _ logits: UnsafeMutablePointer<Float>?, _ error: CErrorPointer) -> Int32 {
@@ -205,6 +216,8 @@ public func elu_predict(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?,
     }
 }
 
+/// `elu_explain` of elucidate.h: `Explainer.explain` on the caller's `[N, C, H, W]` input, the
+/// attributions written to the caller's buffer and the JSON report optionally returned.
 @_cdecl("elu_explain")
 public func elu_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
                         _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ targets: UnsafePointer<Int64>?,
@@ -243,6 +256,7 @@ public func elu_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?
     }
 }
 
+/// `elu_visualize` of elucidate.h: `Visualizer.write` of the caller's attributions and input.
 @_cdecl("elu_visualize")
 public func elu_visualize(_ attributions: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ input: UnsafePointer<Float>?,
                           _ model: OpaquePointer?, _ optionsJSON: UnsafePointer<CChar>?, _ outPNG: UnsafePointer<CChar>?,

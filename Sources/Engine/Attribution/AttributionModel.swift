@@ -53,6 +53,8 @@ public struct Attribution: Sendable {
     /// Facts about the run worth reporting, e.g. which baselines GradientSHAP drew from.
     public var details: [String: String]
 
+    /// An attribution from its parts; `values` has the inputs' shape `[N, C, H, W]` and
+    /// `convergenceDelta`, when given, N entries.
     public init(values: Tensor, convergenceDelta: [Float]? = nil, details: [String: String] = [:]) {
         self.values = values
         self.convergenceDelta = convergenceDelta
@@ -99,6 +101,7 @@ extension AttributionMethod {
 
 /// A method measured from a `baseline`: repeating its inputs repeats per-input baselines alike.
 public protocol BaselineAttributionMethod: AttributionMethod {
+    /// What the method compares the input with: zero, a constant, or a tensor.
     var baseline: Baseline { get set }
 }
 

@@ -9,11 +9,13 @@ import ElucidateNN
 /// multipliers.
 /// Residual additions and convolutions are linear and need no rule.
 public struct DeepLift: BaselineAttributionMethod {
+    /// The reference input (Captum's `baselines`); zero by default.
     public var baseline: Baseline
     /// Inputs per pass (each pass runs twice as many rows: inputs and baselines).
     public var batchSize: Int
     public var progress: AttributionProgress?
 
+    /// DeepLIFT against `baseline`, `batchSize` inputs (with their baselines) per pass.
     public init(baseline: Baseline = .zero, batchSize: Int = 8, progress: AttributionProgress? = nil) {
         self.baseline = baseline
         self.batchSize = batchSize
@@ -66,10 +68,13 @@ public struct DeepLift: BaselineAttributionMethod {
 /// DeepLIFT SHAP, as Captum's `DeepLiftShap`: DeepLIFT against every baseline of a
 /// distribution `[B, C, H, W]`, averaged over the baselines.
 public struct DeepLiftSHAP: AttributionMethod {
+    /// The baseline distribution, `[B, C, H, W]` with C, H, W the inputs'.
     public var baselines: Tensor
+    /// Input-baseline pairs per forward/backward pass (each pass runs twice as many rows).
     public var batchSize: Int
     public var progress: AttributionProgress?
 
+    /// DeepLIFT SHAP over the rows of `baselines` `[B, C, H, W]`, `batchSize` pairs per pass.
     public init(baselines: Tensor, batchSize: Int = 8, progress: AttributionProgress? = nil) {
         self.baselines = baselines
         self.batchSize = batchSize

@@ -18,14 +18,20 @@ public struct GradientSHAP: AttributionMethod {
         case zeroAndNoise(noiseImages: Int)
     }
 
+    /// Draws per input (Captum's `n_samples`).
     public var samples: Int
     /// Standard deviation of Gaussian noise added to the inputs (Captum's `stdevs`).
     public var stdev: Float
+    /// The distribution baselines are drawn from.
     public var baselines: Baselines
+    /// Draws (path points) per forward/backward pass.
     public var batchSize: Int
+    /// Seeds the noise, the baselines chosen and the path points: one seed, one result, bit for bit.
     public var seed: UInt64
     public var progress: AttributionProgress?
 
+    /// GradientSHAP with Captum's defaults (5 samples, no input noise) over a zero and four
+    /// Gaussian-noise baselines; a random `seed` unless given.
     public init(samples: Int = 5, stdev: Float = 0, baselines: Baselines = .zeroAndNoise(noiseImages: 4),
                 batchSize: Int = 16, seed: UInt64 = SeededRandom.randomSeed(), progress: AttributionProgress? = nil) {
         self.samples = samples

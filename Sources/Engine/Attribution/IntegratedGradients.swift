@@ -6,13 +6,18 @@ import ElucidateNN
 /// Integrated Gradients (Sundararajan et al.), as Captum's `IntegratedGradients`:
 /// (x − x′) · ∫₀¹ ∂F(x′ + α(x − x′))/∂x dα, by quadrature.
 public struct IntegratedGradients: BaselineAttributionMethod {
+    /// Points on the path from the baseline to the input (Captum's `n_steps`); at least
+    /// `quadrature.minimumSteps`.
     public var steps: Int
+    /// Where on the path the points lie and how they are weighted (Captum's `method`).
     public var quadrature: Quadrature
+    /// The path's start x′ (Captum's `baselines`); zero by default.
     public var baseline: Baseline
     /// Path points per forward/backward pass (Captum's `internal_batch_size`).
     public var internalBatchSize: Int
     public var progress: AttributionProgress?
 
+    /// Integrated Gradients with Captum's defaults: 50 Gauss–Legendre steps from a zero baseline.
     public init(steps: Int = 50, quadrature: Quadrature = .gaussLegendre, baseline: Baseline = .zero,
                 internalBatchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.steps = steps

@@ -19,22 +19,29 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
     /// Draws its noise from `seed`.
     public var isStochastic: Bool { true }
 
+    /// How the noisy copies' attributions are combined.
     public typealias Kind = NoiseTunnelKind
 
+    /// The method run on each noisy copy.
     public var method: Method
+    /// SmoothGrad, SmoothGrad², or VarGrad.
     public var kind: Kind
+    /// Noisy copies per input (Captum's `nt_samples`).
     public var samples: Int
     /// Standard deviation of the Gaussian noise, in input units (Captum's `stdevs`).
     public var stdev: Float
     /// Noisy copies of each input handed to the method at once (Captum's `nt_samples_batch_size`);
     /// nil: all of them up to `automaticBatchElements` floats of copies, then batches of that size.
     public var sampleBatchSize: Int?
+    /// Seeds the noise: one seed, one result, bit for bit.
     public var seed: UInt64
     /// Hears the whole run: the method's progress over every batch of noisy copies, one total.
     /// When set, it replaces the method's own `progress`; when nil, the method's own hears
     /// each batch of noisy copies as a separate run.
     public var progress: AttributionProgress?
 
+    /// `method` inside a noise tunnel, with Captum's defaults (SmoothGrad, 5 samples, σ = 1);
+    /// a random `seed` unless given.
     public init(_ method: Method, kind: Kind = .smoothgrad, samples: Int = 5, stdev: Float = 1.0,
                 sampleBatchSize: Int? = nil, seed: UInt64 = SeededRandom.randomSeed(),
                 progress: AttributionProgress? = nil) {

@@ -7,10 +7,15 @@ import Foundation
 /// How Integrated Gradients approximates its path integral ∫₀¹ f(α) dα: evaluation points
 /// α and weights w with ∫ ≈ Σ wᵢ f(αᵢ).
 public enum Quadrature: String, Sendable, CaseIterable {
+    /// Gauss–Legendre nodes and weights mapped to [0, 1] (Captum's default, `gausslegendre`).
     case gaussLegendre = "gausslegendre"
+    /// n equal weights 1/n at α = 0 … 1 − 1/n (`riemann-left`).
     case riemannLeft = "riemann-left"
+    /// n equal weights 1/n at α = 1/n … 1 (`riemann-right`).
     case riemannRight = "riemann-right"
+    /// n equal weights 1/n at the midpoints α = 1/(2n) … 1 − 1/(2n) (`riemann-middle`).
     case riemannMiddle = "riemann-middle"
+    /// n points α = 0 … 1, weights 1/(n−1) halved at both ends, summing to 1 (`riemann-trapezoid`).
     case riemannTrapezoid = "riemann-trapezoid"
 
     /// The smallest number of steps the rule accepts.

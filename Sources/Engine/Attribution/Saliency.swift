@@ -12,6 +12,7 @@ public struct Saliency: AttributionMethod {
     public var batchSize: Int
     public var progress: AttributionProgress?
 
+    /// Saliency (|gradient| unless `signed`), `batchSize` inputs per pass.
     public init(signed: Bool = false, batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.signed = signed
         self.batchSize = batchSize
@@ -34,9 +35,11 @@ public struct Saliency: AttributionMethod {
 
 /// Input × Gradient: the gradient of the target logit times the input, element-wise.
 public struct InputXGradient: AttributionMethod {
+    /// Inputs per forward/backward pass.
     public var batchSize: Int
     public var progress: AttributionProgress?
 
+    /// Input × Gradient, `batchSize` inputs per pass.
     public init(batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.batchSize = batchSize
         self.progress = progress
@@ -59,11 +62,20 @@ public struct InputXGradient: AttributionMethod {
 /// Guided backpropagation (Springenberg et al.) or deconvolution (Zeiler & Fergus): the
 /// gradient with each ReLU's backward replaced, as Captum's `GuidedBackprop`/`Deconvolution`.
 public struct ModifiedGradient: AttributionMethod {
-    public enum Rule: Sendable { case guidedBackprop, deconvolution }
+    /// How each ReLU passes the gradient back.
+    public enum Rule: Sendable {
+        /// Guided backpropagation: only positive gradients pass back, and only where the ReLU was active.
+        case guidedBackprop
+        /// Deconvolution: the ReLU applied to the gradient, whatever the forward did.
+        case deconvolution
+    }
+    /// Which ReLU backward rule replaces the gradient's.
     public var rule: Rule
+    /// Inputs per forward/backward pass.
     public var batchSize: Int
     public var progress: AttributionProgress?
 
+    /// Guided backpropagation or deconvolution, `batchSize` inputs per pass.
     public init(_ rule: Rule, batchSize: Int = 16, progress: AttributionProgress? = nil) {
         self.rule = rule
         self.batchSize = batchSize

@@ -10,6 +10,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: (UInt64, UInt64, UInt64, UInt64)
     private var spareGaussian: Double?
 
+    /// A generator whose whole stream is fixed by `seed`.
     public init(seed: UInt64) {
         var mix = seed
         func splitMix() -> UInt64 {

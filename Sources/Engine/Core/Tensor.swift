@@ -57,6 +57,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// Number of elements: the product of `shape` (1 for a scalar, `shape == []`).
     @inlinable public var count: Int { storage.count }
+    /// Number of dimensions: `shape.count` (4 for an `[N, C, H, W]` batch).
     @inlinable public var rank: Int { shape.count }
 
     /// A zero-filled tensor.

@@ -23,10 +23,13 @@ import Foundation
 /// `explain` on one (or on several sharing one `Classifier`) at once, and each call's result
 /// is the same as when it runs alone.
 public struct Explainer: Sendable {
+    /// The model every explanation runs on.
     public let classifier: Classifier
     /// How the report names the model (`--model`'s text); the weights file's path by default.
     public var modelName: String
 
+    /// An explainer for `classifier`; `modelName` is what reports call the model (default:
+    /// the weights file's path).
     public init(classifier: Classifier, modelName: String? = nil) {
         self.classifier = classifier
         self.modelName = modelName ?? classifier.source.path
@@ -36,6 +39,10 @@ public struct Explainer: Sendable {
     /// row of `inputs` `[N, C, H, W]`, preprocessed as the model expects.
     ///
     /// - Parameters:
+    ///   - method: the method's command-line name (`ExplainMethod`), e.g. `integrated-gradients`.
+    ///   - options: the method's and the shared options by their command-line names.
+    ///   - inputs: the batch `[N, C, H, W]`, C the model's input channels.
+    ///   - targets: one class index per row, overriding the `target` option.
     ///   - names: how the report names each row (default `input[i]`).
     ///   - preset: the normalisation `inputs` went through (for superpixels); default the
     ///     model's own, else torchvision.
@@ -186,13 +193,19 @@ public struct Explainer: Sendable {
 /// Rows to explain together: their names, the tensor `[N, C, H, W]`, optionally a class per
 /// row, and for an image the EXIF orientation it records but that was not applied (reported).
 public struct ExplanationBatch: Sendable {
+    /// How the report names each row (one name per row of `inputs`).
     public var names: [String]
+    /// The rows, `[N, C, H, W]`, preprocessed as the model expects.
     public var inputs: Tensor
+    /// The class to explain for each row (N indices), or nil for the plan's `target` option.
     public var targets: [Int]?
+    /// The EXIF orientation (1…8) the image records but that was not applied, for the report.
     public var exifOrientation: Int?
     /// What errors about the batch name (default: its first input's name).
     public var source: String
 
+    /// A batch of `inputs` `[N, C, H, W]` named `names` (N of them); errors about it name `source`,
+    /// by default the first name.
     public init(names: [String], inputs: Tensor, targets: [Int]? = nil, exifOrientation: Int? = nil,
                 source: String? = nil) {
         self.names = names
@@ -207,6 +220,7 @@ public struct ExplanationBatch: Sendable {
 public enum TargetChoice: Sendable, Equatable {
     /// Each row's predicted class.
     case predicted
+    /// The class with this index (0-based; must be below the model's class count).
     case index(Int)
     /// The class whose label is this text.
     case label(String)
@@ -228,10 +242,15 @@ public enum TargetChoice: Sendable, Equatable {
 
 /// The settings every method shares: the target, the noise tunnel, the seed.
 public struct SharedExplainSettings: Sendable {
+    /// Which class to explain (`target`): the prediction by default.
     public var target: TargetChoice = .predicted
+    /// The noise tunnel around the method (`noise-tunnel`), or nil for none.
     public var noiseTunnel: NoiseTunnelKind?
+    /// Noisy copies per input (`nt-samples`, default 5, at least 1).
     public var ntSamples = 5
+    /// Standard deviation of the tunnel's noise in input units (`nt-stdev`, default 1).
     public var ntStdev: Float = 1
+    /// Noisy copies per batch (`nt-batch-size`); nil lets the tunnel choose.
     public var ntBatchSize: Int?
     /// The seed of every random draw (a random one unless given).
     public var seed: UInt64
@@ -256,7 +275,9 @@ public struct SharedExplainSettings: Sendable {
 /// A method and its options, read and checked without touching any file or model: what
 /// `elucidate explain` checks before it starts.
 public struct ExplanationPlan: Sendable {
+    /// The method to run.
     public let method: ExplainMethod
+    /// The target, noise tunnel and seed, read from the options.
     public let settings: SharedExplainSettings
     let recipe: MethodRecipe
 
@@ -297,8 +318,11 @@ public struct PreparedExplanation: Sendable {
     let plan: ExplanationPlan
     let make: MethodMaker
 
+    /// The method to run.
     public var method: ExplainMethod { plan.method }
+    /// The target, noise tunnel and seed.
     public var settings: SharedExplainSettings { plan.settings }
+    /// The options as the report records them (name → command-line text).
     public var recorded: [String: String] { plan.recorded }
 }
 
@@ -306,6 +330,7 @@ public struct PreparedExplanation: Sendable {
 public struct Explanation: Sendable {
     /// One attribution per input element, `[N, C, H, W]`.
     public var attributions: Tensor
+    /// What the run did: targets, predictions, convergence deltas, options, time.
     public var report: ExplanationReport
 
     /// The report as `elucidate explain --json` prints it.
@@ -316,30 +341,47 @@ public struct Explanation: Sendable {
 
 /// What an explanation run did, as `elucidate explain --json` prints it.
 public struct ExplanationReport: Codable, Sendable {
+    /// One explained row.
     public struct Input: Codable, Sendable {
+        /// The row's name (an image path, or `input[i]`).
         public var input: String
+        /// The class explained.
         public var target: Int
+        /// The explained class's label, when the model has labels.
         public var targetLabel: String?
+        /// The class the model predicts for the row.
         public var predicted: Int
+        /// The predicted class's label, when the model has labels.
         public var predictedLabel: String?
         /// Probability of the predicted class.
         public var probability: Float
+        /// Softmax probability of the explained class.
         public var targetProbability: Float
+        /// Σ attributions − (F(input) − F(baseline)) for methods with completeness (Integrated
+        /// Gradients, GradientSHAP, DeepLIFT); nil for the others.
         public var convergenceDelta: Float?
         /// The EXIF orientation the image records, when it would turn it and was ignored.
         public var exifOrientation: Int?
     }
+    /// The method's command-line name, e.g. `integrated-gradients`.
     public var method: String
+    /// The model as given (`--model`'s text or the weights file's path).
     public var model: String
+    /// The architecture, e.g. `resnet34` (`resnet34 with fastai head` for a fastai model).
     public var architecture: String
     /// The file the attributions were written to, when they were.
     public var attributions: String?
+    /// The attributions' shape, `[N, C, H, W]`.
     public var shape: [Int]
+    /// The options in force, by name, as command-line text (defaults included).
     public var options: [String: String]
+    /// Facts the method reports about the run (e.g. GradientSHAP's baselines).
     public var details: [String: String]
+    /// Wall-clock time of the run, in seconds.
     public var elapsedSeconds: Double
     /// The EXIF rule images were decoded with ("ignore" or "apply"; none for a tensor).
     public var exif: String?
+    /// One entry per explained row, in order.
     public var inputs: [Input]
 }
 

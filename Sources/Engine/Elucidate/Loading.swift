@@ -100,17 +100,24 @@ public enum JSONOutput {
 
 /// What `elucidate predict --json` prints: the top classes of each input.
 public struct PredictionReport: Codable, Sendable {
+    /// The top classes of one input.
     public struct Input: Codable, Sendable {
+        /// The input's name (an image path, or `input[i]`).
         public var input: String
+        /// The best classes, most probable first.
         public var top: [ClassScore]
         /// The EXIF orientation the image records, when it would turn it and was ignored.
         public var exifOrientation: Int?
     }
+    /// The model as given (`--model`'s text or the weights file's path).
     public var model: String
+    /// The architecture, e.g. `resnet34` (`resnet34 with fastai head` for a fastai model).
     public var architecture: String
+    /// The model's number of classes.
     public var classes: Int
     /// The EXIF rule images were decoded with ("ignore" or "apply"; none for a tensor).
     public var exif: String?
+    /// One entry per input, in order.
     public var inputs: [Input]
 
     /// The report of `logits` `[N, classes]` from `classifier`: the `topK` classes of each row

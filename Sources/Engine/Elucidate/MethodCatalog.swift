@@ -3,18 +3,31 @@ import Foundation
 /// The attribution methods by the names the command line (`elucidate explain NAME`) and the
 /// C API (`elu_explain(…, "NAME", …)`) use.
 public enum ExplainMethod: String, CaseIterable, Sendable {
+    /// `Saliency`: the gradient (its absolute value unless `signed`).
     case saliency
+    /// `InputXGradient`: the gradient times the input.
     case inputXGradient = "input-x-gradient"
+    /// `IntegratedGradients`: the gradient integrated along the path from a baseline.
     case integratedGradients = "integrated-gradients"
+    /// `GradientSHAP`: expected gradients over random baselines and path points.
     case gradientSHAP = "gradient-shap"
+    /// `DeepLift` with the Rescale rule, against one baseline.
     case deepLift = "deeplift"
+    /// `DeepLiftSHAP`: DeepLIFT averaged over a baseline distribution.
     case deepLiftSHAP = "deeplift-shap"
+    /// `ModifiedGradient(.guidedBackprop)`: guided backpropagation.
     case guidedBackprop = "guided-backprop"
+    /// `ModifiedGradient(.deconvolution)`: deconvolution.
     case deconvolution
+    /// `Occlusion`: a sliding window replaced by the baseline.
     case occlusion
+    /// `FeatureAblation`: each feature-mask group replaced by the baseline in turn.
     case featureAblation = "feature-ablation"
+    /// `ShapleyValueSampling`: Shapley values over random feature orders.
     case shapleyValueSampling = "shapley-value-sampling"
+    /// `KernelSHAP`: a Shapley-kernel-weighted regression over coalitions of features.
     case kernelSHAP = "kernel-shap"
+    /// `LIME`: a sparse linear surrogate fitted to random on/off samples of the features.
     case lime
 
     /// The method called `name`, or an error listing the known names.

@@ -6,9 +6,13 @@ import Foundation
 /// `.array([.number(3), .number(15), .number(15)])` mean the same window, and a number may
 /// come as `.number(200)` or `.string("200")`.
 public enum OptionValue: Sendable, Equatable {
+    /// A number, integer or not (`200`, `0.5`).
     case number(Double)
+    /// A flag (`--signed`, `--colorbar`).
     case bool(Bool)
+    /// Any value as the command line writes it (`"smoothgrad-sq"`, `"3,15,15"`, `"200"`).
     case string(String)
+    /// A list, read as its elements joined by commas (`[3, 15, 15]` is `3,15,15`).
     case array([OptionValue])
 
     /// The value as the command line would spell it: `200`, `0.5`, `true`, `3,15,15`.
@@ -49,6 +53,7 @@ public struct Options: Sendable, Equatable {
     /// No options: every setting at its default.
     public init() { values = [:] }
 
+    /// Options with these values, by name.
     public init(_ values: [String: OptionValue]) { self.values = values }
 
     /// Options from a JSON object such as `{"steps": 200, "noise-tunnel": "smoothgrad-sq"}`;
@@ -63,6 +68,7 @@ public struct Options: Sendable, Equatable {
         }
     }
 
+    /// The value of option `name`, or nil when not given; setting nil removes it.
     public subscript(name: String) -> OptionValue? {
         get { values[name] }
         set { values[name] = newValue }

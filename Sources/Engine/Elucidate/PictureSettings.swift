@@ -5,7 +5,9 @@ import Foundation
 /// default), `titles`, `title`, `outlier-perc`, `cmap`, `alpha-overlay`, `colorbar`, `scale`,
 /// `resample`, and `normalized-map` (a `.npy` written beside the picture).
 public struct PictureSettings: Sendable {
+    /// The views side by side, left to right (`panels`).
     public var panels: [VisualizationPanel]
+    /// What every view shares: outliers, colormap, overlay, colorbar, title, scale.
     public var style: VisualizationStyle
     /// Where each view's normalised map goes, float32 `(views, H, W)`, if anywhere.
     public var normalizedMap: String?

@@ -3,8 +3,24 @@ import Foundation
 
 /// What a path names, as `stat` or `lstat` report it.
 public enum FileKind: String, Sendable, Equatable {
-    case regularFile, folder, symbolicLink, characterDevice, blockDevice, fifo, socket, unknown
+    /// A regular file (`S_IFREG`): the only kind inputs may be.
+    case regularFile
+    /// A directory.
+    case folder
+    /// A symbolic link (seen only by `lstat`).
+    case symbolicLink
+    /// A character device such as `/dev/null` or a terminal.
+    case characterDevice
+    /// A block device such as a disk.
+    case blockDevice
+    /// A FIFO (named pipe).
+    case fifo
+    /// A Unix-domain socket.
+    case socket
+    /// A type `stat` reports that none of the above matches.
+    case unknown
 
+    /// The kind the file-type bits (`S_IFMT`) of a `stat` mode give.
     public init(mode: mode_t) {
         switch mode & S_IFMT {
         case S_IFREG: self = .regularFile
@@ -44,7 +60,9 @@ public enum FileKind: String, Sendable, Equatable {
 /// The result of `FileKind.of`: the kind and `stat` of what a path names, or the `errno`
 /// of the failed call (`ENOENT`: nothing there).
 public enum FileLookup {
+    /// Something is there: its kind and the full `stat` record.
     case found(FileKind, stat)
+    /// `stat` or `lstat` failed with this `errno`.
     case failed(errno: Int32)
 }
 

@@ -11,16 +11,21 @@ import ElucidateCore
 /// Only floating-point tensors are kept; integer buffers such as batch norm's
 /// `num_batches_tracked` mean nothing for inference and are dropped by the loaders.
 public struct StateDict: Sendable {
+    /// The tensors by key (float32, in the shapes PyTorch stores).
     public var tensors: [String: Tensor]
 
+    /// A state dict holding `tensors` as given.
     public init(_ tensors: [String: Tensor]) {
         self.tensors = tensors
     }
 
+    /// The keys, sorted (for messages and listings).
     public var keys: [String] { tensors.keys.sorted() }
 
+    /// The tensor at `key`, or nil.
     public subscript(key: String) -> Tensor? { tensors[key] }
 
+    /// Whether the state dict holds `key`.
     public func contains(_ key: String) -> Bool { tensors[key] != nil }
 
     /// The tensor at `key` with the given rank, or a clear error.

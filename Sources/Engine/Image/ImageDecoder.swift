@@ -18,7 +18,9 @@ import Foundation
 public enum ImageDecoder {
     /// The formats `decode` accepts.
     public enum Format: String, Sendable {
+        /// JPEG, decoded by libjpeg-turbo (`FF D8 FF`).
         case jpeg = "JPEG"
+        /// PNG, any colour type and bit depth, decoded by libpng.
         case png = "PNG"
     }
 

@@ -12,7 +12,13 @@ import Foundation
 ///   replicated to R, G and B; shorter side to 28 and centre crop 28 (nothing for a 28×28
 ///   image); normalised with the Fashion-MNIST training mean 0.2860 and std 0.3530.
 public enum PreprocessingPreset: String, CaseIterable, Sendable {
-    case torchvision, fastai, none
+    /// Shorter side to 256, centre crop 224, ImageNet normalisation (`torchvision`).
+    case torchvision
+    /// Shorter side to 224, centre crop 224, ImageNet normalisation (`fastai`).
+    case fastai
+    /// Pixels divided by 255 only: no resize, crop or normalisation (`none`).
+    case none
+    /// The built-in Fashion-MNIST model's: gray, 28×28, its training mean and std (`fashion-mnist`).
     case fashionMNIST = "fashion-mnist"
 
     /// Per-channel (R, G, B) mean subtracted after scaling to [0, 1].
@@ -71,8 +77,10 @@ public enum PreprocessingPreset: String, CaseIterable, Sendable {
 /// Pillow: the resize reproduces Pillow's bilinear filter bit for bit and the arithmetic
 /// is done in float32 as torch does (`x / 255`, then `(x - mean) / std`).
 public struct Preprocessor: Sendable {
+    /// The recipe: resize, crop and normalisation.
     public let preset: PreprocessingPreset
 
+    /// A preprocessor applying `preset`.
     public init(preset: PreprocessingPreset) {
         self.preset = preset
     }

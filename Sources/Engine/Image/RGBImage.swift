@@ -8,7 +8,9 @@ import Foundation
 /// bytes R, G, B (row-major HWC, no padding), so the red sample of pixel `(x, y)` is
 /// `pixels[(y * width + x) * 3]` and `pixels.count == width * height * 3`.
 public struct RGBImage: Equatable, Hashable, Sendable {
+    /// Columns: pixels per row.
     public let width: Int
+    /// Rows, top first.
     public let height: Int
     /// Row-major HWC RGB8 samples, `width * height * 3` of them.
     public let pixels: [UInt8]

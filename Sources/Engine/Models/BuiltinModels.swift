@@ -14,22 +14,27 @@ import Foundation
 /// executable, in `../share/elucidate/models` from the library or executable this code is in
 /// (an install by tools/install.sh), and in the source tree this module was built from.
 public enum BuiltinModels {
+    /// One built-in model: its name, weights file and what it is.
     public struct Model: Sendable {
         /// What `--model` accepts, e.g. `fashion-mnist-resnet`.
         public let name: String
+        /// The weights file's name in the search folders, e.g. `fashion-mnist-resnet.safetensors`.
         public let file: String
+        /// One line for `elucidate models`: architecture, training data, input, classes, preset.
         public let summary: String
     }
 
     /// The default model of the command line.
     public static let defaultName = "fashion-mnist-resnet"
 
+    /// Every built-in model, in the order `elucidate models` lists them.
     public static let all: [Model] = [
         Model(name: "fashion-mnist-resnet", file: "fashion-mnist-resnet.safetensors",
               summary: "ResNet (BasicBlock 1-1-1-1, widths 16-32-64-128, 3×3 stride-1 stem) trained on Fashion-MNIST "
                        + "by tools/train_builtin.py: 28×28 gray images replicated to 3 channels, 10 classes, preset fashion-mnist"),
     ]
 
+    /// The built-in model called `name` (case-insensitive), or nil.
     public static func model(named name: String) -> Model? {
         all.first { $0.name == name.lowercased() }
     }

@@ -6,9 +6,13 @@ import Foundation
 
 /// One ranked class of a prediction.
 public struct ClassScore: Sendable, Equatable, Codable {
+    /// The class index, 0-based, in the model's output order.
     public let index: Int
+    /// The class's label, when the model has labels.
     public let label: String?
+    /// Softmax probability of the class, in [0, 1].
     public let probability: Float
+    /// The raw output (logit) for the class.
     public let logit: Float
 }
 
@@ -22,6 +26,7 @@ public struct ClassScore: Sendable, Equatable, Codable {
 /// bit, as it would alone. Set `Runtime`'s settings (threads, Winograd, instruction set)
 /// before the first call, not while explanations run.
 public struct Classifier: Sendable {
+    /// The ResNet that computes the logits.
     public let network: ResNet
     /// One label per class, when the weights file or a labels file provides them, exactly
     /// as the file has them: they may hold anything, terminal escape sequences included, so
@@ -32,9 +37,13 @@ public struct Classifier: Sendable {
     /// Where the weights came from.
     public let source: URL
 
+    /// The network's layout (depth, block, stem, head).
     public var architecture: ResNetArchitecture { network.architecture }
+    /// Number of classes: the length of a row of logits.
     public var classes: Int { network.classes }
 
+    /// A classifier around a network already built (in code, or from a `StateDict`); `source`
+    /// is what reports name as the model. `load(from:architecture:)` reads one from a file.
     public init(network: ResNet, labels: [String]? = nil, preset: PreprocessingPreset? = nil, source: URL) {
         self.network = network
         self.labels = labels

@@ -10,6 +10,7 @@ public enum ClassifierHead: Sendable {
     /// fastai's default `create_head` (`cnn_learner` / `vision_learner`), in inference form.
     case fastai(FastaiHead)
 
+    /// Number of classes: the width of the logits.
     public var classes: Int {
         switch self {
         case .linear(let fc): fc.outFeatures
@@ -73,6 +74,8 @@ public struct FastaiHead: Sendable {
     /// The hidden width (512 by default in fastai).
     public var hiddenFeatures: Int { hidden.outFeatures }
 
+    /// A head from its four layers. They must chain: `firstNorm` has `hidden`'s input width,
+    /// `secondNorm` its output width, which `output` takes (a precondition).
     public init(firstNorm: BatchNorm2d, hidden: Linear, secondNorm: BatchNorm2d, output: Linear) {
         precondition(firstNorm.channels == hidden.inFeatures && hidden.outFeatures == secondNorm.channels
                      && secondNorm.channels == output.inFeatures, "fastai head layers do not chain")
@@ -101,6 +104,7 @@ public struct FastaiHead: Sendable {
     static let maxPool = AdaptivePool2d(.max, outputSize: 1)
     static let averagePool = AdaptivePool2d(.average, outputSize: 1)
 
+    /// Logits `[N, classes]` from the body's feature map `features` `[N, C, H, W]`.
     public func callAsFunction(_ features: Tensor) throws(ElucidateError) -> Tensor {
         let pooled = Tensor.concatenatingChannels([try Self.maxPool(features), try Self.averagePool(features)])
         var x = try firstNorm(pooled.flattened())
@@ -109,6 +113,7 @@ public struct FastaiHead: Sendable {
         return try output(x)
     }
 
+    /// The same as `callAsFunction(_:)`, recorded in `graph` for gradients.
     public func callAsFunction(_ features: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
         let pooled = graph.concatenateChannels([try graph.adaptivePool(features, Self.maxPool),
                                                 try graph.adaptivePool(features, Self.averagePool)])

@@ -19,14 +19,18 @@ import ElucidateNN
 /// The head is torchvision's (average pool, `fc`) or fastai's `create_head`; a fastai
 /// state dict (`0.0.weight` … `1.8.weight`) is recognised from its keys.
 public struct ResNet: Sendable {
+    /// Depth, block type, stem and head of this network.
     public let architecture: ResNetArchitecture
+    /// Channels the stem takes: C of the input `[N, C, H, W]` (3 for torchvision).
     public let inputChannels: Int
+    /// Number of classes: the width of the logits `[N, classes]`.
     public let classes: Int
 
     let stem: Conv2d
     let stemPool: Pool2d?
     let stages: [[ResidualBlock]]
     let globalPool = AdaptivePool2d(.average, outputSize: 1)
+    /// What turns the last feature map into logits.
     public let head: ClassifierHead
 
     /// Builds the network from a state dict whose keys follow torchvision's module paths, or

@@ -6,6 +6,7 @@ import ElucidateNN
 /// The shape of a torchvision-style ResNet, as far as the state dict and the model zoo
 /// need it: block type, blocks per stage, stem and head.
 public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
+    /// The residual block of every stage.
     public enum Block: String, Sendable {
         /// Two 3×3 convolutions (ResNet 18/34); stride on the first.
         case basic
@@ -13,6 +14,7 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
         case bottleneck
     }
 
+    /// The layers before `layer1`.
     public enum Stem: String, Sendable {
         /// 7×7 stride-2 convolution, batch norm, ReLU, 3×3 stride-2 max pool (ImageNet).
         case imagenet
@@ -28,13 +30,16 @@ public struct ResNetArchitecture: Sendable, Equatable, CustomStringConvertible {
         case fastai
     }
 
+    /// Basic (two 3×3) or bottleneck (1×1, 3×3, 1×1) blocks.
     public var block: Block
     /// Residual blocks in each of the four stages (`layer1` … `layer4`).
     public var blocksPerStage: [Int]
+    /// The stem: ImageNet's (7×7 stride 2 and a max pool) or the small-image one.
     public var stem: Stem = .imagenet
     /// Detected from the keys when a state dict is loaded.
     public var head: Head = .torchvision
 
+    /// An architecture with four non-empty stages (a precondition).
     public init(block: Block, blocksPerStage: [Int], stem: Stem = .imagenet, head: Head = .torchvision) {
         precondition(blocksPerStage.count == 4 && blocksPerStage.allSatisfy { $0 > 0 },
                      "a ResNet has four non-empty stages")

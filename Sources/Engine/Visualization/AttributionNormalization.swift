@@ -13,11 +13,14 @@ import Foundation
 /// sorted magnitudes runs sequentially, and the target mass is `total * 0.01 * percentile`
 /// in float32.
 public struct AttributionMap: Equatable, Sendable {
+    /// Columns of the map (the input's W).
     public let width: Int
+    /// Rows of the map (the input's H).
     public let height: Int
     /// `width * height` values, row-major.
     public let values: [Float]
 
+    /// A map from `width * height` row-major values (a precondition).
     public init(width: Int, height: Int, values: [Float]) {
         precondition(width >= 0 && height >= 0 && values.count == width * height,
                      "\(values.count) values do not fill a \(width)×\(height) map")

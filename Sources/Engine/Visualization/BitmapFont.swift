@@ -11,6 +11,7 @@ import Foundation
 public enum BitmapFont {
     /// Glyph size and cell size in pixels at magnification 1.
     public static let glyphWidth = 5, glyphHeight = 9
+    /// A glyph's cell: the glyph plus one column and one row of space.
     public static let cellWidth = 6, cellHeight = 10
 
     /// The width in pixels of `text` at magnification `scale` (no trailing space column).

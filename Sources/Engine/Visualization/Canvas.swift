@@ -9,7 +9,9 @@ import Foundation
 ///
 /// All drawing is integer arithmetic, so a picture is the same bytes on every machine.
 public struct Canvas: Equatable, Sendable {
+    /// Columns, in pixels.
     public let width: Int
+    /// Rows, in pixels.
     public let height: Int
     /// `width * height * 4` bytes (see the type's documentation).
     public var pixels: [UInt8]

@@ -19,6 +19,7 @@ public struct Colormap: Equatable, Sendable {
     /// 256 RGB8 colours, row-major (see the type's documentation).
     public let table: [UInt8]
 
+    /// A colormap named `name` from 768 bytes of RGB8 colours (a precondition).
     public init(name: String, table: [UInt8]) {
         precondition(table.count == Self.size * 3, "a colormap needs \(Self.size * 3) bytes, got \(table.count)")
         self.name = name

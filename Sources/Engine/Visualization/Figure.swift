@@ -23,6 +23,7 @@ public struct VisualizationStyle: Sendable {
     /// How the views are enlarged when `scale` > 1.
     public var resampling: Canvas.Resampling = .nearest
 
+    /// Captum's defaults: 2 % outliers, its colormap by sign, α 0.5, no colorbar or title, scale 1.
     public init() {}
 
     /// The largest `scale` accepted.

@@ -58,10 +58,14 @@ public enum VisualizationSign: String, CaseIterable, Sendable {
 
 /// One view of a figure: a method, a sign and an optional title.
 public struct VisualizationPanel: Equatable, Sendable {
+    /// What the view draws (Captum's `method`: `heat_map`, `blended_heat_map`, …).
     public var method: VisualizationMethod
+    /// Which attributions it shows (Captum's `sign`).
     public var sign: VisualizationSign
+    /// The caption over the view; nil for none.
     public var title: String?
 
+    /// A view; by default Captum's: a heat map of absolute values, untitled.
     public init(method: VisualizationMethod = .heatMap, sign: VisualizationSign = .absoluteValue, title: String? = nil) {
         self.method = method
         self.sign = sign

@@ -7,12 +7,15 @@ import ElucidateNN
 /// is replaced by the baseline, and every element of the group is attributed the drop of
 /// the target's logit.
 public struct FeatureAblation: FeatureMaskAttributionMethod {
+    /// Which input elements are ablated together.
     public var mask: FeatureMask
+    /// What an ablated group is replaced by; zero by default.
     public var baseline: Baseline
     /// Ablated copies per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
     public var progress: AttributionProgress?
 
+    /// Feature ablation of the groups of `mask`, `perturbationsPerEval` copies per pass.
     public init(mask: FeatureMask, baseline: Baseline = .zero, perturbationsPerEval: Int = 16,
                 progress: AttributionProgress? = nil) {
         self.mask = mask

@@ -7,7 +7,9 @@ import ElucidateNN
 /// integer id per element, broadcastable to the inputs `[N, C, H, W]` (e.g. `[1, 1, H, W]`
 /// for groups of pixels shared by every channel and input).
 public struct FeatureMask: Sendable, Equatable {
+    /// The mask's shape, broadcastable to the inputs `[N, C, H, W]` (rank 4 or less).
     public let shape: [Int]
+    /// One feature id per element of `shape`, in C order: 0…K−1, every id used.
     public let ids: [Int32]
 
     /// - Throws: when `ids` does not fill `shape`, or the ids are not 0…K−1 with none missing
@@ -124,6 +126,7 @@ extension FeatureMask {
 /// A method over groups of a `mask` measured from a `baseline`: repeating its inputs
 /// repeats per-input masks and baselines alike (so a noise tunnel can wrap it).
 public protocol FeatureMaskAttributionMethod: BaselineAttributionMethod {
+    /// The groups of input elements switched together.
     var mask: FeatureMask { get set }
 }
 

@@ -17,14 +17,20 @@ public struct KernelSHAP: FeatureMaskAttributionMethod {
     /// Draws its samples from `seed`.
     public var isStochastic: Bool { true }
 
+    /// The features: groups of input elements switched together.
     public var mask: FeatureMask
+    /// What switched-off features take; zero by default.
     public var baseline: Baseline
     /// Coalitions evaluated per input (the two fixed ones included).
     public var samples: Int
+    /// Coalitions evaluated per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
+    /// Seeds the coalitions drawn: one seed, one result, bit for bit.
     public var seed: UInt64
     public var progress: AttributionProgress?
 
+    /// Kernel SHAP over the features of `mask` with `samples` coalitions per input (Captum's
+    /// default 25); the seed is required so that a run can be repeated.
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, perturbationsPerEval: Int = 16,
                 seed: UInt64, progress: AttributionProgress? = nil) {
         self.mask = mask

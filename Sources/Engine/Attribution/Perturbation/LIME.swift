@@ -16,6 +16,7 @@ public struct LIME: FeatureMaskAttributionMethod {
     /// Draws its samples from `seed`.
     public var isStochastic: Bool { true }
 
+    /// The interpretable model fitted to the samples.
     public enum Surrogate: String, Sendable, CaseIterable {
         /// Weighted Lasso with α = `alpha` (Captum's default, α = 0.01).
         case lasso
@@ -23,16 +24,26 @@ public struct LIME: FeatureMaskAttributionMethod {
         case leastSquares = "least-squares"
     }
 
+    /// The features: groups of input elements switched together.
     public var mask: FeatureMask
+    /// What switched-off features take; zero by default.
     public var baseline: Baseline
+    /// Perturbed samples per input (Captum's `n_samples`).
     public var samples: Int
+    /// Lasso (Captum's default) or least squares.
     public var surrogate: Surrogate
+    /// The Lasso's regularisation strength α (ignored by least squares).
     public var alpha: Double
+    /// The similarity kernel's width in exp(−d² / (2·width²)) (Captum's default 1).
     public var kernelWidth: Double
+    /// Samples evaluated per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
+    /// Seeds the samples drawn: one seed, one result, bit for bit.
     public var seed: UInt64
     public var progress: AttributionProgress?
 
+    /// LIME over the features of `mask` with Captum's defaults (25 samples, Lasso α = 0.01,
+    /// kernel width 1); the seed is required so that a run can be repeated.
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, surrogate: Surrogate = .lasso,
                 alpha: Double = 0.01, kernelWidth: Double = 1.0, perturbationsPerEval: Int = 16, seed: UInt64,
                 progress: AttributionProgress? = nil) {

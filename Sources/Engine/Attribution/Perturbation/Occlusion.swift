@@ -39,9 +39,11 @@ public struct Occlusion: BaselineAttributionMethod {
     public var window: [Int]
     /// Step between windows (C, H, W).
     public var stride: [Int]
+    /// What the window is replaced by; zero by default.
     public var baseline: Baseline
     /// Occluded copies per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
+    /// Whether copies run through the whole network or only the region their window reaches.
     public var evaluation: Evaluation
     /// Called after each evaluated batch with (done, total) occluded copies: window positions
     /// of every input row.

@@ -11,8 +11,11 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
     /// Draws its samples from `seed`.
     public var isStochastic: Bool { true }
 
+    /// The features: groups of input elements switched together.
     public var mask: FeatureMask
+    /// What a feature is before it is switched to the input; zero by default.
     public var baseline: Baseline
+    /// Random feature orders per input (Captum's `n_samples`).
     public var samples: Int
     /// Evaluations per forward pass (Captum's `perturbations_per_eval`).
     public var perturbationsPerEval: Int
@@ -20,6 +23,8 @@ public struct ShapleyValueSampling: FeatureMaskAttributionMethod {
     public var seed: UInt64
     public var progress: AttributionProgress?
 
+    /// Shapley value sampling over the features of `mask` with `samples` orders (Captum's
+    /// default 25); the seed is required so that a run can be repeated.
     public init(mask: FeatureMask, baseline: Baseline = .zero, samples: Int = 25, perturbationsPerEval: Int = 16,
                 seed: UInt64, progress: AttributionProgress? = nil) {
         self.mask = mask

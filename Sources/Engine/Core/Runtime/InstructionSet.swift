@@ -52,6 +52,7 @@ public struct InstructionSetChoice: Sendable, Equatable {
     public let level: InstructionSet
     /// The best level this CPU (and OS) supports.
     public let detected: InstructionSet
+    /// Why `level` is in force: the CPU, `ELUCIDATE_ISA`, or the program.
     public let origin: Origin
     /// `ELUCIDATE_ISA` as read, when it was set.
     public let environmentValue: String?

@@ -197,11 +197,17 @@ extension Runtime {
 
 /// What `Runtime.blas` reports.
 public struct BLASInfo: Sendable, Equatable {
+    /// Whether OpenBLAS is loaded and usable (loading it on first use succeeded).
     public let loaded: Bool
+    /// The OpenBLAS library that was opened (a soname or path), when one was.
     public let library: String?
+    /// The kernels OpenBLAS chose, as it names them (`SkylakeX`, `Haswell`, …).
     public let coreName: String?
+    /// `OPENBLAS_CORETYPE` as OpenBLAS saw it when it loaded, if set.
     public let coretypeEnvironment: String?
+    /// Whether Elucidate set `OPENBLAS_CORETYPE` (from its CPU query) rather than the user.
     public let coretypeSetByElucidate: Bool
+    /// Why OpenBLAS could not be loaded, when it could not.
     public let error: String?
 }
 
@@ -219,11 +225,13 @@ extension Runtime {
 
 /// What `Runtime.lapack` reports.
 public struct LAPACKInfo: Sendable, Equatable {
+    /// Whether LAPACKE is loaded and its least-squares solver usable.
     public let loaded: Bool
     /// The LAPACKE soname that was opened.
     public let library: String?
     /// The file that provides the LAPACK routine behind it (OpenBLAS or reference LAPACK).
     public let lapackLibrary: String?
+    /// Why LAPACKE could not be loaded, when it could not.
     public let error: String?
 }
 

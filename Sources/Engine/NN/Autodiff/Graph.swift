@@ -10,10 +10,12 @@ import ElucidateCore
 public struct Variable: Sendable {
     /// Index of the producing node in its graph.
     public let id: Int
+    /// The forward value the node produced.
     public let value: Tensor
     /// False for constants: backward never computes a gradient for them.
     public let requiresGradient: Bool
 
+    /// The shape of `value`.
     public var shape: [Int] { value.shape }
 }
 
@@ -54,6 +56,7 @@ public final class Graph {
     /// The backward rule for ReLUs (fused or not).
     public let reluRule: ReLUBackwardRule
 
+    /// An empty tape whose ReLUs (fused or not) take `reluRule` backward.
     public init(reluRule: ReLUBackwardRule = .gradient) {
         self.reluRule = reluRule
     }

@@ -7,16 +7,23 @@ import ElucidateCore
 /// Input `[N, C, H, W]` (or `[N, C]` for the 1-D form); all parameters are `[C]`.
 /// `y = (x − runningMean) / √(runningVar + eps) · weight + bias`.
 public struct BatchNorm2d: Sendable {
+    /// The scale γ, `[C]`; nil means 1 (`affine=False`).
     public let weight: Tensor?
+    /// The shift β, `[C]`; nil means 0.
     public let bias: Tensor?
+    /// The running mean, `[C]`.
     public let runningMean: Tensor
+    /// The running (biased) variance, `[C]`.
     public let runningVar: Tensor
+    /// Added to the variance before the square root (PyTorch's default 1e-5).
     public let eps: Float
     /// Applied after the affine transform, in the same pass.
     public var activation: Activation = .identity
 
+    /// C, the channels normalised.
     public var channels: Int { runningMean.count }
 
+    /// A batch norm from PyTorch's parameters; every tensor must be `[C]` (a precondition).
     public init(weight: Tensor?, bias: Tensor?, runningMean: Tensor, runningVar: Tensor, eps: Float = 1e-5) {
         let c = runningMean.count
         precondition(runningMean.rank == 1 && runningVar.shape == [c]
@@ -29,6 +36,9 @@ public struct BatchNorm2d: Sendable {
         self.eps = eps
     }
 
+    /// Normalises `input` `[N, C, …]` into a new tensor of the same shape, then applies `activation`.
+    ///
+    /// - Throws: `.invalidArgument` when the input's rank is below 2 or its channels are not `channels`.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         guard input.rank >= 2, input.shape[1] == channels else {
             throw ElucidateError(.invalidArgument,

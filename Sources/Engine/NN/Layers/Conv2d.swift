@@ -8,10 +8,15 @@ import ElucidateCore
 /// - input `[N, inChannels, H, W]` → output `[N, outChannels, OH, OW]`,
 ///   `OH = (H + 2·padH − dilationH·(kernelH − 1) − 1) / strideH + 1`.
 public struct Conv2d: Sendable {
+    /// The kernels, `[outChannels, inChannels, kernelH, kernelW]`.
     public let weight: Tensor
+    /// The bias, `[outChannels]`, or nil for none.
     public let bias: Tensor?
+    /// Step between output positions, in input pixels, vertically and horizontally.
     public let stride: (h: Int, w: Int)
+    /// Zeros added on each side, in pixels (top and bottom `h`, left and right `w`).
     public let padding: (h: Int, w: Int)
+    /// Spacing between kernel taps (1: adjacent pixels).
     public let dilation: (h: Int, w: Int)
     /// Applied after the bias, in the same pass over the output.
     public var activation: Activation = .identity
@@ -20,15 +25,21 @@ public struct Conv2d: Sendable {
     let winogradCache = WinogradWeights()
     let winogradBackwardCache = WinogradWeights()
 
+    /// Output channels K: `weight.shape[0]`.
     public var outChannels: Int { weight.shape[0] }
+    /// Input channels C the layer takes: `weight.shape[1]`.
     public var inChannels: Int { weight.shape[1] }
+    /// The kernel's height and width: `weight.shape[2...3]`.
     public var kernelSize: (h: Int, w: Int) { (weight.shape[2], weight.shape[3]) }
 
+    /// A convolution with the same stride, padding and dilation on both axes.
     public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
         self.init(weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
                   dilation: (dilation, dilation))
     }
 
+    /// A convolution with per-axis geometry. Preconditions: `weight` is rank 4, `bias` is
+    /// `[outChannels]` or nil, strides and dilations are positive and paddings not negative.
     public init(weight: Tensor, bias: Tensor?, stride: (h: Int, w: Int), padding: (h: Int, w: Int),
                 dilation: (h: Int, w: Int)) {
         precondition(weight.rank == 4, "Conv2d weight must be [K, C, R, S], got \(weight.shape)")

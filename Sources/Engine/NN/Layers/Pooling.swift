@@ -3,15 +3,30 @@ import ElucidateCore
 
 /// PyTorch's `nn.MaxPool2d` / `nn.AvgPool2d`: input `[N, C, H, W]` → `[N, C, OH, OW]`.
 public struct Pool2d: Sendable {
-    public enum Kind: Sendable { case max, average(countIncludePad: Bool) }
+    /// Which reduction the window applies.
+    public enum Kind: Sendable {
+        /// The window's largest value (padding never wins).
+        case max
+        /// The window's mean; `countIncludePad` counts padded zeros in the divisor, as
+        /// PyTorch's `count_include_pad`.
+        case average(countIncludePad: Bool)
+    }
 
+    /// Max or average pooling.
     public let kind: Kind
+    /// The window's height and width, in pixels.
     public let kernelSize: (h: Int, w: Int)
+    /// Step between windows (the window size unless given).
     public let stride: (h: Int, w: Int)
+    /// Implicit padding on each side (−∞ for max, zeros for average).
     public let padding: (h: Int, w: Int)
+    /// Spacing between window taps (1: adjacent pixels).
     public let dilation: (h: Int, w: Int)
+    /// Whether the output size rounds up (PyTorch's `ceil_mode`) rather than down.
     public let ceilMode: Bool
 
+    /// A square pool; `stride` defaults to `kernelSize`. Preconditions: positive sizes and
+    /// `padding` at most half the window, as PyTorch requires.
     public init(_ kind: Kind, kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1,
                 ceilMode: Bool = false) {
         precondition(kernelSize > 0 && (stride ?? 1) > 0 && padding >= 0 && dilation > 0
@@ -24,6 +39,7 @@ public struct Pool2d: Sendable {
         self.ceilMode = ceilMode
     }
 
+    /// `nn.MaxPool2d(kernelSize, stride, padding)`.
     public static func maxPool(kernelSize: Int, stride: Int? = nil, padding: Int = 0) -> Pool2d {
         Pool2d(.max, kernelSize: kernelSize, stride: stride, padding: padding)
     }
@@ -39,6 +55,10 @@ public struct Pool2d: Sendable {
             ceil_mode: ceilMode ? 1 : 0, count_include_pad: countIncludePad, ith: 0, nth: 1)
     }
 
+    /// `[N, C, OH, OW]` for an input shape `[N, C, H, W]`.
+    ///
+    /// - Throws: `.invalidArgument` unless the shape has rank 4; `.inputTooSmall` when the
+    ///   window does not fit.
     public func outputShape(for input: [Int]) throws(ElucidateError) -> [Int] {
         guard input.count == 4 else {
             throw ElucidateError(.invalidArgument, "pooling expects a 4-D input [N, C, H, W], got \(input)")
@@ -53,6 +73,7 @@ public struct Pool2d: Sendable {
         return [input[0], input[1], Int(oh), Int(ow)]
     }
 
+    /// Pools `input` `[N, C, H, W]` into `[N, C, OH, OW]`; throws as `outputShape(for:)`.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try forward(input, argmax: nil)
     }
@@ -90,16 +111,26 @@ public struct Pool2d: Sendable {
 
 /// PyTorch's `nn.AdaptiveAvgPool2d` / `nn.AdaptiveMaxPool2d`: `[N, C, H, W]` → `[N, C, OH, OW]`.
 public struct AdaptivePool2d: Sendable {
-    public enum Kind: Sendable { case max, average }
+    /// Which reduction each output cell applies to its region.
+    public enum Kind: Sendable {
+        /// Each region's largest value (`nn.AdaptiveMaxPool2d`).
+        case max
+        /// Each region's mean (`nn.AdaptiveAvgPool2d`).
+        case average
+    }
+    /// Max or average pooling.
     public let kind: Kind
+    /// OH and OW, the output's height and width.
     public let outputSize: (h: Int, w: Int)
 
+    /// A pool to `outputSize × outputSize` (positive: a precondition).
     public init(_ kind: Kind, outputSize: Int) {
         precondition(outputSize > 0, "adaptive pool output size must be positive")
         self.kind = kind
         self.outputSize = (outputSize, outputSize)
     }
 
+    /// Pools `input` `[N, C, H, W]` into `[N, C, OH, OW]`, regions split as PyTorch does.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try forward(input, argmax: nil)
     }
