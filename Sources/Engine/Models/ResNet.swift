@@ -27,6 +27,9 @@ public struct ResNet: Sendable {
     public let classes: Int
 
     let stem: Conv2d
+    /// The stem's convolution and batch norm as PyTorch runs them (not folded): a forward
+    /// that taps `conv1` or `bn1` must see what PyTorch's hooks see (see ResNet+Layers.swift).
+    let unfoldedStem: (conv: Conv2d, norm: BatchNorm2d)
     let stemPool: Pool2d?
     let stages: [[ResidualBlock]]
     let globalPool = AdaptivePool2d(.average, outputSize: 1)
@@ -57,8 +60,10 @@ public struct ResNet: Sendable {
 
         let conv1 = try stateDict.tensor("conv1.weight", rank: 4)
         let stemStride = arch.stem == .imagenet ? 2 : 1
-        stem = Conv2d(weight: conv1, stride: stemStride, padding: conv1.shape[2] / 2)
-            .folding(try ResNet.batchNorm(stateDict, "bn1", channels: conv1.shape[0]), activation: .relu)
+        let stemConv = Conv2d(weight: conv1, stride: stemStride, padding: conv1.shape[2] / 2)
+        let stemNorm = try ResNet.batchNorm(stateDict, "bn1", channels: conv1.shape[0])
+        stem = stemConv.folding(stemNorm, activation: .relu)
+        unfoldedStem = (stemConv, stemNorm)
         stemPool = arch.stem == .imagenet ? .maxPool(kernelSize: 3, stride: 2, padding: 1) : nil
         inputChannels = conv1.shape[1]
 
@@ -238,6 +243,12 @@ public struct ResNet: Sendable {
 struct ResidualBlock: Sendable {
     let convolutions: [Conv2d]
     let downsample: Conv2d?
+    /// The same layers unfolded, as PyTorch runs them: the weights are the state dict's own
+    /// tensors (shared, not copied), kept so a forward that taps a layer inside the block
+    /// sees exactly a convolution's output before its batch norm.
+    let unfolded: [(conv: Conv2d, norm: BatchNorm2d)]
+    /// The shortcut's `downsample.0` and `downsample.1`, unfolded.
+    let unfoldedDownsample: (conv: Conv2d, norm: BatchNorm2d)?
     var outChannels: Int { convolutions.last!.outChannels }
 
     init(_ stateDict: StateDict, prefix: String, kind: ResNetArchitecture.Block, inChannels: Int,
@@ -246,6 +257,7 @@ struct ResidualBlock: Sendable {
         // torchvision puts the stride on conv1 of a BasicBlock and conv2 of a Bottleneck.
         let strided = kind == .basic ? 1 : 2
         var convolutions: [Conv2d] = []
+        var unfolded: [(conv: Conv2d, norm: BatchNorm2d)] = []
         var channels = inChannels
         for index in 1...count {
             let key = "\(prefix).conv\(index).weight"
@@ -256,9 +268,11 @@ struct ResidualBlock: Sendable {
             let conv = Conv2d(weight: weight, stride: index == strided ? stride : 1, padding: weight.shape[2] / 2)
             let norm = try ResNet.batchNorm(stateDict, "\(prefix).bn\(index)", channels: weight.shape[0])
             convolutions.append(conv.folding(norm, activation: index < count ? .relu : .identity))
+            unfolded.append((conv, norm))
             channels = weight.shape[0]
         }
         self.convolutions = convolutions
+        self.unfolded = unfolded
         if stateDict.contains("\(prefix).downsample.0.weight") {
             let weight = try stateDict.tensor("\(prefix).downsample.0.weight", rank: 4)
             guard weight.shape[1] == inChannels, weight.shape[0] == channels else {
@@ -266,11 +280,13 @@ struct ResidualBlock: Sendable {
             }
             let norm = try ResNet.batchNorm(stateDict, "\(prefix).downsample.1", channels: channels)
             downsample = Conv2d(weight: weight, stride: stride).folding(norm)
+            unfoldedDownsample = (Conv2d(weight: weight, stride: stride), norm)
         } else {
             guard inChannels == channels, stride == 1 else {
                 throw ElucidateError(.unknownArchitecture, "missing key '\(prefix).downsample.0.weight'")
             }
             downsample = nil
+            unfoldedDownsample = nil
         }
     }
 
