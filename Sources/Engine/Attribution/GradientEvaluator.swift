@@ -52,6 +52,16 @@ struct GradientEvaluator<Model: AttributionModel> {
         return (gradients, scores)
     }
 
+    /// The backward seed that picks each row's target logit: one-hot rows of `logits`' shape.
+    static func seed(logits: Tensor, targets: ArraySlice<Int>) -> Tensor {
+        let classes = logits.shape[1]
+        var seed = Tensor(zeros: logits.shape)
+        seed.withUnsafeMutableBufferPointer { s in
+            for (row, target) in targets.enumerated() { s[row * classes + target] = 1 }
+        }
+        return seed
+    }
+
     /// Target logits only (no graph).
     func scores(_ inputs: Tensor, targets: [Int]) throws(ElucidateError) -> [Float] {
         var scores: [Float] = []

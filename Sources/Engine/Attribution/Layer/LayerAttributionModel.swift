@@ -1,0 +1,90 @@
+import ElucidateCore
+import ElucidateModels
+import ElucidateNN
+
+/// A classifier whose layers can be tapped by name: what the layer methods (Captum's
+/// `LayerActivation`, `LayerGradCam`, `LayerIntegratedGradients`, …) need beyond
+/// `AttributionModel`.
+public protocol LayerAttributionModel: AttributionModel {
+    /// The forward pass recorded in `graph` with `tap`'s layer tapped (or replaced): the
+    /// logits `[N, classes]` and the layer's output (or input) as a graph variable.
+    func logits(_ input: Variable, in graph: Graph, tapping tap: LayerTap) throws(ElucidateError) -> (logits: Variable, layer: Variable)
+}
+
+extension ResNet: LayerAttributionModel {}
+
+extension Classifier: LayerAttributionModel {
+    public func logits(_ input: Variable, in graph: Graph,
+                       tapping tap: LayerTap) throws(ElucidateError) -> (logits: Variable, layer: Variable) {
+        try network.logits(input, in: graph, tapping: tap)
+    }
+}
+
+/// Which layer a layer method reads, as Captum's `layer` and `attribute_to_layer_input`.
+public struct LayerChoice: Sendable, Equatable {
+    /// The module's PyTorch path in the model's naming, e.g. `layer4` or `layer4.2.conv2`.
+    public var name: String
+    /// The module's input instead of its output (Captum's `attribute_to_layer_input`).
+    public var atInput: Bool
+
+    /// The output (or, with `atInput`, the input) of module `name`.
+    public init(_ name: String, atInput: Bool = false) {
+        self.name = name
+        self.atInput = atInput
+    }
+
+    /// A tap on this layer, replacing it with `replacement` when given.
+    func tap(replacing replacement: Tensor? = nil) -> LayerTap {
+        LayerTap(name, atInput: atInput, replacement: replacement)
+    }
+}
+
+extension AttributionMethod {
+    /// `model` as a layered model, or an error naming `method`.
+    func layered(_ model: some AttributionModel, method: String) throws(ElucidateError) -> any LayerAttributionModel {
+        guard let layered = model as? any LayerAttributionModel else {
+            throw ElucidateError(.invalidArgument, "\(method) needs a model whose layers can be named (a ResNet)")
+        }
+        return layered
+    }
+}
+
+/// The layer's values and the gradients of the target logits with respect to them, for a
+/// batch computed in chunks of `batchSize` rows (one forward/backward pass each).
+struct LayerGradientEvaluator {
+    let model: any LayerAttributionModel
+    let layer: LayerChoice
+    /// Inputs per forward/backward pass.
+    let batchSize: Int
+    var reluRule: ReLUBackwardRule = .gradient
+
+    /// For inputs `[B, C, H, W]` and B targets: the layer's values `[B, …]` and
+    /// d logit[b, targets[b]] / d layer[b]. With `replacements` `[B, …]`, each row's layer is
+    /// replaced by its row (Captum's layer-path methods), and those are the values returned.
+    /// Without `gradients`, only the forward runs (the gradients returned are empty).
+    func evaluate(_ inputs: Tensor, targets: [Int], replacements: Tensor? = nil, gradients wanted: Bool = true,
+                  passed: (Int) -> Void = { _ in }) throws(ElucidateError) -> (values: Tensor, gradients: Tensor) {
+        precondition(targets.count == inputs.shape[0], "one target per input")
+        let rows = inputs.shape[0]
+        var values: [Tensor] = [], gradients: [Tensor] = []
+        var start = 0, passes = 0
+        while start < rows {
+            let end = min(rows, start + max(1, batchSize))
+            let graph = Graph(reluRule: reluRule)
+            // The input needs a gradient so the ops after it record their backward (the tapped layer is
+            // one of them); backward stops at the layer, so this costs nothing more.
+            let x = graph.input(inputs.rows(start..<end))
+            let (logits, tapped) = try model.logits(x, in: graph, tapping: layer.tap(replacing: replacements?.rows(start..<end)))
+            values.append(tapped.value)
+            if wanted {
+                let seed = GradientEvaluator<ResNet>.seed(logits: logits.value, targets: targets[start..<end])
+                gradients.append(try graph.gradients(of: logits, seed: seed, for: [tapped])[0])
+            }
+            passes += 1
+            passed(passes)
+            start = end
+        }
+        func joined(_ parts: [Tensor]) -> Tensor { parts.count == 1 ? parts[0] : Tensor.concatenatingRows(parts) }
+        return (joined(values), wanted ? joined(gradients) : Tensor(zeros: [0]))
+    }
+}
