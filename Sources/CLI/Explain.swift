@@ -10,6 +10,8 @@ struct Explain: ParsableCommand {
             ExplainDeepLift.self, ExplainDeepLiftSHAP.self, ExplainGuidedBackprop.self, ExplainDeconvolution.self,
             ExplainOcclusion.self, ExplainFeatureAblation.self, ExplainShapleyValueSampling.self,
             ExplainKernelSHAP.self, ExplainLIME.self,
+            ExplainLayerActivation.self, ExplainLayerGradientXActivation.self, ExplainGradCAM.self,
+            ExplainLayerIntegratedGradients.self,
         ])
 }
 
@@ -72,6 +74,10 @@ struct ExplainOptions: ParsableArguments {
     /// Checks `method`'s options (and the shared ones) as `validate()` does: a bad value is a
     /// usage error, before any file is read.
     func check(_ method: ExplainMethod, _ options: Options) throws {
+        if method.isLayerMethod && visualize != nil {
+            // The pictures are drawn over the input image; a layer's map is not (yet) resized to it.
+            throw ValidationError("--visualize does not draw layer attributions yet: write them with --attributions")
+        }
         do { _ = try ExplanationPlan(method: method.rawValue, options: sharedOptions.merging(options)) } catch {
             throw ValidationError(error.message)
         }

@@ -9,7 +9,51 @@ struct Models: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
+    @Option(name: .long, help: "List this model's layers (a weights file or a built-in model's name) by PyTorch module path, with their output shapes.")
+    var layers: String?
+
+    @Option(name: .customLong("input-size"), help: "With --layers: the input's H,W (default: the model's preset crop, else 224,224).")
+    var inputSize: String?
+
+    func validate() throws {
+        if inputSize != nil && layers == nil { throw ValidationError("--input-size applies only to --layers") }
+        if let inputSize, Self.size(inputSize) == nil {
+            throw ValidationError("--input-size must be two positive integers H,W, got '\(inputSize)'")
+        }
+    }
+
+    /// "H,W" → two positive integers.
+    static func size(_ text: String) -> (Int, Int)? {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 else { return nil }
+        return (h, w)
+    }
+
+    /// `--layers MODEL`: each module's path and output shape for one input of `--input-size`.
+    func listLayers(_ model: String) throws {
+        struct Layer: Encodable {
+            let name: String
+            let shape: [Int]
+        }
+        let classifier = try ModelLoader.load(model)
+        let side = classifier.preset?.cropSize ?? 224
+        let (h, w) = inputSize.flatMap(Self.size) ?? (side, side)
+        let layers = try classifier.network.layerNames(inputShape: [1, classifier.network.inputChannels, h, w])
+        if json {
+            try StandardOutput.write(try JSONOutput.string(layers.map { Layer(name: $0.name, shape: $0.outputShape) }) + "\n")
+            return
+        }
+        var text = ""
+        text.line("Layers of \(TerminalText.escaped(model)) (\(classifier.architecture.description)) for an input [1, \(classifier.network.inputChannels), \(h), \(w)]:")
+        let width = layers.map(\.name.count).max() ?? 0
+        for layer in layers {
+            text.line("  \(layer.name.padding(toLength: width, withPad: " ", startingAt: 0))  [\(layer.outputShape.map(String.init).joined(separator: ", "))]")
+        }
+        try StandardOutput.write(text)
+    }
+
     func run() throws {
+        if let layers { return try listLayers(layers) }
         struct Builtin: Encodable {
             let name: String
             let isDefault: Bool

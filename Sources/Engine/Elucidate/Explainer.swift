@@ -289,6 +289,10 @@ public struct ExplanationPlan: Sendable {
         settings = try SharedExplainSettings(reading: &reader)
         recipe = try MethodRecipe(method, reading: &reader, seed: settings.seed)
         try reader.finish(context: name)
+        if method.isLayerMethod, settings.noiseTunnel != nil {
+            // NoiseTunnel averages attributions of the input's shape; a layer's differ.
+            throw ElucidateError(.invalidArgument, "--noise-tunnel does not apply to \(name) (a layer method) yet")
+        }
     }
 
     /// The files the method will read (baselines, a feature mask): outputs must spare them.
@@ -328,7 +332,8 @@ public struct PreparedExplanation: Sendable {
 
 /// What `Explainer` returns: the attributions and the report.
 public struct Explanation: Sendable {
-    /// One attribution per input element, `[N, C, H, W]`.
+    /// The attributions: one per input element, `[N, C, H, W]`, for the input methods; the
+    /// layer's shape for a layer method (`[N, 1, h, w]` for Grad-CAM).
     public var attributions: Tensor
     /// What the run did: targets, predictions, convergence deltas, options, time.
     public var report: ExplanationReport
@@ -371,7 +376,7 @@ public struct ExplanationReport: Codable, Sendable {
     public var architecture: String
     /// The file the attributions were written to, when they were.
     public var attributions: String?
-    /// The attributions' shape, `[N, C, H, W]`.
+    /// The attributions' shape: the input's `[N, C, H, W]`, or the layer's for a layer method.
     public var shape: [Int]
     /// The options in force, by name, as command-line text (defaults included).
     public var options: [String: String]

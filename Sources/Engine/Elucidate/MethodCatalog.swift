@@ -29,6 +29,14 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case kernelSHAP = "kernel-shap"
     /// `LIME`: a sparse linear surrogate fitted to random on/off samples of the features.
     case lime
+    /// `LayerActivation`: a named layer's output (or input) itself, the layer's shape.
+    case layerActivation = "layer-activation"
+    /// `LayerGradientXActivation`: a layer's gradient times its activation, the layer's shape.
+    case layerGradientXActivation = "layer-gradient-x-activation"
+    /// `LayerGradCam`: Grad-CAM of a layer, `[N, 1, h, w]` (or upsampled to the input's H, W).
+    case gradCAM = "grad-cam"
+    /// `LayerIntegratedGradients`: Integrated Gradients in a layer's space, the layer's shape.
+    case layerIntegratedGradients = "layer-integrated-gradients"
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -42,6 +50,12 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     /// What its progress (`AttributionProgress`) counts: `evals` (perturbed copies scored) for
     /// the perturbation methods, `passes` (forward/backward passes) for the gradient methods.
     public var progressUnit: String { usesFeatureMask || self == .occlusion ? "evals" : "passes" }
+
+    /// Whether the method attributes to a named layer (`layer` option) rather than the input:
+    /// its attributions have the layer's shape, not the input's.
+    public var isLayerMethod: Bool {
+        [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients].contains(self)
+    }
 
     /// Whether the method groups pixels into features (a mask) and scores perturbed copies.
     var usesFeatureMask: Bool {
@@ -177,6 +191,47 @@ struct MethodRecipe: Sendable {
                                               perturbationsPerEval: perEval, evaluation: evaluation)
                     _ = try occlusion.windowCount(rowShape: Array(inputs.shape.dropFirst()))  // bad geometry refused before any work
                     return occlusion
+                }
+            }
+        case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients:
+            guard let name = try reader.string("layer"), !name.isEmpty else {
+                throw ElucidateError(.invalidArgument,
+                                     "\(method.rawValue) needs --layer NAME (a PyTorch module path such as layer4; `elucidate models --layers MODEL` lists them)")
+            }
+            let layer = LayerChoice(name, atInput: try reader.bool("layer-input"))
+            recorded["layer"] = name
+            recorded["layer-input"] = String(layer.atInput)
+            switch method {
+            case .layerActivation:
+                let size = try batchSize(16)
+                prepare = { { _, _ in LayerActivation(layer: layer, batchSize: size) } }
+            case .layerGradientXActivation:
+                let size = try batchSize(16)
+                prepare = { { _, _ in LayerGradientXActivation(layer: layer, batchSize: size) } }
+            case .gradCAM:
+                let relu = try reader.bool("relu-attributions")
+                let upsample = try reader.choice("upsample", LayerInterpolation.self)
+                let size = try batchSize(16)
+                recorded["relu-attributions"] = String(relu)
+                if let upsample { recorded["upsample"] = upsample.rawValue }
+                prepare = { { _, _ in LayerGradCam(layer: layer, reluAttributions: relu, upsample: upsample, batchSize: size) } }
+            default:
+                let steps = try reader.int("steps", default: 50)
+                let quadrature = try reader.choice("quadrature", Quadrature.self) ?? .gaussLegendre
+                if steps < quadrature.minimumSteps {
+                    throw ElucidateError(.invalidArgument,
+                                         "--steps must be at least \(quadrature.minimumSteps) for \(quadrature.rawValue)")
+                }
+                let baseline = BaselineSpec(try baselineText())
+                let size = try batchSize(16)
+                recorded["steps"] = String(steps)
+                recorded["quadrature"] = quadrature.rawValue
+                prepare = { () throws(ElucidateError) -> MethodMaker in
+                    let resolved = try baseline.load()
+                    return { _, _ in
+                        LayerIntegratedGradients(layer: layer, steps: steps, quadrature: quadrature, baseline: resolved,
+                                                 internalBatchSize: size)
+                    }
                 }
             }
         case .featureAblation, .shapleyValueSampling, .kernelSHAP, .lime:

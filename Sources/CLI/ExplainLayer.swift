@@ -1,0 +1,84 @@
+import ArgumentParser
+import Elucidate
+import Foundation
+
+// The layer methods (Captum's `captum.attr` Layer* classes). Like the other subcommands, each
+// declares its options for the command line and hands them to the library by name; the
+// attributions have the layer's shape, not the input's.
+
+/// What every layer method takes: the layer, by PyTorch module path, and whether its input
+/// is meant instead of its output.
+struct LayerOptions: ParsableArguments {
+    @Option(name: .long, help: "The layer, by PyTorch module path: layer4, layer3.5, layer4.2.conv2, fastai's 0.7 … ('elucidate models --layers MODEL' lists them).")
+    var layer: String = ""
+    @Flag(name: .customLong("layer-input"), help: "Attribute to the layer's input instead of its output (Captum's attribute_to_layer_input).")
+    var layerInput = false
+    @Option(name: .customLong("internal-batch-size"), help: "Inputs (or path points) per forward/backward pass.")
+    var internalBatchSize: Int = 16
+
+    var options: Options {
+        Options(["layer": .string(layer), "layer-input": .bool(layerInput),
+                 "internal-batch-size": .number(Double(internalBatchSize))])
+    }
+}
+
+struct ExplainLayerActivation: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-activation",
+                                                    abstract: "A layer's activation (Captum's LayerActivation).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+
+    func validate() throws { try common.check(.layerActivation, layer.options) }
+    func run() throws { try common.run(.layerActivation, layer.options) }
+}
+
+struct ExplainLayerGradientXActivation: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-gradient-x-activation",
+                                                    abstract: "A layer's gradient times its activation (Captum's LayerGradientXActivation).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+
+    func validate() throws { try common.check(.layerGradientXActivation, layer.options) }
+    func run() throws { try common.run(.layerGradientXActivation, layer.options) }
+}
+
+extension LayerInterpolation: ExpressibleByArgument {}
+
+struct ExplainGradCAM: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "grad-cam",
+                                                    abstract: "Grad-CAM of a layer, (N,1,h,w) (Captum's LayerGradCam).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @Flag(name: .customLong("relu-attributions"), help: "Apply a ReLU to the map (Captum's relu_attributions).")
+    var reluAttributions = false
+    @Option(name: .long, help: "Resize the map to the input's H,W: bilinear or nearest (Captum's LayerAttribution.interpolate).")
+    var upsample: LayerInterpolation?
+
+    var options: Options {
+        var options = layer.options.merging(Options(["relu-attributions": .bool(reluAttributions)]))
+        if let upsample { options["upsample"] = .string(upsample.rawValue) }
+        return options
+    }
+    func validate() throws { try common.check(.gradCAM, options) }
+    func run() throws { try common.run(.gradCAM, options) }
+}
+
+struct ExplainLayerIntegratedGradients: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-integrated-gradients",
+                                                    abstract: "Integrated Gradients in a layer's space (Captum's LayerIntegratedGradients).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @Option(name: .long, help: "Points on the path from the baseline's layer values to the input's.")
+    var steps: Int = 50
+    @Option(name: .long, help: "gausslegendre, riemann-left, riemann-right, riemann-middle or riemann-trapezoid.")
+    var quadrature: Quadrature = .gaussLegendre
+    @Option(name: .long, help: "Input baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+
+    var options: Options {
+        layer.options.merging(Options(["steps": .number(Double(steps)), "quadrature": .string(quadrature.rawValue),
+                                       "baseline": .string(baseline)]))
+    }
+    func validate() throws { try common.check(.layerIntegratedGradients, options) }
+    func run() throws { try common.run(.layerIntegratedGradients, options) }
+}

@@ -1,0 +1,103 @@
+import Elucidate
+import Foundation
+import TestSupport
+import XCTest
+
+/// `elucidate explain grad-cam|layer-…` and `elucidate models --layers` end to end on a small
+/// deterministic ResNet18.
+final class ExplainLayerCommandTests: XCTestCase {
+    var folder: URL!
+    var model: String!
+    var input: String!
+    var network: ResNet!
+    let inputTensor = DeterministicWeights.input(shape: [2, 3, 40, 32])
+
+    override func setUpWithError() throws {
+        folder = try makeTemporaryDirectory("elucidate-explain-layer")
+        let stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 3)
+        network = try ResNet(stateDict: stateDict)
+        model = folder.appendingPathComponent("m.safetensors").path
+        input = folder.appendingPathComponent("x.npy").path
+        try SafetensorsWriter.write(stateDict.tensors, metadata: [:], to: URL(fileURLWithPath: model))
+        try NPY.write(inputTensor, to: URL(fileURLWithPath: input))
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+
+    private func explain(_ method: String, _ extra: [String], output: String) throws -> CommandResult {
+        try runElucidate(["explain", method, "--model", model, "--input-tensor", input, "--attributions", output] + extra)
+    }
+
+    /// The headline command, on a small model: (N,1,h,w) at layer4's resolution.
+    func testGradCamWritesTheLayersMap() throws {
+        let result = try explain("grad-cam", ["--layer", "layer4", "--target", "2", "--json"], output: path("cam.npy"))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let values = try NPY.readFloat32(URL(fileURLWithPath: path("cam.npy")))
+        XCTAssertEqual(values.shape, [2, 1, 2, 1])
+        let expected = try LayerGradCam(layer: LayerChoice("layer4")).attribute(network, inputs: inputTensor, targets: [2, 2])
+        XCTAssertLessThanOrEqual(relativeL2Error(values.scalars, expected.values.scalars), 1e-6)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["shape"] as? [Int], [2, 1, 2, 1])
+        let options = try XCTUnwrap(report["options"] as? [String: String])
+        XCTAssertEqual(options["layer"], "layer4")
+        XCTAssertEqual(options["relu-attributions"], "false")
+
+        let upsampled = try explain("grad-cam", ["--layer", "layer4", "--upsample", "bilinear", "--relu-attributions"],
+                                    output: path("up.npy"))
+        XCTAssertEqual(upsampled.status, 0, upsampled.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("up.npy"))).shape, [2, 1, 40, 32])
+    }
+
+    func testLayerMethodsKeepTheLayersShape() throws {
+        let ig = try explain("layer-integrated-gradients", ["--layer", "layer3", "--steps", "4", "--json"], output: path("lig.npy"))
+        XCTAssertEqual(ig.status, 0, ig.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("lig.npy"))).shape, [2, 256, 3, 2])
+        XCTAssertTrue(ig.stdout.contains("convergenceDelta"), ig.stdout)
+        let activation = try explain("layer-activation", ["--layer", "layer2.0.conv1"], output: path("act.npy"))
+        XCTAssertEqual(activation.status, 0, activation.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("act.npy"))).shape, [2, 128, 5, 4])
+        let input = try explain("layer-gradient-x-activation", ["--layer", "layer4", "--layer-input"], output: path("gxa.npy"))
+        XCTAssertEqual(input.status, 0, input.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("gxa.npy"))).shape, [2, 256, 3, 2])
+    }
+
+    func testBadLayerNamesAreOneClearLine() throws {
+        let result = try explain("grad-cam", ["--layer", "layer4.1.conv9"], output: path("bad.npy"))
+        XCTAssertNotEqual(result.status, 0)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("unknown layer 'layer4.1.conv9'"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("'layer4.1.conv1'"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.npy")))
+
+        let missing = try explain("grad-cam", [], output: path("bad.npy"))
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("grad-cam needs --layer NAME"), missing.stderr)
+
+        let picture = try explain("grad-cam", ["--layer", "layer4", "--visualize", path("cam.png")], output: path("bad.npy"))
+        XCTAssertNotEqual(picture.status, 0)
+        XCTAssertTrue(picture.stderr.contains("--visualize does not draw layer attributions yet"), picture.stderr)
+
+        let tunnel = try explain("grad-cam", ["--layer", "layer4", "--noise-tunnel", "smoothgrad"], output: path("bad.npy"))
+        XCTAssertNotEqual(tunnel.status, 0)
+        XCTAssertTrue(tunnel.stderr.contains("--noise-tunnel does not apply to grad-cam"), tunnel.stderr)
+    }
+
+    func testModelsListsLayersWithShapes() throws {
+        let result = try runElucidate(["models", "--layers", model, "--input-size", "64,64"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("layer4.1.conv2"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("[1, 512, 2, 2]"), result.stdout)
+        let json = try runElucidate(["models", "--layers", model, "--json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let layers = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(layers.first?["name"] as? String, "conv1")
+        XCTAssertEqual(layers.first?["shape"] as? [Int], [1, 64, 112, 112])
+        let bad = try runElucidate(["models", "--input-size", "64,64"])
+        XCTAssertNotEqual(bad.status, 0)
+    }
+}
