@@ -101,3 +101,25 @@ final class ExplainLayerCommandTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
     }
 }
+
+/// The headline check from the command line: ResNet34 Grad-CAM on layer4 equals
+/// Captum's `LayerGradCam` (golden `r34_grad_cam_layer4`) within 1e-3 relative L2.
+final class GradCamHeadlineCommandTests: XCTestCase {
+    func testResNet34GradCamMatchesCaptum() throws {
+        let folder = try makeTemporaryDirectory("elucidate-grad-cam-r34")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet34")!, classes: 1000)
+        let model = folder.appendingPathComponent("resnet34.safetensors")
+        let input = folder.appendingPathComponent("x.npy")
+        let output = folder.appendingPathComponent("a.npy")
+        try SafetensorsWriter.write(stateDict.tensors, metadata: [:], to: model)
+        try NPY.write(DeterministicWeights.input(key: "input", shape: [1, 3, 224, 224]), to: input)
+        let result = try runElucidate(["explain", "grad-cam", "--layer", "layer4", "--model", model.path,
+                                       "--input-tensor", input.path, "--target", "264", "--attributions", output.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let values = try NPY.readFloat32(output)
+        let expected = try NPY.readFloat32(fixtureURL("layers/r34_grad_cam_layer4.npy"))
+        XCTAssertEqual(values.shape, [1, 1, 7, 7])
+        XCTAssertLessThanOrEqual(relativeL2Error(values.scalars, expected.scalars), 1e-3)
+    }
+}

@@ -1,0 +1,95 @@
+import Elucidate
+import Foundation
+import TestSupport
+import XCTest
+
+/// Layer and neuron methods against Captum 0.9's golden outputs (`tools/golden_layers.py`,
+/// `Tests/Fixtures/layers/`), run through the library's workflow (`Explainer`) by the CLI
+/// names and options the manifest records. Relative L2 bounds are the issue's: 1e-3 for
+/// gradient-only methods, 5e-3 for path integrals (whole-network float32 comparisons: ReLU
+/// units within rounding of zero may flip, so no max-abs bound).
+final class LayerParityTests: XCTestCase {
+    struct Case: Decodable {
+        let name: String
+        let arch: String
+        let num_classes: Int
+        let input: GoldenInput
+        let method: String
+        let layer: String
+        let layer_input: Bool
+        let neuron: [Int]?
+        let options: [String: OptionValue]
+        let targets: [Int]?
+        let output: String
+        let shape: [Int]
+        let upsampled: [String: String]?
+    }
+
+    static let cases: [Case] = try! goldenCases("layers/manifest.json")
+
+    /// Classifiers are built once per architecture and class count (weights cost seconds in debug).
+    nonisolated(unsafe) static var classifiers: [String: Classifier] = [:]
+
+    func classifier(_ goldenCase: Case) throws -> Classifier {
+        let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
+        if let classifier = Self.classifiers[key] { return classifier }
+        let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
+        let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
+        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "\(key).safetensors"))
+        Self.classifiers[key] = classifier
+        return classifier
+    }
+
+    /// The case's options as the workflow reads them (numbers given as command-line text).
+    func options(_ goldenCase: Case, extra: [String: OptionValue] = [:]) -> Options {
+        var values: [String: OptionValue] = ["layer": .string(goldenCase.layer), "layer-input": .bool(goldenCase.layer_input)]
+        for (name, value) in goldenCase.options {
+            if name == "baseline", case .number(let number) = value {
+                values[name] = .string(String(number))
+            } else {
+                values[name] = value
+            }
+        }
+        return Options(values.merging(extra) { $1 })
+    }
+
+    /// Runs every case of `methods`, checks shapes and relative L2 errors, and prints them.
+    func check(_ methods: Set<String>, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let selected = Self.cases.filter { methods.contains($0.method) }
+        XCTAssertFalse(selected.isEmpty, "no golden case for \(methods)", file: file, line: line)
+        for goldenCase in selected {
+            let explainer = Explainer(classifier: try classifier(goldenCase))
+            let input = DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape)
+            var runs: [(String, Options)] = [(goldenCase.output, options(goldenCase))]
+            for (mode, output) in (goldenCase.upsampled ?? [:]).sorted(by: { $0.key < $1.key }) {
+                runs.append((output, options(goldenCase, extra: ["upsample": .string(mode)])))
+            }
+            for (output, options) in runs {
+                let expected = try NPY.readFloat32(fixtureURL("layers/\(output)"))
+                let explanation = try explainer.explain(method: goldenCase.method, options: options, inputs: input,
+                                                        targets: goldenCase.targets)
+                XCTAssertEqual(explanation.attributions.shape, expected.shape, output, file: file, line: line)
+                let error = relativeL2Error(explanation.attributions.scalars, expected.scalars)
+                print("layer parity \(output): relative L2 \(String(format: "%.3g", error))")
+                XCTAssertLessThanOrEqual(error, tolerance, output, file: file, line: line)
+            }
+        }
+    }
+
+    func testLayerActivation() throws {
+        try check(["layer-activation"], tolerance: 1e-3)
+    }
+
+    func testLayerGradientXActivation() throws {
+        try check(["layer-gradient-x-activation"], tolerance: 1e-3)
+    }
+
+    /// The issue's headline case is `r34_grad_cam_layer4` (ResNet34, layer4, target 264).
+    func testGradCam() throws {
+        try check(["grad-cam"], tolerance: 1e-3)
+    }
+
+    func testLayerIntegratedGradients() throws {
+        try check(["layer-integrated-gradients"], tolerance: 5e-3)
+    }
+}
