@@ -11,7 +11,9 @@ struct Explain: ParsableCommand {
             ExplainOcclusion.self, ExplainFeatureAblation.self, ExplainShapleyValueSampling.self,
             ExplainKernelSHAP.self, ExplainLIME.self,
             ExplainLayerActivation.self, ExplainLayerGradientXActivation.self, ExplainGradCAM.self,
-            ExplainLayerIntegratedGradients.self,
+            ExplainLayerIntegratedGradients.self, ExplainLayerConductance.self, ExplainInternalInfluence.self,
+            ExplainGuidedGradCAM.self, ExplainNeuronGradient.self, ExplainNeuronGuidedBackprop.self,
+            ExplainNeuronIntegratedGradients.self,
         ])
 }
 

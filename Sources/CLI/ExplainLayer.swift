@@ -68,7 +68,16 @@ struct ExplainLayerIntegratedGradients: ParsableCommand {
                                                     abstract: "Integrated Gradients in a layer's space (Captum's LayerIntegratedGradients).")
     @OptionGroup var common: ExplainOptions
     @OptionGroup var layer: LayerOptions
-    @Option(name: .long, help: "Points on the path from the baseline's layer values to the input's.")
+    @OptionGroup var path: PathOptions
+
+    var options: Options { layer.options.merging(path.options) }
+    func validate() throws { try common.check(.layerIntegratedGradients, options) }
+    func run() throws { try common.run(.layerIntegratedGradients, options) }
+}
+
+/// The path options of the integrating layer and neuron methods.
+struct PathOptions: ParsableArguments {
+    @Option(name: .long, help: "Points on the path from the baseline to the input.")
     var steps: Int = 50
     @Option(name: .long, help: "gausslegendre, riemann-left, riemann-right, riemann-middle or riemann-trapezoid.")
     var quadrature: Quadrature = .gaussLegendre
@@ -76,9 +85,88 @@ struct ExplainLayerIntegratedGradients: ParsableCommand {
     var baseline: String = "zero"
 
     var options: Options {
-        layer.options.merging(Options(["steps": .number(Double(steps)), "quadrature": .string(quadrature.rawValue),
-                                       "baseline": .string(baseline)]))
+        Options(["steps": .number(Double(steps)), "quadrature": .string(quadrature.rawValue), "baseline": .string(baseline)])
     }
-    func validate() throws { try common.check(.layerIntegratedGradients, options) }
-    func run() throws { try common.run(.layerIntegratedGradients, options) }
+}
+
+struct ExplainLayerConductance: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-conductance",
+                                                    abstract: "Integrated Gradients' flow through each unit of a layer (Captum's LayerConductance).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var path: PathOptions
+
+    var options: Options { layer.options.merging(path.options) }
+    func validate() throws { try common.check(.layerConductance, options) }
+    func run() throws { try common.run(.layerConductance, options) }
+}
+
+struct ExplainInternalInfluence: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "internal-influence",
+                                                    abstract: "A layer's gradient integrated along the input path (Captum's InternalInfluence).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var path: PathOptions
+
+    var options: Options { layer.options.merging(path.options) }
+    func validate() throws { try common.check(.internalInfluence, options) }
+    func run() throws { try common.run(.internalInfluence, options) }
+}
+
+struct ExplainGuidedGradCAM: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "guided-grad-cam",
+                                                    abstract: "Guided backpropagation times the upsampled Grad-CAM map, (N,3,H,W) (Captum's GuidedGradCam).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @Option(name: .long, help: "How the Grad-CAM map is resized to the input: nearest (default) or bilinear.")
+    var upsample: LayerInterpolation = .nearest
+
+    var options: Options { layer.options.merging(Options(["upsample": .string(upsample.rawValue)])) }
+    func validate() throws { try common.check(.guidedGradCAM, options) }
+    func run() throws { try common.run(.guidedGradCAM, options) }
+}
+
+/// The unit a neuron method explains.
+struct NeuronOptions: ParsableArguments {
+    @Option(name: .long, help: "The unit of the layer: C,H,W for a feature map, K for a 2-D layer.")
+    var neuron: String = ""
+
+    var options: Options { neuron.isEmpty ? Options() : Options(["neuron": .string(neuron)]) }
+}
+
+struct ExplainNeuronGradient: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neuron-gradient",
+                                                    abstract: "The gradient of one unit of a layer (Captum's NeuronGradient).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var neuron: NeuronOptions
+
+    var options: Options { layer.options.merging(neuron.options) }
+    func validate() throws { try common.check(.neuronGradient, options) }
+    func run() throws { try common.run(.neuronGradient, options) }
+}
+
+struct ExplainNeuronGuidedBackprop: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neuron-guided-backprop",
+                                                    abstract: "Guided backpropagation of one unit of a layer (Captum's NeuronGuidedBackprop).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var neuron: NeuronOptions
+
+    var options: Options { layer.options.merging(neuron.options) }
+    func validate() throws { try common.check(.neuronGuidedBackprop, options) }
+    func run() throws { try common.run(.neuronGuidedBackprop, options) }
+}
+
+struct ExplainNeuronIntegratedGradients: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neuron-integrated-gradients",
+                                                    abstract: "Integrated Gradients of one unit of a layer (Captum's NeuronIntegratedGradients).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var neuron: NeuronOptions
+    @OptionGroup var path: PathOptions
+
+    var options: Options { layer.options.merging(neuron.options).merging(path.options) }
+    func validate() throws { try common.check(.neuronIntegratedGradients, options) }
+    func run() throws { try common.run(.neuronIntegratedGradients, options) }
 }

@@ -43,6 +43,7 @@ final class LayerParityTests: XCTestCase {
     /// The case's options as the workflow reads them (numbers given as command-line text).
     func options(_ goldenCase: Case, extra: [String: OptionValue] = [:]) -> Options {
         var values: [String: OptionValue] = ["layer": .string(goldenCase.layer), "layer-input": .bool(goldenCase.layer_input)]
+        if let neuron = goldenCase.neuron { values["neuron"] = .array(neuron.map { .number(Double($0)) }) }
         for (name, value) in goldenCase.options {
             if name == "baseline", case .number(let number) = value {
                 values[name] = .string(String(number))
@@ -91,5 +92,25 @@ final class LayerParityTests: XCTestCase {
 
     func testLayerIntegratedGradients() throws {
         try check(["layer-integrated-gradients"], tolerance: 5e-3)
+    }
+
+    func testLayerConductance() throws {
+        try check(["layer-conductance"], tolerance: 5e-3)
+    }
+
+    func testInternalInfluence() throws {
+        try check(["internal-influence"], tolerance: 5e-3)
+    }
+
+    func testGuidedGradCam() throws {
+        try check(["guided-grad-cam"], tolerance: 1e-3)
+    }
+
+    func testNeuronGradientAndGuidedBackprop() throws {
+        try check(["neuron-gradient", "neuron-guided-backprop"], tolerance: 1e-3)
+    }
+
+    func testNeuronIntegratedGradients() throws {
+        try check(["neuron-integrated-gradients"], tolerance: 5e-3)
     }
 }

@@ -65,6 +65,25 @@ final class ExplainLayerCommandTests: XCTestCase {
         XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("gxa.npy"))).shape, [2, 256, 3, 2])
     }
 
+    func testNeuronAndGuidedGradCamMethodsKeepTheInputsShape() throws {
+        let neuron = try explain("neuron-gradient", ["--layer", "layer3", "--neuron", "5,1,1"], output: path("ng.npy"))
+        XCTAssertEqual(neuron.status, 0, neuron.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("ng.npy"))).shape, [2, 3, 40, 32])
+        let guided = try explain("guided-grad-cam", ["--layer", "layer4"], output: path("ggc.npy"))
+        XCTAssertEqual(guided.status, 0, guided.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("ggc.npy"))).shape, [2, 3, 40, 32])
+        let conductance = try explain("layer-conductance", ["--layer", "layer3", "--steps", "3"], output: path("lc.npy"))
+        XCTAssertEqual(conductance.status, 0, conductance.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("lc.npy"))).shape, [2, 256, 3, 2])
+
+        let outside = try explain("neuron-gradient", ["--layer", "layer3", "--neuron", "5,9,1"], output: path("bad.npy"))
+        XCTAssertNotEqual(outside.status, 0)
+        XCTAssertTrue(outside.stderr.contains("--neuron 5,9,1 is not a unit of layer 'layer3'"), outside.stderr)
+        let missing = try explain("neuron-integrated-gradients", ["--layer", "layer3"], output: path("bad.npy"))
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("needs --neuron C,H,W"), missing.stderr)
+    }
+
     func testBadLayerNamesAreOneClearLine() throws {
         let result = try explain("grad-cam", ["--layer", "layer4.1.conv9"], output: path("bad.npy"))
         XCTAssertNotEqual(result.status, 0)

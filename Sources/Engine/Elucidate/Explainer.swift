@@ -289,9 +289,10 @@ public struct ExplanationPlan: Sendable {
         settings = try SharedExplainSettings(reading: &reader)
         recipe = try MethodRecipe(method, reading: &reader, seed: settings.seed)
         try reader.finish(context: name)
-        if method.isLayerMethod, settings.noiseTunnel != nil {
-            // NoiseTunnel averages attributions of the input's shape; a layer's differ.
-            throw ElucidateError(.invalidArgument, "--noise-tunnel does not apply to \(name) (a layer method) yet")
+        if method.needsLayer, settings.noiseTunnel != nil {
+            // NoiseTunnel averages attributions of the input's shape; a layer's differ, and the
+            // neuron methods' inner methods have not been checked against Captum's tunnel.
+            throw ElucidateError(.invalidArgument, "--noise-tunnel does not apply to \(name) (a layer or neuron method) yet")
         }
     }
 

@@ -37,6 +37,18 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case gradCAM = "grad-cam"
     /// `LayerIntegratedGradients`: Integrated Gradients in a layer's space, the layer's shape.
     case layerIntegratedGradients = "layer-integrated-gradients"
+    /// `LayerConductance`: Integrated Gradients' flow through each unit of a layer, the layer's shape.
+    case layerConductance = "layer-conductance"
+    /// `InternalInfluence`: a layer's gradient integrated along the input path, the layer's shape.
+    case internalInfluence = "internal-influence"
+    /// `GuidedGradCam`: guided backpropagation times the upsampled Grad-CAM map, the input's shape.
+    case guidedGradCAM = "guided-grad-cam"
+    /// `NeuronAttribution(Saliency)`: the gradient of one unit of a layer, the input's shape.
+    case neuronGradient = "neuron-gradient"
+    /// `NeuronAttribution(ModifiedGradient(.guidedBackprop))`: guided backpropagation of one unit.
+    case neuronGuidedBackprop = "neuron-guided-backprop"
+    /// `NeuronAttribution(IntegratedGradients)`: Integrated Gradients of one unit of a layer.
+    case neuronIntegratedGradients = "neuron-integrated-gradients"
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -54,7 +66,17 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     /// Whether the method attributes to a named layer (`layer` option) rather than the input:
     /// its attributions have the layer's shape, not the input's.
     public var isLayerMethod: Bool {
-        [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients].contains(self)
+        [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
+         .internalInfluence].contains(self)
+    }
+
+    /// Whether the method reads a named layer (`layer` option): the layer methods, Guided
+    /// Grad-CAM and the neuron methods.
+    public var needsLayer: Bool { isLayerMethod || isNeuronMethod || self == .guidedGradCAM }
+
+    /// Whether the method explains one unit of a layer (`neuron` option) instead of a class.
+    public var isNeuronMethod: Bool {
+        [.neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients].contains(self)
     }
 
     /// Whether the method groups pixels into features (a mask) and scores perturbed copies.
@@ -193,7 +215,8 @@ struct MethodRecipe: Sendable {
                     return occlusion
                 }
             }
-        case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients:
+        case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
+             .internalInfluence, .guidedGradCAM, .neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients:
             guard let name = try reader.string("layer"), !name.isEmpty else {
                 throw ElucidateError(.invalidArgument,
                                      "\(method.rawValue) needs --layer NAME (a PyTorch module path such as layer4; `elucidate models --layers MODEL` lists them)")
@@ -201,6 +224,33 @@ struct MethodRecipe: Sendable {
             let layer = LayerChoice(name, atInput: try reader.bool("layer-input"))
             recorded["layer"] = name
             recorded["layer-input"] = String(layer.atInput)
+            var unit: [Int] = []
+            if method.isNeuronMethod {
+                guard let text = try reader.string("neuron") else {
+                    throw ElucidateError(.invalidArgument, "\(method.rawValue) needs --neuron C,H,W (or K for a 2-D layer)")
+                }
+                let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+                    .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw ElucidateError(.invalidArgument, "--neuron must be integers ≥ 0 separated by commas (C,H,W), got '\(text)'")
+                }
+                unit = parts.map { $0! }
+                recorded["neuron"] = unit.map(String.init).joined(separator: ",")
+            }
+            let neuron = unit
+            func pathSettings() throws(ElucidateError) -> (Int, Quadrature, BaselineSpec, Int) {
+                let steps = try reader.int("steps", default: 50)
+                let quadrature = try reader.choice("quadrature", Quadrature.self) ?? .gaussLegendre
+                // Conductance evaluates steps + 1 points, so any step count ≥ 1 has enough.
+                let minimum = method == .layerConductance ? 1 : quadrature.minimumSteps
+                if steps < minimum {
+                    throw ElucidateError(.invalidArgument, "--steps must be at least \(minimum) for \(quadrature.rawValue)")
+                }
+                let baseline = BaselineSpec(try baselineText())
+                recorded["steps"] = String(steps)
+                recorded["quadrature"] = quadrature.rawValue
+                return (steps, quadrature, baseline, try batchSize(16))
+            }
             switch method {
             case .layerActivation:
                 let size = try batchSize(16)
@@ -208,29 +258,48 @@ struct MethodRecipe: Sendable {
             case .layerGradientXActivation:
                 let size = try batchSize(16)
                 prepare = { { _, _ in LayerGradientXActivation(layer: layer, batchSize: size) } }
-            case .gradCAM:
-                let relu = try reader.bool("relu-attributions")
+            case .gradCAM, .guidedGradCAM:
+                let relu = method == .gradCAM ? try reader.bool("relu-attributions") : true
                 let upsample = try reader.choice("upsample", LayerInterpolation.self)
                 let size = try batchSize(16)
                 recorded["relu-attributions"] = String(relu)
-                if let upsample { recorded["upsample"] = upsample.rawValue }
-                prepare = { { _, _ in LayerGradCam(layer: layer, reluAttributions: relu, upsample: upsample, batchSize: size) } }
-            default:
-                let steps = try reader.int("steps", default: 50)
-                let quadrature = try reader.choice("quadrature", Quadrature.self) ?? .gaussLegendre
-                if steps < quadrature.minimumSteps {
-                    throw ElucidateError(.invalidArgument,
-                                         "--steps must be at least \(quadrature.minimumSteps) for \(quadrature.rawValue)")
+                if method == .gradCAM {
+                    if let upsample { recorded["upsample"] = upsample.rawValue }
+                    prepare = { { _, _ in LayerGradCam(layer: layer, reluAttributions: relu, upsample: upsample, batchSize: size) } }
+                } else {
+                    // Captum's GuidedGradCam interpolates with "nearest" unless told otherwise.
+                    let mode = upsample ?? .nearest
+                    recorded["upsample"] = mode.rawValue
+                    prepare = { { _, _ in GuidedGradCam(layer: layer, upsample: mode, batchSize: size) } }
                 }
-                let baseline = BaselineSpec(try baselineText())
+            case .neuronGradient:
                 let size = try batchSize(16)
-                recorded["steps"] = String(steps)
-                recorded["quadrature"] = quadrature.rawValue
+                prepare = { { _, _ in NeuronAttribution(Saliency(signed: true, batchSize: size), layer: layer, neuron: neuron) } }
+            case .neuronGuidedBackprop:
+                let size = try batchSize(16)
+                prepare = { { _, _ in
+                    NeuronAttribution(ModifiedGradient(.guidedBackprop, batchSize: size), layer: layer, neuron: neuron)
+                } }
+            default:
+                let (steps, quadrature, baseline, size) = try pathSettings()
                 prepare = { () throws(ElucidateError) -> MethodMaker in
                     let resolved = try baseline.load()
                     return { _, _ in
-                        LayerIntegratedGradients(layer: layer, steps: steps, quadrature: quadrature, baseline: resolved,
-                                                 internalBatchSize: size)
+                        switch method {
+                        case .layerConductance:
+                            return LayerConductance(layer: layer, steps: steps, quadrature: quadrature, baseline: resolved,
+                                                    internalBatchSize: size)
+                        case .internalInfluence:
+                            return InternalInfluence(layer: layer, steps: steps, quadrature: quadrature, baseline: resolved,
+                                                     internalBatchSize: size)
+                        case .neuronIntegratedGradients:
+                            return NeuronAttribution(IntegratedGradients(steps: steps, quadrature: quadrature, baseline: resolved,
+                                                                         internalBatchSize: size),
+                                                     layer: layer, neuron: neuron)
+                        default:
+                            return LayerIntegratedGradients(layer: layer, steps: steps, quadrature: quadrature,
+                                                            baseline: resolved, internalBatchSize: size)
+                        }
                     }
                 }
             }
