@@ -13,7 +13,8 @@ struct Explain: ParsableCommand {
             ExplainLayerActivation.self, ExplainLayerGradientXActivation.self, ExplainGradCAM.self,
             ExplainLayerIntegratedGradients.self, ExplainLayerConductance.self, ExplainInternalInfluence.self,
             ExplainGuidedGradCAM.self, ExplainNeuronGradient.self, ExplainNeuronGuidedBackprop.self,
-            ExplainNeuronIntegratedGradients.self,
+            ExplainNeuronIntegratedGradients.self, ExplainNeuronConductance.self, ExplainLayerDeepLift.self,
+            ExplainLayerFeatureAblation.self,
         ])
 }
 

@@ -170,3 +170,62 @@ struct ExplainNeuronIntegratedGradients: ParsableCommand {
     func validate() throws { try common.check(.neuronIntegratedGradients, options) }
     func run() throws { try common.run(.neuronIntegratedGradients, options) }
 }
+
+struct ExplainNeuronConductance: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neuron-conductance",
+                                                    abstract: "Integrated Gradients flowing through one unit of a layer (Captum's NeuronConductance).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @OptionGroup var neuron: NeuronOptions
+    @OptionGroup var path: PathOptions
+
+    var options: Options { layer.options.merging(neuron.options).merging(path.options) }
+    func validate() throws { try common.check(.neuronConductance, options) }
+    func run() throws { try common.run(.neuronConductance, options) }
+}
+
+struct ExplainLayerDeepLift: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-deeplift",
+                                                    abstract: "DeepLIFT (Rescale) of a layer (Captum's LayerDeepLift).")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .long, help: "The layer, by PyTorch module path ('elucidate models --layers MODEL' lists them).")
+    var layer: String = ""
+    @Flag(name: .customLong("layer-input"), help: "Attribute to the layer's input instead of its output.")
+    var layerInput = false
+    @Option(name: .long, help: "Input baseline: zero (default), a number, or a .npy of the input's shape.")
+    var baseline: String = "zero"
+    @Option(name: .customLong("internal-batch-size"), help: "Inputs per pass (each pass also runs their baselines).")
+    var internalBatchSize: Int = 8
+
+    var options: Options {
+        Options(["layer": .string(layer), "layer-input": .bool(layerInput), "baseline": .string(baseline),
+                 "internal-batch-size": .number(Double(internalBatchSize))])
+    }
+    func validate() throws { try common.check(.layerDeepLift, options) }
+    func run() throws { try common.run(.layerDeepLift, options) }
+}
+
+struct ExplainLayerFeatureAblation: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-feature-ablation",
+                                                    abstract: "Groups of a layer's units set to a baseline in turn (Captum's LayerFeatureAblation).")
+    @OptionGroup var common: ExplainOptions
+    @Option(name: .long, help: "The layer, by PyTorch module path ('elucidate models --layers MODEL' lists them).")
+    var layer: String = ""
+    @Flag(name: .customLong("layer-input"), help: "Ablate the layer's input instead of its output.")
+    var layerInput = false
+    @Option(name: .customLong("layer-mask"), help: "int32 .npy of group ids broadcastable to the layer's shape (default: every unit alone).")
+    var layerMask: String?
+    @Option(name: .long, help: "The value ablated units take.")
+    var baseline: Float = 0
+    @Option(name: .customLong("perturbations-per-eval"), help: "Ablated copies per forward pass.")
+    var perturbationsPerEval: Int = 1
+
+    var options: Options {
+        var options = Options(["layer": .string(layer), "layer-input": .bool(layerInput), "baseline": .number(Double(baseline)),
+                               "perturbations-per-eval": .number(Double(perturbationsPerEval))])
+        if let layerMask { options["layer-mask"] = .string(layerMask) }
+        return options
+    }
+    func validate() throws { try common.check(.layerFeatureAblation, options) }
+    func run() throws { try common.run(.layerFeatureAblation, options) }
+}

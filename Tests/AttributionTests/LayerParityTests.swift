@@ -45,7 +45,9 @@ final class LayerParityTests: XCTestCase {
         var values: [String: OptionValue] = ["layer": .string(goldenCase.layer), "layer-input": .bool(goldenCase.layer_input)]
         if let neuron = goldenCase.neuron { values["neuron"] = .array(neuron.map { .number(Double($0)) }) }
         for (name, value) in goldenCase.options {
-            if name == "baseline", case .number(let number) = value {
+            if name == "layer-mask", case .string(let file) = value {
+                values[name] = .string(fixtureURL("layers/\(file)").path)
+            } else if name == "baseline", case .number(let number) = value, goldenCase.method != "layer-feature-ablation" {
                 values[name] = .string(String(number))
             } else {
                 values[name] = value
@@ -108,6 +110,18 @@ final class LayerParityTests: XCTestCase {
 
     func testNeuronGradientAndGuidedBackprop() throws {
         try check(["neuron-gradient", "neuron-guided-backprop"], tolerance: 1e-3)
+    }
+
+    func testNeuronConductance() throws {
+        try check(["neuron-conductance"], tolerance: 5e-3)
+    }
+
+    func testLayerDeepLift() throws {
+        try check(["layer-deeplift"], tolerance: 1e-3)
+    }
+
+    func testLayerFeatureAblation() throws {
+        try check(["layer-feature-ablation"], tolerance: 1e-3)
     }
 
     func testNeuronIntegratedGradients() throws {

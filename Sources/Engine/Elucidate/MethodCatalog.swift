@@ -49,6 +49,12 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case neuronGuidedBackprop = "neuron-guided-backprop"
     /// `NeuronAttribution(IntegratedGradients)`: Integrated Gradients of one unit of a layer.
     case neuronIntegratedGradients = "neuron-integrated-gradients"
+    /// `NeuronConductance`: each input element's Integrated Gradients flowing through one unit.
+    case neuronConductance = "neuron-conductance"
+    /// `LayerDeepLift`: DeepLIFT (Rescale) of a layer against a baseline, the layer's shape.
+    case layerDeepLift = "layer-deeplift"
+    /// `LayerFeatureAblation`: groups of a layer's units set to a baseline in turn, the layer's shape.
+    case layerFeatureAblation = "layer-feature-ablation"
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -67,7 +73,7 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     /// its attributions have the layer's shape, not the input's.
     public var isLayerMethod: Bool {
         [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
-         .internalInfluence].contains(self)
+         .internalInfluence, .layerDeepLift, .layerFeatureAblation].contains(self)
     }
 
     /// Whether the method reads a named layer (`layer` option): the layer methods, Guided
@@ -76,7 +82,7 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
 
     /// Whether the method explains one unit of a layer (`neuron` option) instead of a class.
     public var isNeuronMethod: Bool {
-        [.neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients].contains(self)
+        [.neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients, .neuronConductance].contains(self)
     }
 
     /// Whether the method groups pixels into features (a mask) and scores perturbed copies.
@@ -216,7 +222,8 @@ struct MethodRecipe: Sendable {
                 }
             }
         case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
-             .internalInfluence, .guidedGradCAM, .neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients:
+             .internalInfluence, .guidedGradCAM, .neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients,
+             .neuronConductance, .layerDeepLift, .layerFeatureAblation:
             guard let name = try reader.string("layer"), !name.isEmpty else {
                 throw ElucidateError(.invalidArgument,
                                      "\(method.rawValue) needs --layer NAME (a PyTorch module path such as layer4; `elucidate models --layers MODEL` lists them)")
@@ -272,6 +279,32 @@ struct MethodRecipe: Sendable {
                     recorded["upsample"] = mode.rawValue
                     prepare = { { _, _ in GuidedGradCam(layer: layer, upsample: mode, batchSize: size) } }
                 }
+            case .layerDeepLift:
+                let baseline = BaselineSpec(try baselineText())
+                let size = try batchSize(8)
+                prepare = { () throws(ElucidateError) -> MethodMaker in
+                    let resolved = try baseline.load()
+                    return { _, _ in LayerDeepLift(layer: layer, baseline: resolved, batchSize: size) }
+                }
+            case .layerFeatureAblation:
+                let maskFile = try reader.string("layer-mask")
+                let baselineValue = try reader.float("baseline", default: 0)
+                if !baselineValue.isFinite { throw ElucidateError(.invalidArgument, "--baseline must be a finite number") }
+                let perEval = try reader.int("perturbations-per-eval", default: 1)
+                if perEval < 1 { throw ElucidateError(.invalidArgument, "--perturbations-per-eval must be at least 1") }
+                recorded["baseline"] = String(baselineValue)
+                recorded["perturbations-per-eval"] = String(perEval)
+                if let maskFile {
+                    recorded["layer-mask"] = maskFile
+                    files.append(maskFile)
+                }
+                prepare = { () throws(ElucidateError) -> MethodMaker in
+                    let mask = try maskFile.map { path throws(ElucidateError) in try NPY.readInt32(URL(fileURLWithPath: path)) }
+                    return { _, _ in
+                        LayerFeatureAblation(layer: layer, mask: mask.map { ($0.shape, $0.values) }, baseline: baselineValue,
+                                             perturbationsPerEval: perEval)
+                    }
+                }
             case .neuronGradient:
                 let size = try batchSize(16)
                 prepare = { { _, _ in NeuronAttribution(Saliency(signed: true, batchSize: size), layer: layer, neuron: neuron) } }
@@ -292,6 +325,9 @@ struct MethodRecipe: Sendable {
                         case .internalInfluence:
                             return InternalInfluence(layer: layer, steps: steps, quadrature: quadrature, baseline: resolved,
                                                      internalBatchSize: size)
+                        case .neuronConductance:
+                            return NeuronConductance(layer: layer, neuron: neuron, steps: steps, quadrature: quadrature,
+                                                     baseline: resolved, internalBatchSize: size)
                         case .neuronIntegratedGradients:
                             return NeuronAttribution(IntegratedGradients(steps: steps, quadrature: quadrature, baseline: resolved,
                                                                          internalBatchSize: size),

@@ -87,4 +87,24 @@ struct LayerGradientEvaluator {
         func joined(_ parts: [Tensor]) -> Tensor { parts.count == 1 ? parts[0] : Tensor.concatenatingRows(parts) }
         return (joined(values), wanted ? joined(gradients) : Tensor(zeros: [0]))
     }
+
+    /// The target logits for inputs `[B, C, H, W]`, each row's layer replaced by its row of
+    /// `replacements` `[B, …]` (no backward), `batchSize` rows per pass.
+    func scores(_ inputs: Tensor, targets: [Int], replacements: Tensor) throws(ElucidateError) -> [Float] {
+        var scores: [Float] = []
+        let rows = inputs.shape[0]
+        var start = 0
+        while start < rows {
+            let end = min(rows, start + max(1, batchSize))
+            let graph = Graph(reluRule: reluRule)
+            let x = graph.input(inputs.rows(start..<end), requiresGradient: false)
+            let logits = try model.logits(x, in: graph, tapping: layer.tap(replacing: replacements.rows(start..<end))).logits
+            let classes = logits.shape[1]
+            logits.value.withUnsafeBufferPointer { values in
+                for (row, target) in targets[start..<end].enumerated() { scores.append(values[row * classes + target]) }
+            }
+            start = end
+        }
+        return scores
+    }
 }

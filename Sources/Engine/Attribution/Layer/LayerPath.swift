@@ -6,10 +6,11 @@ extension LayerGradientEvaluator {
     /// The layer's values and target gradients at the input-space path points
     /// `baseline + α(input − baseline)` for every α, in Captum's order (step-major: all rows
     /// at α₀, then at α₁, …), `batchSize` points per pass. `body` hears each pass's range of
-    /// points and their values and gradients `[points, …]`; `passed` the passes done.
+    /// points, the points themselves `[points, C, H, W]`, and the layer's values and gradients
+    /// `[points, …]` there; `passed` the passes done.
     func alongPath(_ inputs: Tensor, baselines: Tensor, alphas: [Double], targets: [Int],
                    passed: (Int) -> Void,
-                   _ body: (Range<Int>, Tensor, Tensor) throws(ElucidateError) -> Void) throws(ElucidateError) {
+                   _ body: (Range<Int>, Tensor, Tensor, Tensor) throws(ElucidateError) -> Void) throws(ElucidateError) {
         let rows = inputs.shape[0], rowSize = inputs.count / rows
         let difference = inputs.zipMap(baselines) { $0 - $1 }
         let points = alphas.count * rows
@@ -29,10 +30,9 @@ extension LayerGradientEvaluator {
                 }
             }
             let chunk = LayerGradientEvaluator(model: model, layer: layer, batchSize: last - first, reluRule: reluRule)
-            let (values, gradients) = try chunk.evaluate(
-                Tensor(shape: [last - first] + inputs.shape.dropFirst(), values: batch),
-                targets: (first..<last).map { targets[$0 % rows] })
-            try body(first..<last, values, gradients)
+            let pointTensor = Tensor(shape: [last - first] + inputs.shape.dropFirst(), values: batch)
+            let (values, gradients) = try chunk.evaluate(pointTensor, targets: (first..<last).map { targets[$0 % rows] })
+            try body(first..<last, pointTensor, values, gradients)
             passes += 1
             passed(passes)
             first = last
@@ -87,7 +87,7 @@ public struct LayerConductance: BaselineAttributionMethod {
         var values: [Float] = [], gradients: [Float] = []
         var layerShape: [Int] = []
         try evaluator.alongPath(inputs, baselines: baselines, alphas: alphas, targets: targets,
-                                passed: { progress?($0, total) }) { _, value, gradient in
+                                passed: { progress?($0, total) }) { _, _, value, gradient in
             layerShape = Array(value.shape.dropFirst())
             values += value.scalars
             gradients += gradient.scalars
@@ -155,7 +155,7 @@ public struct InternalInfluence: BaselineAttributionMethod {
         var totals: [Float] = []
         var layerShape: [Int] = []
         try evaluator.alongPath(inputs, baselines: try baseline.expanded(like: inputs), alphas: alphas, targets: targets,
-                                passed: { progress?($0, total) }) { range, _, gradient in
+                                passed: { progress?($0, total) }) { range, _, _, gradient in
             layerShape = Array(gradient.shape.dropFirst())
             let rowSize = layerShape.reduce(1, *)
             if totals.isEmpty { totals = [Float](repeating: 0, count: rows * rowSize) }
