@@ -228,6 +228,11 @@ public func elu_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?
         let handle = try modelHandle(model)
         let classifier = handle.classifier
         let methodName = try string(method, "method")
+        if let known = ExplainMethod(rawValue: methodName), known.isLayerMethod {
+            // The caller's buffer holds the input's shape; a layer method's attributions have the
+            // layer's, which this ABI cannot return. Refused before any work.
+            throw invalid("\(methodName) gives attributions of the layer's shape, and elu_explain writes the input's: use the library or `elucidate explain \(methodName)`")
+        }
         let options = try Options(json: try optionalString(optionsJSON, "options_json"))
         let checked = try checkedShape(shape, channels: classifier.network.inputChannels)
         let inputs = try tensor(input, "input", checked)

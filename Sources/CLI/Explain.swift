@@ -14,7 +14,7 @@ struct Explain: ParsableCommand {
             ExplainLayerIntegratedGradients.self, ExplainLayerConductance.self, ExplainInternalInfluence.self,
             ExplainGuidedGradCAM.self, ExplainNeuronGradient.self, ExplainNeuronGuidedBackprop.self,
             ExplainNeuronIntegratedGradients.self, ExplainNeuronConductance.self, ExplainLayerDeepLift.self,
-            ExplainLayerFeatureAblation.self,
+            ExplainLayerFeatureAblation.self, ExplainLayerGradientSHAP.self,
         ])
 }
 

@@ -229,3 +229,24 @@ struct ExplainLayerFeatureAblation: ParsableCommand {
     func validate() throws { try common.check(.layerFeatureAblation, options) }
     func run() throws { try common.run(.layerFeatureAblation, options) }
 }
+
+struct ExplainLayerGradientSHAP: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "layer-gradient-shap",
+                                                    abstract: "GradientSHAP at a layer (Captum's LayerGradientShap).")
+    @OptionGroup var common: ExplainOptions
+    @OptionGroup var layer: LayerOptions
+    @Option(name: .long, help: "Random draws per input.")
+    var samples: Int = 5
+    @Option(name: .long, help: "Standard deviation of Gaussian noise added to the input.")
+    var stdev: Float = 0
+    @Option(name: .long, help: "A .npy of baselines (B,3,H,W) to draw from (default: a zero image and 4 noise images).")
+    var baselines: String?
+
+    var options: Options {
+        var options = layer.options.merging(Options(["samples": .number(Double(samples)), "stdev": .number(Double(stdev))]))
+        if let baselines { options["baselines"] = .string(baselines) }
+        return options
+    }
+    func validate() throws { try common.check(.layerGradientSHAP, options) }
+    func run() throws { try common.run(.layerGradientSHAP, options) }
+}

@@ -112,6 +112,25 @@ final class LayerParityTests: XCTestCase {
         try check(["neuron-gradient", "neuron-guided-backprop"], tolerance: 1e-3)
     }
 
+    /// Captum draws with numpy; the golden records its draws (baseline index, α), which the
+    /// method takes in place of its own.
+    func testLayerGradientSHAPWithCaptumsDraws() throws {
+        let goldenCase = try XCTUnwrap(Self.cases.first { $0.method == "layer-gradient-shap" })
+        let network = try classifier(goldenCase).network
+        let input = DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape)
+        let baselines = try NPY.readFloat32(fixtureURL("layers/r18_gradient_shap_baselines.npy"))
+        let recorded = try NPY.readFloat32(fixtureURL("layers/r18_layer_gradient_shap_layer3_samples.npy"))
+        let draws = (0..<recorded.shape[0]).map { LayerGradientSHAP.Draw(baseline: Int(recorded[$0, 0]), alpha: recorded[$0, 1]) }
+        let method = LayerGradientSHAP(layer: LayerChoice(goldenCase.layer), samples: draws.count / input.shape[0],
+                                       baselines: .tensor(baselines), seed: 0, draws: draws)
+        let attribution = try method.attribute(network, inputs: input, targets: try XCTUnwrap(goldenCase.targets))
+        let expected = try NPY.readFloat32(fixtureURL("layers/\(goldenCase.output)"))
+        XCTAssertEqual(attribution.values.shape, expected.shape)
+        let error = relativeL2Error(attribution.values.scalars, expected.scalars)
+        print("layer parity \(goldenCase.output): relative L2 \(String(format: "%.3g", error))")
+        XCTAssertLessThanOrEqual(error, 1e-3)
+    }
+
     func testNeuronConductance() throws {
         try check(["neuron-conductance"], tolerance: 5e-3)
     }

@@ -78,6 +78,20 @@ final class CAPITests: TemporaryFolderTestCase {
     }
 
     /// An error's message is the command line's line for the same error, without "elucidate: ".
+    /// A layer method's attributions have the layer's shape, which `elu_explain`'s input-shaped
+    /// buffer cannot hold: one clear error before any work.
+    func testLayerMethodsAreRefusedByElucidateExplain() throws {
+        let parity = try compile("parity", source: packageRootURL.appendingPathComponent("Tests/CAPITests/Programs/parity.c"))
+        let input = path("small.f32")
+        try DeterministicWeights.input(shape: [1, 3, 28, 28]).withUnsafeBufferPointer {
+            try Data(buffer: $0).write(to: URL(fileURLWithPath: input))
+        }
+        let result = try run(parity, ["fashion-mnist-resnet", input, "1", "3", "28", "28", "grad-cam", #"{"layer": "layer4"}"#,
+                                      "predicted", path("cam.f32")])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("grad-cam gives attributions of the layer's shape"), result.stderr)
+    }
+
     func testErrorMessageIsTheCommandLinesLine() throws {
         let explain = try compile("explain")
         let missing = path("missing.png")
@@ -107,6 +121,9 @@ final class CAPITests: TemporaryFolderTestCase {
         let cases = [
             ("attributions/r34_ig_gausslegendre.npy", "integrated-gradients", #"{"steps": 16, "internal-batch-size": 8}"#, 5e-3),
             ("perturbation/r34_occlusion.npy", "occlusion", #"{"window": [3, 45, 45], "stride": [3, 40, 40], "baseline": 0}"#, 1e-3),
+            // Layer-reading methods whose attributions have the input's shape (tools/golden_layers.py).
+            ("layers/r34_guided_grad_cam_layer4.npy", "guided-grad-cam", #"{"layer": "layer4"}"#, 1e-3),
+            ("layers/r34_neuron_gradient_layer4.npy", "neuron-gradient", #"{"layer": "layer4", "neuron": [12, 3, 4]}"#, 1e-3),
         ]
         for (golden, method, options, bound) in cases {
             let out = path("\(method).f32")

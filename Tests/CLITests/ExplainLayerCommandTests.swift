@@ -84,6 +84,30 @@ final class ExplainLayerCommandTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("needs --neuron C,H,W"), missing.stderr)
     }
 
+    func testDeepLiftAblationAndSeededGradientSHAP() throws {
+        let deeplift = try explain("layer-deeplift", ["--layer", "layer1.0.bn1", "--json"], output: path("dl.npy"))
+        XCTAssertEqual(deeplift.status, 0, deeplift.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: path("dl.npy"))).shape, [2, 64, 10, 8])
+        try NPY.write(int32: (0..<6).map { Int32($0 % 2) }, shape: [1, 1, 3, 2], to: URL(fileURLWithPath: path("mask.npy")))
+        let ablation = try explain("layer-feature-ablation", ["--layer", "layer3", "--layer-mask", path("mask.npy")],
+                                   output: path("fa.npy"))
+        XCTAssertEqual(ablation.status, 0, ablation.stderr)
+        let ablated = try NPY.readFloat32(URL(fileURLWithPath: path("fa.npy")))
+        XCTAssertEqual(ablated.shape, [2, 256, 3, 2])
+        XCTAssertEqual(ablated[0, 0, 0, 0], ablated[0, 255, 1, 0], "one group: one value")
+        let badMask = try explain("layer-feature-ablation", ["--layer", "layer4", "--layer-mask", path("mask.npy")],
+                                  output: path("bad.npy"))
+        XCTAssertNotEqual(badMask.status, 0)
+        XCTAssertTrue(badMask.stderr.contains("does not broadcast"), badMask.stderr)
+        for name in ["shap1.npy", "shap2.npy"] {
+            let shap = try explain("layer-gradient-shap", ["--layer", "layer3", "--samples", "3", "--seed", "7"], output: path(name))
+            XCTAssertEqual(shap.status, 0, shap.stderr)
+        }
+        let first = try NPY.readFloat32(URL(fileURLWithPath: path("shap1.npy")))
+        XCTAssertEqual(first.shape, [2, 256, 3, 2])
+        XCTAssertTrue(first.scalars == (try NPY.readFloat32(URL(fileURLWithPath: path("shap2.npy")))).scalars, "same seed, same draws")
+    }
+
     func testBadLayerNamesAreOneClearLine() throws {
         let result = try explain("grad-cam", ["--layer", "layer4.1.conv9"], output: path("bad.npy"))
         XCTAssertNotEqual(result.status, 0)

@@ -103,7 +103,10 @@ int elu_predict(const elu_model *model, const float *input, const int64_t shape[
  * `targets` holds N class indices to explain, or is NULL for each row's predicted class.
  * Writes N·C·H·W attributions (the input's shape) to the caller's buffer `attributions`,
  * and, when `report_json` is not NULL, sets *report_json to a new string holding the JSON
- * report `elucidate explain --json` prints (free it with elu_string_free; NULL on failure). */
+ * report `elucidate explain --json` prints (free it with elu_string_free; NULL on failure).
+ * Methods whose attributions have a layer's shape ("grad-cam", "layer-…", "internal-influence")
+ * are refused with ELU_INVALID_ARGUMENT; those with the input's shape ("guided-grad-cam",
+ * "neuron-…", with their "layer" and "neuron" options) work. */
 int elu_explain(const elu_model *model, const char *method, const char *options_json,
                 const float *input, const int64_t shape[4], const int64_t *targets,
                 float *attributions, char **report_json, char **error);

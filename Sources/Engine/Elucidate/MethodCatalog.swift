@@ -55,6 +55,8 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case layerDeepLift = "layer-deeplift"
     /// `LayerFeatureAblation`: groups of a layer's units set to a baseline in turn, the layer's shape.
     case layerFeatureAblation = "layer-feature-ablation"
+    /// `LayerGradientSHAP`: GradientSHAP at a layer (random baselines and path points), the layer's shape.
+    case layerGradientSHAP = "layer-gradient-shap"
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -73,7 +75,7 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     /// its attributions have the layer's shape, not the input's.
     public var isLayerMethod: Bool {
         [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
-         .internalInfluence, .layerDeepLift, .layerFeatureAblation].contains(self)
+         .internalInfluence, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP].contains(self)
     }
 
     /// Whether the method reads a named layer (`layer` option): the layer methods, Guided
@@ -223,7 +225,7 @@ struct MethodRecipe: Sendable {
             }
         case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
              .internalInfluence, .guidedGradCAM, .neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients,
-             .neuronConductance, .layerDeepLift, .layerFeatureAblation:
+             .neuronConductance, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP:
             guard let name = try reader.string("layer"), !name.isEmpty else {
                 throw ElucidateError(.invalidArgument,
                                      "\(method.rawValue) needs --layer NAME (a PyTorch module path such as layer4; `elucidate models --layers MODEL` lists them)")
@@ -285,6 +287,29 @@ struct MethodRecipe: Sendable {
                 prepare = { () throws(ElucidateError) -> MethodMaker in
                     let resolved = try baseline.load()
                     return { _, _ in LayerDeepLift(layer: layer, baseline: resolved, batchSize: size) }
+                }
+            case .layerGradientSHAP:
+                let samples = try reader.int("samples", default: 5)
+                if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
+                let stdev = try reader.float("stdev", default: 0)
+                if !(stdev >= 0) || !stdev.isFinite { throw ElucidateError(.invalidArgument, "--stdev must be a number ≥ 0") }
+                let baselines = try reader.string("baselines")
+                let size = try batchSize(16)
+                recorded["samples"] = String(samples)
+                recorded["stdev"] = String(stdev)
+                recorded["seed"] = String(seed)
+                if let baselines {
+                    recorded["baselines"] = baselines
+                    files.append(baselines)
+                }
+                prepare = { () throws(ElucidateError) -> MethodMaker in
+                    let distribution: GradientSHAP.Baselines = try baselines.map { path throws(ElucidateError) in
+                        .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: path), what: "the baselines"))
+                    } ?? .zeroAndNoise(noiseImages: 4)
+                    return { _, _ in
+                        LayerGradientSHAP(layer: layer, samples: samples, stdev: stdev, baselines: distribution,
+                                          batchSize: size, seed: seed)
+                    }
                 }
             case .layerFeatureAblation:
                 let maskFile = try reader.string("layer-mask")

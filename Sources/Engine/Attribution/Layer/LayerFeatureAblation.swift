@@ -86,7 +86,7 @@ public struct LayerFeatureAblation: AttributionMethod {
         guard mask.shape.count == layerShape.count,
               zip(mask.shape, layerShape).allSatisfy({ $0 == 1 || $0 == $1 }) else {
             throw ElucidateError(.invalidArgument,
-                                 "the layer mask's shape \(mask.shape) does not broadcast to layer '\(layer.name)''s \(layerShape)")
+                                 "the layer mask's shape \(mask.shape) does not broadcast to the shape \(layerShape) of layer '\(layer.name)'")
         }
         var ids = [Int32](repeating: 0, count: count)
         var index = [Int](repeating: 0, count: layerShape.count)
