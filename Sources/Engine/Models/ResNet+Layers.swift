@@ -29,12 +29,18 @@ public struct LayerTap: Sendable {
     /// When set, the forward uses this tensor in place of the module's output (or input), as
     /// a Captum forward hook returning a tensor does. Its shape must be the replaced one's.
     public var replacement: Tensor?
+    /// When set (and tapping an output), the output continues as a new leaf holding the same
+    /// values, so a backward from the logits ends at the layer and spends nothing below it.
+    /// Not for gradients below the layer (neuron methods), nor for inputs: an input tensor has
+    /// other uses (a block's shortcut) whose gradients Captum counts.
+    public var stopsGradient: Bool
 
     /// A tap on `name`'s output (or its input when `atInput`), optionally replacing it.
-    public init(_ name: String, atInput: Bool = false, replacement: Tensor? = nil) {
+    public init(_ name: String, atInput: Bool = false, replacement: Tensor? = nil, stopsGradient: Bool = false) {
         self.name = name
         self.atInput = atInput
         self.replacement = replacement
+        self.stopsGradient = stopsGradient
     }
 }
 
@@ -52,15 +58,17 @@ final class LayerHook {
     let target: String?
     let atInput: Bool
     let replacement: Tensor?
+    let stopsGradient: Bool
     /// The tapped module's output (or input) as a graph variable, once the forward passed it.
     var captured: Variable?
     /// Output shapes by torchvision name (recording mode).
     var shapes: [String: [Int]] = [:]
 
-    init(target: String?, atInput: Bool, replacement: Tensor?) {
+    init(target: String?, atInput: Bool, replacement: Tensor?, stopsGradient: Bool = false) {
         self.target = target
         self.atInput = atInput
         self.replacement = replacement
+        self.stopsGradient = stopsGradient
     }
 
     /// Whether the module `prefix` (a block or the stem) must run unfolded: it holds the
@@ -86,7 +94,11 @@ final class LayerHook {
         }
         var y = try body(input)
         if !atInput {
-            if let replacement { y = try leaf(replacement, replacing: y, in: graph) }
+            if let replacement {
+                y = try leaf(replacement, replacing: y, in: graph)
+            } else if stopsGradient {
+                y = graph.input(y.value)
+            }
             captured = y
         }
         return y
@@ -168,7 +180,8 @@ extension ResNet {
             throw ElucidateError(.invalidArgument,
                                  "layer '\(tap.name)' is one ReLU module called several times in its block; PyTorch would replace every call: replace the block ('\(tap.name.dropLast(5))') instead")
         }
-        let hook = LayerHook(target: name, atInput: tap.atInput, replacement: tap.replacement)
+        let hook = LayerHook(target: name, atInput: tap.atInput, replacement: tap.replacement,
+                             stopsGradient: tap.stopsGradient)
         let logits = try self.logits(input, in: graph, hook: hook)
         guard let layer = hook.captured else {
             throw ElucidateError(.invalidArgument, "layer '\(tap.name)' is not reached by the forward pass")

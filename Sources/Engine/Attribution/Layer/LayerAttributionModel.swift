@@ -33,10 +33,15 @@ public struct LayerChoice: Sendable, Equatable {
         self.atInput = atInput
     }
 
-    /// A tap on this layer, replacing it with `replacement` when given.
-    func tap(replacing replacement: Tensor? = nil) -> LayerTap {
-        LayerTap(name, atInput: atInput, replacement: replacement)
+    /// A tap on this layer, replacing it with `replacement` when given; with `stopsGradient`,
+    /// an output tap ends the backward at the layer (see `LayerTap.stopsGradient`).
+    func tap(replacing replacement: Tensor? = nil, stopsGradient: Bool = false) -> LayerTap {
+        LayerTap(name, atInput: atInput, replacement: replacement, stopsGradient: stopsGradient && !atInput)
     }
+
+    /// Whether the input must carry a gradient for the layer's gradient to be recorded: only
+    /// for an input tap without replacement, which is an upstream tensor, not a new leaf.
+    func needsInputGradient(replacing: Bool) -> Bool { atInput && !replacing }
 }
 
 extension AttributionMethod {
@@ -71,10 +76,13 @@ struct LayerGradientEvaluator {
         while start < rows {
             let end = min(rows, start + max(1, batchSize))
             let graph = Graph(reluRule: reluRule)
-            // The input needs a gradient so the ops after it record their backward (the tapped layer is
-            // one of them); backward stops at the layer, so this costs nothing more.
-            let x = graph.input(inputs.rows(start..<end))
-            let (logits, tapped) = try model.logits(x, in: graph, tapping: layer.tap(replacing: replacements?.rows(start..<end)))
+            // An output tap (or a replacement) is a leaf of its own, so the input needs no gradient
+            // and backward ends at the layer; an input tap is an upstream tensor, which needs the
+            // ops before it recorded (backward then runs on to the input: correct, not minimal).
+            let x = graph.input(inputs.rows(start..<end),
+                                requiresGradient: wanted && layer.needsInputGradient(replacing: replacements != nil))
+            let (logits, tapped) = try model.logits(x, in: graph, tapping: layer.tap(replacing: replacements?.rows(start..<end),
+                                                                                     stopsGradient: wanted))
             values.append(tapped.value)
             if wanted {
                 let seed = GradientEvaluator<ResNet>.seed(logits: logits.value, targets: targets[start..<end])
