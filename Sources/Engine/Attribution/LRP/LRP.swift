@@ -51,6 +51,13 @@ public struct LRP: AttributionMethod {
         (zip(mean, std).map { (0 - $0) / $1 }, zip(mean, std).map { (1 - $0) / $1 })
     }
 
+    /// Throws `.invalidArgument` unless `low` and `high` each hold one value or one per channel.
+    public func checkBounds(channels: Int) throws(ElucidateError) {
+        let probe = Tensor(zeros: [1, channels, 1, 1])
+        _ = try LRPRule.perChannel(low, like: probe, name: "low")
+        _ = try LRPRule.perChannel(high, like: probe, name: "high")
+    }
+
     /// Passes: ⌈N / batchSize⌉.
     public func progressTotal(inputShape: [Int]) -> Int {
         passCount(rows: inputShape[0], batchSize: batchSize)
