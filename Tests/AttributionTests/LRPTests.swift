@@ -50,7 +50,16 @@ final class LRPTests: XCTestCase {
     /// With no biases and the epsilon (and z+, flat-free) rules, relevance is conserved: the input's
     /// relevances sum to ≈ 1, the one-hot started from (z / s(z) with z the target logit).
     func testConservationOnTinyBiasFreeNetwork() throws {
-        var dict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 5)
+        try checkConservation(ResNetArchitecture.named("resnet18")!)
+    }
+
+    /// The same through Bottleneck blocks (three convolutions, a downsample in every stage).
+    func testConservationThroughBottlenecks() throws {
+        try checkConservation(ResNetArchitecture(block: .bottleneck, blocksPerStage: [1, 2, 1, 1]))
+    }
+
+    private func checkConservation(_ arch: ResNetArchitecture, file: StaticString = #filePath, line: UInt = #line) throws {
+        var dict = DeterministicWeights.stateDict(arch, classes: 5)
         for key in dict.keys where key.hasSuffix("running_mean") || key.hasSuffix(".bias") {
             dict.tensors[key] = Tensor(zeros: dict[key]!.shape)
         }
@@ -62,7 +71,7 @@ final class LRPTests: XCTestCase {
             let values = try LRP(composite: composite, batchSize: 1).attribute(network, inputs: input, targets: targets).values
             XCTAssertEqual(values.shape, input.shape)
             for (row, sum) in values.rowSums().enumerated() where abs(logits[row, targets[row]]) > 1e-3 {
-                XCTAssertEqual(sum, 1, accuracy: 2e-3, "\(composite.rawValue) row \(row)")
+                XCTAssertEqual(sum, 1, accuracy: 2e-3, "\(composite.rawValue) row \(row)", file: file, line: line)
             }
         }
     }
