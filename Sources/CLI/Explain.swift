@@ -15,6 +15,7 @@ struct Explain: ParsableCommand {
             ExplainGuidedGradCAM.self, ExplainNeuronGradient.self, ExplainNeuronGuidedBackprop.self,
             ExplainNeuronIntegratedGradients.self, ExplainNeuronConductance.self, ExplainLayerDeepLift.self,
             ExplainLayerFeatureAblation.self, ExplainLayerGradientSHAP.self,
+            ExplainLRP.self,
         ])
 }
 

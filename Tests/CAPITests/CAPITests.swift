@@ -124,17 +124,20 @@ final class CAPITests: TemporaryFolderTestCase {
             // Layer-reading methods whose attributions have the input's shape (tools/golden_layers.py).
             ("layers/r34_guided_grad_cam_layer4.npy", "guided-grad-cam", #"{"layer": "layer4"}"#, 1e-3),
             ("layers/r34_neuron_gradient_layer4.npy", "neuron-gradient", #"{"layer": "layer4", "neuron": [12, 3, 4]}"#, 1e-3),
+            // LRP against Zennit 0.5.1 (tools/golden_cam.py), the issue's bound.
+            ("cam/r34_lrp_epsilon_plus_flat.npy", "lrp", #"{"composite": "epsilon-plus-flat"}"#, 5e-3),
+            ("cam/r34_lrp_epsilon_gamma_box.npy", "lrp", #"{"composite": "epsilon-gamma-box", "low": "-2.1179039478302,-2.0357141494750977,-1.804444432258606", "high": "2.248908281326294,2.4285714626312256,2.640000104904175"}"#, 5e-3),
         ]
         for (golden, method, options, bound) in cases {
-            let out = path("\(method).f32")
+            let out = path("\(URL(fileURLWithPath: golden).lastPathComponent).f32")
             let result = try run(parity, [weights, inputFile, "1", "3", "224", "224", method, options, "264", out])
             XCTAssertEqual(result.status, 0, "\(method): \(result.stderr)")
             let values = try Data(contentsOf: URL(fileURLWithPath: out)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
             let expected = try NPY.readFloat32(fixtureURL(golden))
             XCTAssertEqual(values.count, expected.count, method)
             let error = relativeL2Error(values, expected.scalars)
-            XCTAssertLessThanOrEqual(error, bound, "\(method) through the C API: relative L2 error \(error) vs Captum")
-            print("\(method) through the C API: relative L2 error vs Captum \(error)")
+            XCTAssertLessThanOrEqual(error, bound, "\(method) \(options) through the C API: relative L2 error \(error) vs the golden")
+            print("\(method) through the C API: relative L2 error vs its golden \(error)")
             XCTAssertTrue(result.stdout.contains("\"method\" : \"\(method)\""), result.stdout)
         }
     }

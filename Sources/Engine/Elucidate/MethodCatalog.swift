@@ -57,6 +57,8 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case layerFeatureAblation = "layer-feature-ablation"
     /// `LayerGradientSHAP`: GradientSHAP at a layer (random baselines and path points), the layer's shape.
     case layerGradientSHAP = "layer-gradient-shap"
+    /// `LRP`: layer-wise relevance propagation with one of Zennit's composites (ResNets, torchvision head).
+    case lrp
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -194,6 +196,9 @@ struct MethodRecipe: Sendable {
                 let distribution = try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines")
                 return { _, _ in DeepLiftSHAP(baselines: distribution, batchSize: size) }
             }
+        case .lrp:
+            let size = try batchSize(8)
+            prepare = try Self.lrpMethod(reading: &reader, recording: &recorded, batchSize: size)
         case .occlusion:
             let windowText = try reader.string("window", default: "3,15,15")
             let strideText = try reader.string("stride", default: "3,8,8")
