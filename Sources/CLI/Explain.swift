@@ -15,7 +15,7 @@ struct Explain: ParsableCommand {
             ExplainGuidedGradCAM.self, ExplainNeuronGradient.self, ExplainNeuronGuidedBackprop.self,
             ExplainNeuronIntegratedGradients.self, ExplainNeuronConductance.self, ExplainLayerDeepLift.self,
             ExplainLayerFeatureAblation.self, ExplainLayerGradientSHAP.self,
-        ])
+        ] + camSubcommands)
 }
 
 /// What every `explain` method shares: the model, the input, the target, the output and
