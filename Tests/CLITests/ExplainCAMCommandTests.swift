@@ -76,4 +76,22 @@ final class ExplainCAMCommandTests: XCTestCase {
         XCTAssertNotEqual(batch.status, 0)
         XCTAssertTrue(batch.stderr.contains("--batch-size must be at least 1"), batch.stderr)
     }
+
+    /// `--visualize` and `elucidate visualize` draw (N,1,h,w) maps upsampled to the photo, and
+    /// the cam-overlay view is pytorch-grad-cam's show_cam_on_image.
+    func testCAMPicturesAreDrawnOverThePhoto() throws {
+        let result = try explain("layer-cam", ["--layer", "layer3", "--visualize", path("cam.png"),
+                                               "--panels", "original-image:all,heat-map:positive,cam-overlay:positive"],
+                                 output: path("cam.npy"))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("cam.png")))
+
+        let bare = try runElucidate(["visualize", path("cam.npy"), "--input-tensor", input, "--index", "1",
+                                     "--out", path("overlay.png"), "--panels", "cam-overlay:positive"])
+        XCTAssertEqual(bare.status, 0, bare.stderr)
+        XCTAssertTrue(bare.stdout.contains("32×40 pixels"), bare.stdout)
+
+        let grad = try explain("grad-cam", ["--layer", "layer4", "--visualize", path("grad.png")], output: path("grad.npy"))
+        XCTAssertEqual(grad.status, 0, grad.stderr)
+    }
 }
