@@ -94,4 +94,16 @@ final class ExplainCAMCommandTests: XCTestCase {
         let grad = try explain("grad-cam", ["--layer", "layer4", "--visualize", path("grad.png")], output: path("grad.npy"))
         XCTAssertEqual(grad.status, 0, grad.stderr)
     }
+
+    /// Ablation-CAM's shortcut: resuming the forward pass after a stage or block gives the
+    /// same logits as the whole pass; other layers are not resumable.
+    func testResumingAfterALayerIsTheWholeForwardPass() throws {
+        let expected = try network.logits(inputTensor)
+        for name in ["layer2", "layer3.0", "layer3", "layer4.1", "layer4"] {
+            let activation = try LayerActivation(layer: LayerChoice(name)).attribute(network, inputs: inputTensor, targets: [0, 0])
+            let resumed = try XCTUnwrap(try network.logits(resumingAfter: name, output: activation.values), name)
+            XCTAssertLessThanOrEqual(relativeL2Error(resumed.scalars, expected.scalars), 1e-6, name)
+        }
+        XCTAssertNil(try network.logits(resumingAfter: "layer4.1.conv2", output: inputTensor))
+    }
 }

@@ -10,7 +10,9 @@ import ElucidateNN
 /// The ablation value is pytorch-grad-cam's: 0 when the minimum of the batch of activations is
 /// 0 (as after a ReLU), otherwise that minimum − 1e7, the minimum being re-read after each copy
 /// of the batch is ablated (as its `AblationLayer` does). `batchSize` ablated copies per pass
-/// (pytorch-grad-cam's default 32).
+/// (pytorch-grad-cam's default 32). On a ResNet stage or block output only the layers above
+/// it run for the ablated copies (`ResNet.logits(resumingAfter:output:)`); elsewhere the whole
+/// network runs with the layer replaced.
 public struct AblationCAM: AttributionMethod {
     /// The layer (a 4-D output `[N, C, h, w]`).
     public var layer: LayerChoice
@@ -57,9 +59,17 @@ public struct AblationCAM: AttributionMethod {
                     copies += copy
                 }
                 let replacements = Tensor(shape: [end - start] + image.shape.dropFirst(), values: copies)
-                let scores = try evaluator.scores(inputs.rows(row..<(row + 1)).repeatingRows(end - start),
+                let scores: [Float]
+                if !layer.atInput, let resumed = try Self.resumed(model, layer: layer.name, output: replacements) {
+                    // Only the layers above the ablated one run (exact: the layers below see the
+                    // same input as in the unablated pass).
+                    let (classes, logits) = (resumed.shape[1], resumed.scalars)
+                    scores = (0..<(end - start)).map { logits[$0 * classes + targets[row]] }
+                } else {
+                    scores = try evaluator.scores(inputs.rows(row..<(row + 1)).repeatingRows(end - start),
                                                   targets: Array(repeating: targets[row], count: end - start),
                                                   replacements: replacements)
+                }
                 weights += scores.map { (score - $0) / score }
                 passes += 1
                 progress?(passes, total)
@@ -67,6 +77,14 @@ public struct AblationCAM: AttributionMethod {
             }
         }
         return Attribution(values: CAMMaps.weightedSum(activations, weights: Tensor(shape: [n, c], values: weights)))
+    }
+
+    /// The logits from the layer's `output` when the model can resume its forward pass there
+    /// (a ResNet's stage or block output), else nil.
+    static func resumed(_ model: some AttributionModel, layer: String, output: Tensor) throws(ElucidateError) -> Tensor? {
+        if let network = model as? ResNet { return try network.logits(resumingAfter: layer, output: output) }
+        if let classifier = model as? Classifier { return try classifier.network.logits(resumingAfter: layer, output: output) }
+        return nil
     }
 
     /// Forward passes before the layer's channels are known: ⌈N / batchSize⌉ (the progress
