@@ -16,7 +16,7 @@ struct Explain: ParsableCommand {
             ExplainNeuronIntegratedGradients.self, ExplainNeuronConductance.self, ExplainLayerDeepLift.self,
             ExplainLayerFeatureAblation.self, ExplainLayerGradientSHAP.self,
             ExplainLRP.self,
-        ])
+        ] + camSubcommands)
 }
 
 /// What every `explain` method shares: the model, the input, the target, the output and
@@ -78,7 +78,7 @@ struct ExplainOptions: ParsableArguments {
     /// Checks `method`'s options (and the shared ones) as `validate()` does: a bad value is a
     /// usage error, before any file is read.
     func check(_ method: ExplainMethod, _ options: Options) throws {
-        if method.isLayerMethod && visualize != nil {
+        if method.isLayerMethod && method != .gradCAM && !method.isCAM && visualize != nil {
             // The pictures are drawn over the input image; a layer's map is not (yet) resized to it.
             throw ValidationError("--visualize does not draw layer attributions yet: write them with --attributions")
         }

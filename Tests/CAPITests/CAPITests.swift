@@ -90,6 +90,11 @@ final class CAPITests: TemporaryFolderTestCase {
                                       "predicted", path("cam.f32")])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("grad-cam gives attributions of the layer's shape"), result.stderr)
+        // pytorch-grad-cam's CAMs give (N,1,h,w) raw maps too: refused the same way, before any work.
+        let cam = try run(parity, ["fashion-mnist-resnet", input, "1", "3", "28", "28", "score-cam", #"{"layer": "layer4"}"#,
+                                   "predicted", path("cam.f32")])
+        XCTAssertNotEqual(cam.status, 0)
+        XCTAssertTrue(cam.stderr.contains("score-cam gives attributions of the layer's shape"), cam.stderr)
     }
 
     func testErrorMessageIsTheCommandLinesLine() throws {

@@ -121,7 +121,8 @@ final class ExplainLayerCommandTests: XCTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("grad-cam needs --layer NAME"), missing.stderr)
 
-        let picture = try explain("grad-cam", ["--layer", "layer4", "--visualize", path("cam.png")], output: path("bad.npy"))
+        // grad-cam's (N,1,h,w) map is drawn upsampled; a layer's (N,C,h,w) activations are not.
+        let picture = try explain("layer-activation", ["--layer", "layer4", "--visualize", path("cam.png")], output: path("bad.npy"))
         XCTAssertNotEqual(picture.status, 0)
         XCTAssertTrue(picture.stderr.contains("--visualize does not draw layer attributions yet"), picture.stderr)
 

@@ -104,8 +104,9 @@ int elu_predict(const elu_model *model, const float *input, const int64_t shape[
  * Writes N·C·H·W attributions (the input's shape) to the caller's buffer `attributions`,
  * and, when `report_json` is not NULL, sets *report_json to a new string holding the JSON
  * report `elucidate explain --json` prints (free it with elu_string_free; NULL on failure).
- * Methods whose attributions have a layer's shape ("grad-cam", "layer-…", "internal-influence")
- * are refused with ELU_INVALID_ARGUMENT; those with the input's shape ("guided-grad-cam",
+ * Methods whose attributions have a layer's shape ("grad-cam", "layer-…", "internal-influence",
+ * and pytorch-grad-cam's CAMs "grad-cam-plus-plus", "xgrad-cam", "hires-cam", "layer-cam",
+ * "eigen-cam", "score-cam", "ablation-cam", whose raw maps are (N,1,h,w)) are refused with ELU_INVALID_ARGUMENT; those with the input's shape ("guided-grad-cam",
  * "neuron-…", with their "layer" and "neuron" options) work. */
 int elu_explain(const elu_model *model, const char *method, const char *options_json,
                 const float *input, const int64_t shape[4], const int64_t *targets,

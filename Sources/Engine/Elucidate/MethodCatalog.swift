@@ -59,6 +59,20 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     case layerGradientSHAP = "layer-gradient-shap"
     /// `LRP`: layer-wise relevance propagation with one of Zennit's composites (ResNets, torchvision head).
     case lrp
+    /// `GradientCAM(.gradCAMPlusPlus)`: pytorch-grad-cam's Grad-CAM++, the raw map `[N, 1, h, w]`.
+    case gradCAMPlusPlus = "grad-cam-plus-plus"
+    /// `GradientCAM(.xgradCAM)`: pytorch-grad-cam's XGrad-CAM, the raw map `[N, 1, h, w]`.
+    case xgradCAM = "xgrad-cam"
+    /// `GradientCAM(.hiResCAM)`: pytorch-grad-cam's HiResCAM, the raw map `[N, 1, h, w]`.
+    case hiResCAM = "hires-cam"
+    /// `GradientCAM(.layerCAM)`: pytorch-grad-cam's LayerCAM, the raw map `[N, 1, h, w]`.
+    case layerCAM = "layer-cam"
+    /// `EigenCAM`: the activations' first principal component, the raw map `[N, 1, h, w]`.
+    case eigenCAM = "eigen-cam"
+    /// `ScoreCAM`: input masked by each upsampled channel, softmax of the scores as weights, `[N, 1, h, w]`.
+    case scoreCAM = "score-cam"
+    /// `AblationCAM`: each channel of the layer ablated in turn, the score drops as weights, `[N, 1, h, w]`.
+    case ablationCAM = "ablation-cam"
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
@@ -77,7 +91,7 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
     /// its attributions have the layer's shape, not the input's.
     public var isLayerMethod: Bool {
         [.layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
-         .internalInfluence, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP].contains(self)
+         .internalInfluence, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP].contains(self) || isCAM
     }
 
     /// Whether the method reads a named layer (`layer` option): the layer methods, Guided
@@ -230,7 +244,8 @@ struct MethodRecipe: Sendable {
             }
         case .layerActivation, .layerGradientXActivation, .gradCAM, .layerIntegratedGradients, .layerConductance,
              .internalInfluence, .guidedGradCAM, .neuronGradient, .neuronGuidedBackprop, .neuronIntegratedGradients,
-             .neuronConductance, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP:
+             .neuronConductance, .layerDeepLift, .layerFeatureAblation, .layerGradientSHAP, .gradCAMPlusPlus, .xgradCAM,
+             .hiResCAM, .layerCAM, .eigenCAM, .scoreCAM, .ablationCAM:
             guard let name = try reader.string("layer"), !name.isEmpty else {
                 throw ElucidateError(.invalidArgument,
                                      "\(method.rawValue) needs --layer NAME (a PyTorch module path such as layer4; `elucidate models --layers MODEL` lists them)")
@@ -266,6 +281,8 @@ struct MethodRecipe: Sendable {
                 return (steps, quadrature, baseline, try batchSize(16))
             }
             switch method {
+            case _ where method.isCAM:
+                prepare = try Self.camMaker(method, layer: layer, reading: &reader, recording: &recorded)
             case .layerActivation:
                 let size = try batchSize(16)
                 prepare = { { _, _ in LayerActivation(layer: layer, batchSize: size) } }

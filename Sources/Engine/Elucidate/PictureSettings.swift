@@ -65,9 +65,15 @@ public struct PictureSettings: Sendable {
     /// The first view that draws the photo (all but heat-map do), if any.
     public var firstViewNeedingPhoto: VisualizationPanel? { panels.first { $0.method.needsPhoto } }
 
-    /// Draws item `index` of `attributions` over `photo` (nothing is written yet).
+    /// Draws item `index` of `attributions` over `photo` (nothing is written yet). A layer's
+    /// map `[N, 1, h, w]` (Grad-CAM, the CAMs) is drawn bilinearly upsampled to the photo.
     public func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
-        try AttributionFigure.draw(attributions: attributions, index: index, photo: photo, panels: panels, style: style)
+        if let photo, attributions.rank == 4, attributions.shape[1] == 1, index >= 0, index < attributions.shape[0],
+           attributions.shape[2] != photo.height || attributions.shape[3] != photo.width {
+            let one = Visualizer.upsampledLayerMaps(attributions.rows(index..<(index + 1)), height: photo.height, width: photo.width)
+            return try AttributionFigure.draw(attributions: one, index: 0, photo: photo, panels: panels, style: style)
+        }
+        return try AttributionFigure.draw(attributions: attributions, index: index, photo: photo, panels: panels, style: style)
     }
 
     /// Writes `figure` as a PNG to `path` (and the normalised maps, if asked), each atomically,
@@ -107,9 +113,15 @@ public enum Visualizer {
         let preset = try reader.choice("preset", PreprocessingPreset.self) ?? classifier.preset ?? .torchvision
         let settings = try PictureSettings(reading: &reader)
         try reader.finish(context: "a picture")
-        guard attributions.rank == 4, attributions.shape == input.shape else {
+        var attributions = attributions
+        if attributions.rank == 4, input.rank == 4, attributions.shape[0] == input.shape[0], attributions.shape[1] == 1,
+           attributions.shape != input.shape {
+            attributions = Self.upsampledLayerMaps(attributions, height: input.shape[2], width: input.shape[3])
+        }
+        guard attributions.rank == 4, attributions.shape == input.shape || attributions.shape[1] == 1
+                && Array(attributions.shape[2...]) == Array(input.shape[2...]) && attributions.shape[0] == input.shape[0] else {
             throw ElucidateError(.invalidArgument,
-                                 "the attributions \(attributions.shape) and the input \(input.shape) must have one shape [N, C, H, W]")
+                                 "the attributions \(attributions.shape) and the input \(input.shape) must have one shape [N, C, H, W] (or [N, 1, h, w], a layer's map)")
         }
         guard index >= 0 && index < input.shape[0] else {
             throw ElucidateError(.invalidArgument, "--index \(index) does not exist: the batch holds \(input.shape[0]) items")
@@ -117,5 +129,18 @@ public enum Visualizer {
         let photo = try VisualizationPhoto.denormalized(input, preset: preset, index: index)
         let figure = try settings.figure(attributions, index: index, photo: photo)
         return try settings.write(figure, to: path)
+    }
+
+    /// Layer maps `[N, 1, h, w]` (Grad-CAM, the CAMs) bilinearly upsampled to `height × width`
+    /// (OpenCV's INTER_LINEAR), so that they are drawn over the photo.
+    static func upsampledLayerMaps(_ maps: Tensor, height: Int, width: Int) -> Tensor {
+        let (n, h, w) = (maps.shape[0], maps.shape[2], maps.shape[3])
+        let values = maps.scalars
+        var out: [Float] = []
+        for row in 0..<n {
+            let map = AttributionMap(width: w, height: h, values: Array(values[(row * h * w)..<((row + 1) * h * w)]))
+            out += map.resized(width: width, height: height).values
+        }
+        return Tensor(shape: [n, 1, height, width], values: out)
     }
 }

@@ -66,6 +66,8 @@ public enum AttributionView {
             }
         case .originalImage:
             canvas = Canvas(photo!)
+        case .camOverlay:
+            canvas = Canvas(CAMOverlay.showCAMOnImage(photo: photo!, mask: CAMOverlay.scaledMask(values)))
         case .maskedImage:
             let pixels = photo!.pixels
             canvas.pixels.withUnsafeMutableBufferPointer { out in

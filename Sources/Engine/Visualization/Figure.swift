@@ -104,7 +104,8 @@ public struct AttributionFigure: Sendable {
                 }
             }
             let colormap = style.colormap ?? panel.sign.defaultColormap
-            let view = try AttributionView.draw(panel, normalized: normalized.map, photo: photo,
+            // cam-overlay scales the map itself, as pytorch-grad-cam does.
+            let view = try AttributionView.draw(panel, normalized: panel.method == .camOverlay ? map : normalized.map, photo: photo,
                                                 colormap: colormap, alphaOverlay: style.alphaOverlay)
             views.append(view.scaled(by: style.scale, resampling: style.resampling))
             maps.append(normalized.map)

@@ -18,6 +18,9 @@ public enum VisualizationMethod: String, CaseIterable, Sendable {
     case maskedImage = "masked-image"
     /// The photo with the normalised map as its alpha channel (Captum's `alpha_scaling`).
     case alphaScaling = "alpha-scaling"
+    /// pytorch-grad-cam's `show_cam_on_image`: the map's ReLU, min-max scaled (1e-7), through
+    /// OpenCV's JET, blended half and half with the photo (`CAMOverlay`); the sign is ignored.
+    case camOverlay = "cam-overlay"
 
     /// Whether the view draws the photo (and so needs one).
     public var needsPhoto: Bool { self != .heatMap }
