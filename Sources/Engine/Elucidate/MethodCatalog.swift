@@ -171,25 +171,12 @@ struct MethodRecipe: Sendable {
                 }
             }
         case .gradientSHAP:
-            let samples = try reader.int("samples", default: 5)
-            if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
-            let stdev = try reader.float("stdev", default: 0)
-            if !(stdev >= 0) || !stdev.isFinite { throw ElucidateError(.invalidArgument, "--stdev must be a number ≥ 0") }
-            let baselines = try reader.string("baselines")
+            let shap = try GradientSHAPSettings(reading: &reader, recording: &recorded, files: &files, seed: seed)
             let size = try batchSize(16)
-            recorded["samples"] = String(samples)
-            recorded["stdev"] = String(stdev)
-            recorded["seed"] = String(seed)
-            if let baselines {
-                recorded["baselines"] = baselines
-                files.append(baselines)
-            }
             prepare = { () throws(ElucidateError) -> MethodMaker in
-                let distribution: GradientSHAP.Baselines = try baselines.map { path throws(ElucidateError) in
-                    .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: path), what: "the baselines"))
-                } ?? .zeroAndNoise(noiseImages: 4)
+                let distribution = try shap.distribution()
                 return { _, _ in
-                    GradientSHAP(samples: samples, stdev: stdev, baselines: distribution, batchSize: size, seed: seed)
+                    GradientSHAP(samples: shap.samples, stdev: shap.stdev, baselines: distribution, batchSize: size, seed: seed)
                 }
             }
         case .deepLift:
@@ -311,25 +298,12 @@ struct MethodRecipe: Sendable {
                     return { _, _ in LayerDeepLift(layer: layer, baseline: resolved, batchSize: size) }
                 }
             case .layerGradientSHAP:
-                let samples = try reader.int("samples", default: 5)
-                if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
-                let stdev = try reader.float("stdev", default: 0)
-                if !(stdev >= 0) || !stdev.isFinite { throw ElucidateError(.invalidArgument, "--stdev must be a number ≥ 0") }
-                let baselines = try reader.string("baselines")
+                let shap = try GradientSHAPSettings(reading: &reader, recording: &recorded, files: &files, seed: seed)
                 let size = try batchSize(16)
-                recorded["samples"] = String(samples)
-                recorded["stdev"] = String(stdev)
-                recorded["seed"] = String(seed)
-                if let baselines {
-                    recorded["baselines"] = baselines
-                    files.append(baselines)
-                }
                 prepare = { () throws(ElucidateError) -> MethodMaker in
-                    let distribution: GradientSHAP.Baselines = try baselines.map { path throws(ElucidateError) in
-                        .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: path), what: "the baselines"))
-                    } ?? .zeroAndNoise(noiseImages: 4)
+                    let distribution = try shap.distribution()
                     return { _, _ in
-                        LayerGradientSHAP(layer: layer, samples: samples, stdev: stdev, baselines: distribution,
+                        LayerGradientSHAP(layer: layer, samples: shap.samples, stdev: shap.stdev, baselines: distribution,
                                           batchSize: size, seed: seed)
                     }
                 }
@@ -456,6 +430,39 @@ struct MethodRecipe: Sendable {
             throw ElucidateError(.invalidArgument, "\(option) must be three positive integers C,H,W, got '\(text)'")
         }
         return parts.map { $0! }
+    }
+}
+
+/// GradientSHAP's own options — `samples`, `stdev`, `baselines` — as gradient-shap and
+/// layer-gradient-shap both read them.
+struct GradientSHAPSettings: Sendable {
+    let samples: Int
+    let stdev: Float
+    /// A `.npy` of baselines `[B, C, H, W]` to draw from; nil for a zero image and 4 noise images.
+    let baselines: String?
+
+    /// Reads and checks the options, recording them (and `seed`, which the draws use) for the
+    /// report and the baselines file among the files no output may overwrite.
+    init(reading reader: inout OptionReader, recording recorded: inout [String: String], files: inout [String],
+         seed: UInt64) throws(ElucidateError) {
+        samples = try reader.int("samples", default: 5)
+        if samples < 1 { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
+        stdev = try reader.float("stdev", default: 0)
+        if !(stdev >= 0) || !stdev.isFinite { throw ElucidateError(.invalidArgument, "--stdev must be a number ≥ 0") }
+        baselines = try reader.string("baselines")
+        recorded["samples"] = String(samples)
+        recorded["stdev"] = String(stdev)
+        recorded["seed"] = String(seed)
+        if let baselines {
+            recorded["baselines"] = baselines
+            files.append(baselines)
+        }
+    }
+
+    /// The baseline distribution, reading the baselines file if one is named.
+    func distribution() throws(ElucidateError) -> GradientSHAP.Baselines {
+        guard let baselines else { return .zeroAndNoise(noiseImages: 4) }
+        return .tensor(try NPY.readFiniteFloat32(URL(fileURLWithPath: baselines), what: "the baselines"))
     }
 }
 

@@ -89,26 +89,7 @@ extension AttributionMap {
     /// `align_corners=False`) does: half-pixel centres, borders replicated. Used to draw a
     /// layer's map (N,1,h,w) over the photo.
     public func resized(width newWidth: Int, height newHeight: Int) -> AttributionMap {
-        func axis(_ size: Int, _ out: Int) -> [(Int, Int, Float)] {
-            let scale = Float(size) / Float(out)
-            return (0..<out).map { d in
-                var s = (Float(d) + 0.5) * scale - 0.5
-                var i = Int(s.rounded(.down))
-                s -= Float(i)
-                if i < 0 { i = 0; s = 0 }
-                if i >= size - 1 { i = size - 1; s = 0 }
-                return (i, Swift.min(i + 1, size - 1), s)
-            }
-        }
-        let ys = axis(height, newHeight), xs = axis(width, newWidth)
-        var out = [Float](repeating: 0, count: newWidth * newHeight)
-        for (oy, (y0, y1, fy)) in ys.enumerated() {
-            for (ox, (x0, x1, fx)) in xs.enumerated() {
-                let top = values[y0 * width + x0] * (1 - fx) + values[y0 * width + x1] * fx
-                let bottom = values[y1 * width + x0] * (1 - fx) + values[y1 * width + x1] * fx
-                out[oy * newWidth + ox] = top * (1 - fy) + bottom * fy
-            }
-        }
+        let out = BilinearResize.halfPixel(values, height: height, width: width, toHeight: newHeight, toWidth: newWidth)
         return AttributionMap(width: newWidth, height: newHeight, values: out)
     }
 }

@@ -45,30 +45,9 @@ public enum CAMPostprocessing {
         for i in x.indices { x[i] /= scale }
     }
 
-    /// OpenCV's float INTER_LINEAR resize of one `h × w` image: source coordinate
-    /// `(d + 0.5) · in / out − 0.5`, clamped to the image.
+    /// OpenCV's float INTER_LINEAR resize of one `h × w` image (`BilinearResize.halfPixel`).
     static func resizeLinear(_ image: [Float], height h: Int, width w: Int, toHeight oh: Int, toWidth ow: Int) -> [Float] {
-        func axis(_ size: Int, _ out: Int) -> [(Int, Int, Float)] {
-            let scale = Float(size) / Float(out)
-            return (0..<out).map { d in
-                var s = (Float(d) + 0.5) * scale - 0.5
-                var i = Int(s.rounded(.down))
-                s -= Float(i)
-                if i < 0 { i = 0; s = 0 }
-                if i >= size - 1 { i = size - 1; s = 0 }
-                return (i, min(i + 1, size - 1), s)
-            }
-        }
-        let ys = axis(h, oh), xs = axis(w, ow)
-        var out = [Float](repeating: 0, count: oh * ow)
-        for (oy, (y0, y1, fy)) in ys.enumerated() {
-            for (ox, (x0, x1, fx)) in xs.enumerated() {
-                let top = image[y0 * w + x0] * (1 - fx) + image[y0 * w + x1] * fx
-                let bottom = image[y1 * w + x0] * (1 - fx) + image[y1 * w + x1] * fx
-                out[oy * ow + ox] = top * (1 - fy) + bottom * fy
-            }
-        }
-        return out
+        BilinearResize.halfPixel(image, height: h, width: w, toHeight: oh, toWidth: ow)
     }
 
     /// PyTorch's `UpsamplingBilinear2d` (bilinear with `align_corners=True`) of one `h × w`
