@@ -15,8 +15,7 @@ inputs per forward pass:
 ``--elucidate`` takes a shell command, run with ``subprocess`` (``shell=True``) as many times
 and timed by wall clock; it may use ``{weights}`` (a safetensors file of the same weights,
 written by ``tools/export_safetensors.py``), ``{input}`` (the input as .npy) and ``{target}``,
-which the script fills in. It prints both medians and the ratio Elucidate / PyTorch. (Elucidate
-has no score-cam yet: the flags in the example below are a guess at its future spelling.)
+which the script fills in. It prints both medians and the ratio Elucidate / PyTorch.
 
 Needs the CAM venv (``tools/requirements-cam.txt``):
 

@@ -9,9 +9,9 @@ import ElucidateNN
 /// (`(U − min) / (max − min + 1e-8)`), and masks the input; the target logit of each masked
 /// copy is its score, `w = softmax_c(score)`, and the raw map is `Σ_c w_c A_c` `[N, 1, h, w]`.
 ///
-/// C full forward passes per input (the mask is on the input, so nothing below the layer can
-/// be reused), `batchSize` masked copies per pass (pytorch-grad-cam's `batch_size`, 16 when
-/// not set).
+/// One full forward pass per channel with a distinct map (the mask is on the input, so
+/// nothing below the layer can be reused; channels with equal maps share one pass),
+/// `batchSize` masked copies per pass (pytorch-grad-cam's `batch_size`, 16 when not set).
 public struct ScoreCAM: AttributionMethod {
     /// The layer (a 4-D output `[N, C, h, w]`).
     public var layer: LayerChoice
@@ -28,66 +28,109 @@ public struct ScoreCAM: AttributionMethod {
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
-        try validate(inputs: inputs, targets: targets, classes: model.classes)
-        let evaluator = LayerGradientEvaluator(model: try layered(model, method: "score-cam"), layer: layer,
-                                               batchSize: max(1, batchSize))
-        let activations = try evaluator.evaluate(inputs, targets: targets, gradients: false).values
-        try CAMMaps.requireSpatial(activations, method: "score-cam", layer: layer)
+        let activations = try layerValues(model, method: "score-cam", layer: layer, inputs: inputs, targets: targets,
+                                          batchSize: batchSize, spatial: true)
         let weights = try Self.weights(model, inputs: inputs, activations: activations, targets: targets,
                                        batchSize: max(1, batchSize), progress: progress)
         return Attribution(values: CAMMaps.weightedSum(activations, weights: weights))
     }
 
     /// The softmax of the masked copies' target logits `[N, C]`.
+    ///
+    /// Channels whose activation maps are bit-for-bit equal make equal masks, so equal masked
+    /// inputs and equal scores: only the first of each such group runs through the network
+    /// and the others take its score. That is exact, and it matters on trained networks,
+    /// whose late layers have many channels that are zero everywhere for a given image.
     static func weights(_ model: some AttributionModel, inputs: Tensor, activations: Tensor, targets: [Int],
                         batchSize: Int, progress: AttributionProgress?) throws(ElucidateError) -> Tensor {
-        let (n, c, h, w) = (activations.shape[0], activations.shape[1], activations.shape[2], activations.shape[3])
-        let (channels, height, width) = (inputs.shape[1], inputs.shape[2], inputs.shape[3])
-        let plane = height * width
-        let total = n * ((c + batchSize - 1) / batchSize)
+        let (n, c) = (activations.shape[0], activations.shape[1])
+        let mapSize = activations.shape[2] * activations.shape[3]
+        let groups = activations.withUnsafeBufferPointer { a in
+            (0..<n).map { row in distinctMaps(a, row: row, channels: c, mapSize: mapSize) }
+        }
+        let total = groups.reduce(0) { $0 + ($1.representatives.count + batchSize - 1) / batchSize }
         var passes = 0
         var weights = [Float]()
-        var mask = [Float](repeating: 0, count: plane)
+        weights.reserveCapacity(n * c)
         for row in 0..<n {
-            let image = inputs.rows(row..<(row + 1)).scalars
-            var scores = [Float]()
+            let image = inputs.rows(row..<(row + 1))
+            let representatives = groups[row].representatives
+            var distinctScores = [Float]()
+            distinctScores.reserveCapacity(representatives.count)
             var start = 0
-            while start < c {
-                let end = min(c, start + batchSize)
-                var batch = Tensor(zeros: [end - start, channels, height, width])
-                activations.withUnsafeBufferPointer { a in
-                    batch.withUnsafeMutableBufferPointer { out in
-                        for channel in start..<end {
-                            let base = (row * c + channel) * h * w
-                            CAMPostprocessing.resizeAlignCorners(UnsafeBufferPointer(rebasing: a[base..<(base + h * w)]),
-                                                                 height: h, width: w, toHeight: height, toWidth: width,
-                                                                 into: &mask)
-                            let low = mask.min() ?? 0, high = mask.max() ?? 0
-                            let scale = high - low + 1e-8
-                            let offset = (channel - start) * channels * plane
-                            for k in 0..<channels {
-                                for i in 0..<plane {
-                                    out[offset + k * plane + i] = image[k * plane + i] * ((mask[i] - low) / scale)
-                                }
-                            }
-                        }
-                    }
-                }
+            while start < representatives.count {
+                let end = min(representatives.count, start + batchSize)
+                let batch = maskedCopies(of: image, activations: activations, row: row,
+                                         channels: Array(representatives[start..<end]))
                 let logits = try model.logits(batch)
                 let classes = logits.shape[1]
                 logits.withUnsafeBufferPointer { l in
-                    for i in 0..<(end - start) { scores.append(l[i * classes + targets[row]]) }
+                    for i in 0..<(end - start) { distinctScores.append(l[i * classes + targets[row]]) }
                 }
                 passes += 1
                 progress?(passes, total)
                 start = end
             }
+            let scores = groups[row].group.map { distinctScores[$0] }
             let top = scores.max() ?? 0
             let exps = scores.map { Foundation.exp(Double($0 - top)) }
             let sum = exps.reduce(0, +)
             weights += exps.map { Float($0 / sum) }
         }
         return Tensor(shape: [n, c], values: weights)
+    }
+
+    /// The channels of row `row` of `activations` with distinct maps (bit patterns), in
+    /// channel order, and for every channel the index of its map among those.
+    private static func distinctMaps(_ a: UnsafeBufferPointer<Float>, row: Int, channels: Int,
+                                     mapSize: Int) -> (representatives: [Int], group: [Int]) {
+        var seen: [[UInt32]: Int] = [:]
+        var representatives: [Int] = []
+        var group: [Int] = []
+        group.reserveCapacity(channels)
+        for channel in 0..<channels {
+            let base = (row * channels + channel) * mapSize
+            let key = (base..<(base + mapSize)).map { a[$0].bitPattern }
+            if let index = seen[key] {
+                group.append(index)
+            } else {
+                seen[key] = representatives.count
+                group.append(representatives.count)
+                representatives.append(channel)
+            }
+        }
+        return (representatives, group)
+    }
+
+    /// `image` `[1, C, H, W]` masked by each of `channels`' maps of row `row`: the map upsampled
+    /// to H × W (align-corners bilinear) and min-max normalised; `[channels.count, C, H, W]`.
+    private static func maskedCopies(of image: Tensor, activations: Tensor, row: Int, channels selected: [Int]) -> Tensor {
+        let (c, h, w) = (activations.shape[1], activations.shape[2], activations.shape[3])
+        let (channels, height, width) = (image.shape[1], image.shape[2], image.shape[3])
+        let plane = height * width
+        var mask = [Float](repeating: 0, count: plane)
+        var batch = Tensor(uninitialized: [selected.count, channels, height, width])
+        activations.withUnsafeBufferPointer { a in
+            image.withUnsafeBufferPointer { x in
+                batch.withUnsafeMutableBufferPointer { out in
+                    for (copy, channel) in selected.enumerated() {
+                        let base = (row * c + channel) * h * w
+                        CAMPostprocessing.resizeAlignCorners(UnsafeBufferPointer(rebasing: a[base..<(base + h * w)]),
+                                                             height: h, width: w, toHeight: height, toWidth: width,
+                                                             into: &mask)
+                        let low = mask.min() ?? 0, high = mask.max() ?? 0
+                        let scale = high - low + 1e-8
+                        let offset = copy * channels * plane
+                        for k in 0..<channels {
+                            for i in 0..<plane {
+                                out[offset + k * plane + i] = x[k * plane + i] * ((mask[i] - low) / scale)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return batch
     }
 
     /// Forward passes, given the layer's channels are unknown before the model runs: one per
