@@ -83,6 +83,13 @@ blockN.conv1/bn1, conv2/bn2, downsample.0/.1; and each BasicBlock's residual add
   (merged anyway); MaxPool has no rule (its gradient). The manifest records the logit and
   the relevance's sum (conservation check).
 
+Bottleneck LRP cases (``r50_lrp_*``): the same Zennit call on torchvision's resnet50 with
+tools/resnet.py's deterministic weights (10 classes), a batch of two deterministic inputs
+(key ``lrp_batch``, (2,3,64,64)), row 0's predicted class and another for row 1, composites epsilon-plus-flat and
+epsilon-gamma-box: ResNetCanonizer's Bottleneck path (three merged convolutions, a downsample
+in every stage) and the batch. ``--only lrp-bottleneck`` writes just these cases into an
+existing manifest, leaving the other fixtures as they are.
+
 Models run in eval mode, float32, on the CPU with 2 threads.
 """
 
@@ -160,12 +167,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = Path(__file__).resolve().parent.parent
     parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "cam")
+    parser.add_argument("--only", choices=["lrp-bottleneck"], help="write only these cases into the existing manifest")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
     np.random.seed(0)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out
+    if args.only == "lrp-bottleneck":
+        path = out / "manifest.json"
+        manifest = json.loads(path.read_text())
+        new = bottleneck_lrp_cases(out)
+        names = {case["name"] for case in new}
+        manifest["cases"] = [case for case in manifest["cases"] if case["name"] not in names] + new
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"wrote {len(new)} cases into {path}")
+        return
 
     def save(file: str, array: np.ndarray, dtype: str = "<f4") -> list[int]:
         np.save(out / file, np.ascontiguousarray(array, dtype=dtype))
@@ -260,17 +277,7 @@ def main() -> None:
     save("cv2_colormap_jet.npy", cv2.cvtColor(lut, cv2.COLOR_BGR2RGB).reshape(256, 3), "u1")
 
     # ------------------------------------------------------------------ Zennit LRP
-    low = torch.from_numpy((0 - IMAGENET_MEAN) / IMAGENET_STD).reshape(1, 3, 1, 1)
-    high = torch.from_numpy((1 - IMAGENET_MEAN) / IMAGENET_STD).reshape(1, 3, 1, 1)
-    composites = [
-        ("epsilon-plus-flat", lambda c: EpsilonPlusFlat(canonizers=c), {"epsilon": 1e-6, "stabilizer": 1e-6}),
-        ("epsilon-gamma-box", lambda c: EpsilonGammaBox(low=low, high=high, canonizers=c),
-         {"epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6, "low": low.flatten().tolist(),
-          "high": high.flatten().tolist()}),
-        ("epsilon-alpha2-beta1", lambda c: EpsilonAlpha2Beta1(canonizers=c),
-         {"epsilon": 1e-6, "alpha": 2, "beta": 1, "stabilizer": 1e-6}),
-        ("epsilon-plus", lambda c: EpsilonPlus(canonizers=c), {"epsilon": 1e-6, "stabilizer": 1e-6}),
-    ]
+    composites = lrp_composites()
     one_hot = torch.eye(1000)[[target]]
     for composite_name, make, settings in composites:
         composite = make([ResNetCanonizer()])
@@ -288,11 +295,63 @@ def main() -> None:
                       "logit": logit, "relevance_sum": total})
         print(f"{name}: logit {logit:.4g}, relevance sum {total:.4g}, |R| max {float(relevance.abs().max()):.4g}")
 
+    cases += bottleneck_lrp_cases(out)
+
     manifest = {"generator": "tools/golden_cam.py", "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "opencv": cv2.__version__, "libraries": [GRAD_CAM_LIBRARY, f"zennit {zennit_version()}"],
                 "model_check": model_check, "cases": cases}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {len(cases)} cases")
+
+
+def lrp_composites() -> list:
+    """Zennit's composites as (CLI name, factory taking the canonizers, settings for the manifest)."""
+    low = torch.from_numpy((0 - IMAGENET_MEAN) / IMAGENET_STD).reshape(1, 3, 1, 1)
+    high = torch.from_numpy((1 - IMAGENET_MEAN) / IMAGENET_STD).reshape(1, 3, 1, 1)
+    return [
+        ("epsilon-plus-flat", lambda c: EpsilonPlusFlat(canonizers=c), {"epsilon": 1e-6, "stabilizer": 1e-6}),
+        ("epsilon-gamma-box", lambda c: EpsilonGammaBox(low=low, high=high, canonizers=c),
+         {"epsilon": 1e-6, "gamma": 0.25, "stabilizer": 1e-6, "low": low.flatten().tolist(),
+          "high": high.flatten().tolist()}),
+        ("epsilon-alpha2-beta1", lambda c: EpsilonAlpha2Beta1(canonizers=c),
+         {"epsilon": 1e-6, "alpha": 2, "beta": 1, "stabilizer": 1e-6}),
+        ("epsilon-plus", lambda c: EpsilonPlus(canonizers=c), {"epsilon": 1e-6, "stabilizer": 1e-6}),
+    ]
+
+
+def bottleneck_lrp_cases(out: Path) -> list[dict]:
+    """Zennit on torchvision's resnet50 (Bottleneck blocks), a batch of two 64×64 inputs."""
+    classes = 10
+    tv_model = torchvision.models.resnet50(weights=None, num_classes=classes)
+    tv_model.load_state_dict(resnet.deterministic_state_dict(tv_model))
+    tv_model.eval()
+    ours = resnet.deterministic_model("resnet50", classes)
+    x = torch.from_numpy(resnet.deterministic_input("lrp_batch", (2, 3, 64, 64)))
+    with torch.no_grad():
+        logits = tv_model(x)
+        assert torch.allclose(logits, ours(x), rtol=1e-4, atol=1e-4), "tools/resnet.py and torchvision disagree"
+    # Row 0 explains its predicted class, row 1 another one: per-row targets.
+    predicted = [int(t) for t in logits.argmax(dim=1)]
+    targets = [predicted[0], (predicted[1] + 3) % classes]
+    one_hot = torch.eye(classes)[targets]
+    cases = []
+    for composite_name, make, settings in lrp_composites():
+        if composite_name not in ("epsilon-plus-flat", "epsilon-gamma-box"):
+            continue
+        with Gradient(model=tv_model, composite=make([ResNetCanonizer()])) as attributor:
+            output, relevance = attributor(x, one_hot)
+        name = f"r50_lrp_{composite_name.replace('-', '_')}"
+        relevance = relevance.detach().numpy()
+        np.save(out / f"{name}.npy", np.ascontiguousarray(relevance, dtype="<f4"))
+        cases.append({"name": name, "library": f"zennit {zennit_version()}", "arch": "resnet50",
+                      "num_classes": classes, "input": {"key": "lrp_batch", "shape": [2, 3, 64, 64]},
+                      "model": "torchvision.models.resnet50 + tools/resnet.py weights", "method": "lrp",
+                      "layer": None, "layer_input": False, "neuron": None,
+                      "options": {"composite": composite_name, **settings}, "canonizer": "ResNetCanonizer",
+                      "targets": targets, "output": f"{name}.npy", "final_output": f"{name}.npy",
+                      "shape": list(relevance.shape), "relevance_sum": float(relevance.sum())})
+        print(f"{name}: targets {targets}, relevance sum {float(relevance.sum()):.4g}")
+    return cases
 
 
 def zennit_version() -> str:
