@@ -35,54 +35,29 @@ public struct IntegratedGradients: BaselineAttributionMethod {
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        guard steps >= quadrature.minimumSteps else {
-            throw ElucidateError(.invalidArgument, "\(quadrature.rawValue) needs at least \(quadrature.minimumSteps) steps, got \(steps)")
-        }
+        try quadrature.requireSteps(steps)
         let baselines = try baseline.expanded(like: inputs)
         let (alphas, weights) = quadrature.nodes(steps: steps)
         let evaluator = GradientEvaluator(model: model, batchSize: internalBatchSize)
-        let rows = inputs.shape[0], rowSize = inputs.count / rows
-        let difference = inputs.zipMap(baselines) { $0 - $1 }
+        let path = PathPoints(inputs: inputs, baselines: baselines, alphas: alphas)
 
         // Path points in Captum's order (step-major), evaluated a chunk at a time, each
         // gradient weighted and summed into its input's total.
         var total = [Float](repeating: 0, count: inputs.count)
-        let points = steps * rows
-        let passes = passCount(rows: points, batchSize: internalBatchSize)
+        let passes = passCount(rows: path.count, batchSize: internalBatchSize)
         var start = 0, passed = 0
-        while start < points {
-            let end = min(points, start + max(1, internalBatchSize))
-            var batch = Tensor(uninitialized: [end - start] + inputs.shape.dropFirst())
-            baselines.withUnsafeBufferPointer { baseValues in
-                difference.withUnsafeBufferPointer { deltaValues in
-                    batch.withUnsafeMutableBufferPointer { out in
-                        for point in start..<end {
-                            let (step, row) = (point / rows, point % rows)
-                            let alpha = Float(alphas[step])
-                            let base = baseValues.baseAddress! + row * rowSize
-                            let delta = deltaValues.baseAddress! + row * rowSize
-                            let destination = out.baseAddress! + (point - start) * rowSize
-                            for i in 0..<rowSize { destination[i] = base[i] + alpha * delta[i] }
-                        }
-                    }
-                }
-            }
-            let gradients = try evaluator.gradients(batch, targets: (start..<end).map { targets[$0 % rows] }).gradients
-            gradients.withUnsafeBufferPointer { gradientValues in
-                for point in start..<end {
-                    let (step, row) = (point / rows, point % rows)
-                    let weight = Float(weights[step])
-                    let source = gradientValues.baseAddress! + (point - start) * rowSize
-                    total.withUnsafeMutableBufferPointer { t in
-                        for i in 0..<rowSize { t[row * rowSize + i] += weight * source[i] }
-                    }
-                }
+        while start < path.count {
+            let end = min(path.count, start + max(1, internalBatchSize))
+            let gradients = try evaluator.gradients(path.batch(start..<end),
+                                                    targets: (start..<end).map { targets[path.row(of: $0)] }).gradients
+            PathPoints.accumulate(gradients, range: start..<end, rows: path.rows, into: &total) {
+                Float(weights[path.step(of: $0)])
             }
             passed += 1
             progress?(passed, passes)
             start = end
         }
-        let attributions = Tensor(shape: inputs.shape, values: total).multiplying(difference)
+        let attributions = Tensor(shape: inputs.shape, values: total).multiplying(path.difference)
         let delta = try convergenceDelta(attributions, model: model, inputs: inputs, baselines: baselines, targets: targets,
                                          batchSize: internalBatchSize)
         return Attribution(values: attributions, convergenceDelta: delta)

@@ -26,6 +26,19 @@ extension Tensor {
         return result
     }
 
+    /// The rows at `indices`, in that order (an index may repeat): `[indices.count, …]`.
+    public func gatheringRows(_ indices: [Int]) -> Tensor {
+        let rows = shape[0], rowSize = count / max(rows, 1)
+        precondition(indices.allSatisfy { $0 >= 0 && $0 < rows }, "row index out of \(shape)")
+        var result = Tensor(uninitialized: [indices.count] + shape.dropFirst())
+        result.withUnsafeMutableBufferPointer { out in
+            for (position, row) in indices.enumerated() {
+                (out.baseAddress! + position * rowSize).update(from: storage.pointer + row * rowSize, count: rowSize)
+            }
+        }
+        return result
+    }
+
     /// Stacks tensors of equal trailing shape along the outermost axis.
     public static func concatenatingRows(_ parts: [Tensor]) -> Tensor {
         precondition(!parts.isEmpty, "nothing to concatenate")

@@ -29,12 +29,9 @@ public struct AblationCAM: AttributionMethod {
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
-        try validate(inputs: inputs, targets: targets, classes: model.classes)
         let size = max(1, batchSize)
-        let evaluator = LayerGradientEvaluator(model: try layered(model, method: "ablation-cam"), layer: layer,
-                                               batchSize: size)
-        let activations = try evaluator.evaluate(inputs, targets: targets, gradients: false).values
-        try CAMMaps.requireSpatial(activations, method: "ablation-cam", layer: layer)
+        let activations = try layerValues(model, method: "ablation-cam", layer: layer, inputs: inputs, targets: targets,
+                                          batchSize: size, spatial: true)
         let original = try model.logits(inputs)
         let (n, c) = (activations.shape[0], activations.shape[1])
         let plane = activations.shape[2] * activations.shape[3]
@@ -66,6 +63,8 @@ public struct AblationCAM: AttributionMethod {
                     let (classes, logits) = (resumed.shape[1], resumed.scalars)
                     scores = (0..<(end - start)).map { logits[$0 * classes + targets[row]] }
                 } else {
+                    let evaluator = LayerGradientEvaluator(model: try layered(model, method: "ablation-cam"), layer: layer,
+                                                           batchSize: size)
                     scores = try evaluator.scores(inputs.rows(row..<(row + 1)).repeatingRows(end - start),
                                                   targets: Array(repeating: targets[row], count: end - start),
                                                   replacements: replacements)

@@ -29,13 +29,9 @@ public struct EigenCAM: AttributionMethod {
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
-        try validate(inputs: inputs, targets: targets, classes: model.classes)
-        let evaluator = LayerGradientEvaluator(model: try layered(model, method: "eigen-cam"), layer: layer,
-                                               batchSize: batchSize)
         let total = progressTotal(inputShape: inputs.shape)
-        let values = try evaluator.evaluate(inputs, targets: targets, gradients: false,
-                                            passed: { progress?($0, total) }).values
-        try CAMMaps.requireSpatial(values, method: "eigen-cam", layer: layer)
+        let values = try layerValues(model, method: "eigen-cam", layer: layer, inputs: inputs, targets: targets,
+                                     batchSize: batchSize, spatial: true, passed: { progress?($0, total) })
         return Attribution(values: Self.map(activations: values))
     }
 

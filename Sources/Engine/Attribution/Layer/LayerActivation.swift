@@ -20,12 +20,10 @@ public struct LayerActivation: AttributionMethod {
     }
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
-        try validate(inputs: inputs, targets: targets, classes: model.classes)
-        let evaluator = LayerGradientEvaluator(model: try layered(model, method: "layer-activation"), layer: layer,
-                                               batchSize: batchSize)
         let total = progressTotal(inputShape: inputs.shape)
-        return Attribution(values: try evaluator.evaluate(inputs, targets: targets, gradients: false,
-                                                          passed: { progress?($0, total) }).values)
+        return Attribution(values: try layerValues(model, method: "layer-activation", layer: layer, inputs: inputs,
+                                                   targets: targets, batchSize: batchSize, spatial: false,
+                                                   passed: { progress?($0, total) }))
     }
 
     /// Forward passes: ⌈N / batchSize⌉.

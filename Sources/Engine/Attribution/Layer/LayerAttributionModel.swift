@@ -52,6 +52,21 @@ extension AttributionMethod {
         }
         return layered
     }
+
+    /// The values `[N, …]` of `layer` for `inputs` `[N, C, H, W]` from forward passes alone,
+    /// `batchSize` rows each (`passed` hears the passes done), after the inputs and targets are
+    /// checked. With `spatial`, a layer whose output is not `[N, C, h, w]` is refused (a CAM
+    /// needs positions).
+    func layerValues(_ model: some AttributionModel, method: String, layer: LayerChoice, inputs: Tensor,
+                     targets: [Int], batchSize: Int, spatial: Bool,
+                     passed: (Int) -> Void = { _ in }) throws(ElucidateError) -> Tensor {
+        try validate(inputs: inputs, targets: targets, classes: model.classes)
+        let evaluator = LayerGradientEvaluator(model: try layered(model, method: method), layer: layer,
+                                               batchSize: max(1, batchSize))
+        let values = try evaluator.evaluate(inputs, targets: targets, gradients: false, passed: passed).values
+        if spatial { try CAMMaps.requireSpatial(values, method: method, layer: layer) }
+        return values
+    }
 }
 
 /// The layer's values and the gradients of the target logits with respect to them, for a

@@ -42,9 +42,7 @@ public struct LayerIntegratedGradients: BaselineAttributionMethod {
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        guard steps >= quadrature.minimumSteps else {
-            throw ElucidateError(.invalidArgument, "\(quadrature.rawValue) needs at least \(quadrature.minimumSteps) steps, got \(steps)")
-        }
+        try quadrature.requireSteps(steps)
         let evaluator = LayerGradientEvaluator(model: try layered(model, method: "layer-integrated-gradients"),
                                                layer: layer, batchSize: internalBatchSize)
         let total = progressTotal(inputShape: inputs.shape)
@@ -54,52 +52,29 @@ public struct LayerIntegratedGradients: BaselineAttributionMethod {
                                          passed: { progress?($0, total) }).values
         let start = try evaluator.evaluate(baselines, targets: targets, gradients: false,
                                            passed: { progress?(forwardPasses + $0, total) }).values
-        let difference = end.zipMap(start) { $0 - $1 }
         let (alphas, weights) = quadrature.nodes(steps: steps)
-        let rows = inputs.shape[0], rowSize = end.count / rows, inputRowSize = inputs.count / rows
+        // The path runs in the layer's space, from the baseline's layer values to the input's.
+        let path = PathPoints(inputs: end, baselines: start, alphas: alphas)
 
         // Path points in Captum's order (step-major), a chunk per pass; every point runs the
         // input itself with the layer replaced by its point on the path.
         var totals = [Float](repeating: 0, count: end.count)
-        let points = steps * rows
         var first = 0, passed = 2 * forwardPasses
-        while first < points {
-            let last = min(points, first + max(1, internalBatchSize))
-            var layerBatch = [Float](repeating: 0, count: (last - first) * rowSize)
-            var inputBatch = [Float](repeating: 0, count: (last - first) * inputRowSize)
-            start.withUnsafeBufferPointer { base in
-                difference.withUnsafeBufferPointer { delta in
-                    inputs.withUnsafeBufferPointer { x in
-                        for point in first..<last {
-                            let (step, row) = (point / rows, point % rows)
-                            let alpha = Float(alphas[step])
-                            for i in 0..<rowSize {
-                                layerBatch[(point - first) * rowSize + i] = base[row * rowSize + i] + alpha * delta[row * rowSize + i]
-                            }
-                            for i in 0..<inputRowSize {
-                                inputBatch[(point - first) * inputRowSize + i] = x[row * inputRowSize + i]
-                            }
-                        }
-                    }
-                }
-            }
+        while first < path.count {
+            let last = min(path.count, first + max(1, internalBatchSize))
+            let rowsOfPoints = (first..<last).map { path.row(of: $0) }
             let chunkEvaluator = LayerGradientEvaluator(model: evaluator.model, layer: layer, batchSize: last - first)
-            let gradients = try chunkEvaluator.evaluate(
-                Tensor(shape: [last - first] + inputs.shape.dropFirst(), values: inputBatch),
-                targets: (first..<last).map { targets[$0 % rows] },
-                replacements: Tensor(shape: [last - first] + end.shape.dropFirst(), values: layerBatch)).gradients
-            gradients.withUnsafeBufferPointer { g in
-                for point in first..<last {
-                    let (step, row) = (point / rows, point % rows)
-                    let weight = Float(weights[step])
-                    for i in 0..<rowSize { totals[row * rowSize + i] += weight * g[(point - first) * rowSize + i] }
-                }
+            let gradients = try chunkEvaluator.evaluate(inputs.gatheringRows(rowsOfPoints),
+                                                        targets: rowsOfPoints.map { targets[$0] },
+                                                        replacements: path.batch(first..<last)).gradients
+            PathPoints.accumulate(gradients, range: first..<last, rows: path.rows, into: &totals) {
+                Float(weights[path.step(of: $0)])
             }
             passed += 1
             progress?(passed, total)
             first = last
         }
-        let attributions = Tensor(shape: end.shape, values: totals).multiplying(difference)
+        let attributions = Tensor(shape: end.shape, values: totals).multiplying(path.difference)
         let delta = try convergenceDelta(attributions, model: model, inputs: inputs, baselines: baselines,
                                          targets: targets, batchSize: internalBatchSize)
         return Attribution(values: attributions, convergenceDelta: delta)

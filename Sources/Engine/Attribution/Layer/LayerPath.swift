@@ -11,27 +11,13 @@ extension LayerGradientEvaluator {
     func alongPath(_ inputs: Tensor, baselines: Tensor, alphas: [Double], targets: [Int],
                    passed: (Int) -> Void,
                    _ body: (Range<Int>, Tensor, Tensor, Tensor) throws(ElucidateError) -> Void) throws(ElucidateError) {
-        let rows = inputs.shape[0], rowSize = inputs.count / rows
-        let difference = inputs.zipMap(baselines) { $0 - $1 }
-        let points = alphas.count * rows
+        let path = PathPoints(inputs: inputs, baselines: baselines, alphas: alphas)
         var first = 0, passes = 0
-        while first < points {
-            let last = min(points, first + max(1, batchSize))
-            var batch = [Float](repeating: 0, count: (last - first) * rowSize)
-            baselines.withUnsafeBufferPointer { base in
-                difference.withUnsafeBufferPointer { delta in
-                    for point in first..<last {
-                        let (step, row) = (point / rows, point % rows)
-                        let alpha = Float(alphas[step])
-                        for i in 0..<rowSize {
-                            batch[(point - first) * rowSize + i] = base[row * rowSize + i] + alpha * delta[row * rowSize + i]
-                        }
-                    }
-                }
-            }
+        while first < path.count {
+            let last = min(path.count, first + max(1, batchSize))
             let chunk = LayerGradientEvaluator(model: model, layer: layer, batchSize: last - first, reluRule: reluRule)
-            let pointTensor = Tensor(shape: [last - first] + inputs.shape.dropFirst(), values: batch)
-            let (values, gradients) = try chunk.evaluate(pointTensor, targets: (first..<last).map { targets[$0 % rows] })
+            let pointTensor = path.batch(first..<last)
+            let (values, gradients) = try chunk.evaluate(pointTensor, targets: (first..<last).map { targets[path.row(of: $0)] })
             try body(first..<last, pointTensor, values, gradients)
             passes += 1
             passed(passes)
@@ -145,9 +131,7 @@ public struct InternalInfluence: BaselineAttributionMethod {
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        guard steps >= quadrature.minimumSteps else {
-            throw ElucidateError(.invalidArgument, "\(quadrature.rawValue) needs at least \(quadrature.minimumSteps) steps, got \(steps)")
-        }
+        try quadrature.requireSteps(steps)
         let evaluator = LayerGradientEvaluator(model: try layered(model, method: "internal-influence"), layer: layer,
                                                batchSize: internalBatchSize)
         let (alphas, weights) = quadrature.nodes(steps: steps)
@@ -157,15 +141,8 @@ public struct InternalInfluence: BaselineAttributionMethod {
         try evaluator.alongPath(inputs, baselines: try baseline.expanded(like: inputs), alphas: alphas, targets: targets,
                                 passed: { progress?($0, total) }) { range, _, _, gradient in
             layerShape = Array(gradient.shape.dropFirst())
-            let rowSize = layerShape.reduce(1, *)
-            if totals.isEmpty { totals = [Float](repeating: 0, count: rows * rowSize) }
-            gradient.withUnsafeBufferPointer { g in
-                for point in range {
-                    let (step, row) = (point / rows, point % rows)
-                    let weight = Float(weights[step])
-                    for i in 0..<rowSize { totals[row * rowSize + i] += weight * g[(point - range.lowerBound) * rowSize + i] }
-                }
-            }
+            if totals.isEmpty { totals = [Float](repeating: 0, count: rows * layerShape.reduce(1, *)) }
+            PathPoints.accumulate(gradient, range: range, rows: rows, into: &totals) { Float(weights[$0 / rows]) }
         }
         return Attribution(values: Tensor(shape: [rows] + layerShape, values: totals))
     }

@@ -43,15 +43,13 @@ public struct NeuronConductance: BaselineAttributionMethod {
 
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
-        guard steps >= quadrature.minimumSteps else {
-            throw ElucidateError(.invalidArgument, "\(quadrature.rawValue) needs at least \(quadrature.minimumSteps) steps, got \(steps)")
-        }
+        try quadrature.requireSteps(steps)
         let layered = try self.layered(model, method: "neuron-conductance")
         let neuronModel = NeuronModel(model: layered, layer: layer, neuron: neuron)
         let evaluator = LayerGradientEvaluator(model: layered, layer: layer, batchSize: internalBatchSize)
         let baselines = try baseline.expanded(like: inputs)
         let (alphas, weights) = quadrature.nodes(steps: steps)
-        let rows = inputs.shape[0], rowSize = inputs.count / rows, total = progressTotal(inputShape: inputs.shape)
+        let rows = inputs.shape[0], total = progressTotal(inputShape: inputs.shape)
         var totals = [Float](repeating: 0, count: inputs.count)
         var passes = 0
         try evaluator.alongPath(inputs, baselines: baselines, alphas: alphas, targets: targets,
@@ -62,13 +60,8 @@ public struct NeuronConductance: BaselineAttributionMethod {
                 .gradients(points, targets: Array(repeating: 0, count: range.count)).gradients
             passes += 1
             progress?(passes, total)
-            inputGradients.withUnsafeBufferPointer { g in
-                for point in range {
-                    let (step, row) = (point / rows, point % rows)
-                    let scale = Float(weights[step]) * unitGradients[point - range.lowerBound]
-                    let source = (point - range.lowerBound) * rowSize
-                    for i in 0..<rowSize { totals[row * rowSize + i] += scale * g[source + i] }
-                }
+            PathPoints.accumulate(inputGradients, range: range, rows: rows, into: &totals) {
+                Float(weights[$0 / rows]) * unitGradients[$0 - range.lowerBound]
             }
         }
         let attributions = Tensor(shape: inputs.shape, values: totals).multiplying(inputs.zipMap(baselines) { $0 - $1 })
