@@ -40,6 +40,13 @@ final class ExplainLayerPictureCommandTests: SmallResNetTestCase {
             // Drawn over the photo at the photo's size, whatever the layer's resolution.
             XCTAssertEqual([canvas.width, canvas.height], [32, 40], method)
         }
+        // A layer without positions (fc: (N,3)) has nothing to draw over the photo: one line, no file.
+        let flat = try explain("layer-activation", ["--layer", "fc", "--visualize", path("fc.png")], output: path("fc.npy"))
+        XCTAssertNotEqual(flat.status, 0)
+        XCTAssertEqual(flat.stderr.split(separator: "\n").count, 1, flat.stderr)
+        XCTAssertTrue(flat.stderr.contains("no positions to draw over the photo"), flat.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("fc.png")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("fc.npy")))
     }
 
     /// A layer method's (N,256,3,2) map draws as its channel sum (N,1,3,2), byte for byte:

@@ -75,8 +75,14 @@ public struct PictureSettings: Sendable {
     /// linear, so summing first gives the picture of upsampling each channel and summing,
     /// up to float rounding; summing first is C times less work and makes a C>1 map's
     /// picture exactly the picture of its channel sum. Without a photo the map is drawn at
-    /// the layer's resolution.
+    /// the layer's resolution. A 2-D array `[N, K]` (a layer without positions, such as `fc`)
+    /// with a photo of another size is refused.
     public func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
+        if let photo, attributions.rank == 2, attributions.shape != [photo.height, photo.width] {
+            // A layer without positions (fc, a neuron's 2-D layer) gives (N, K): nothing to lay over the photo.
+            throw ElucidateError(.invalidArgument,
+                                 "attributions of shape \(attributions.shape) have no positions to draw over the photo: choose a layer whose output is (N,C,h,w)")
+        }
         if let photo, Self.isLayerMap(attributions, photoHeight: photo.height, photoWidth: photo.width) {
             let map = try AttributionMap(summingChannelsOf: attributions, index: index)
             return try AttributionFigure.draw(map: map.resized(width: photo.width, height: photo.height), photo: photo,
