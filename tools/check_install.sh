@@ -6,6 +6,9 @@
 #     `elucidate explain --attributions --visualize`, and examples/c/check passes, both run
 #     with an empty environment (env -i: no LD_LIBRARY_PATH, no PATH) and, where a private
 #     mount namespace can be had (root), with the toolchain's folder hidden;
+#   - Tests/CAPITests/Programs/layers.c, built the same way, gets a layer method's map with its
+#     shape (elu_attribution_shape, elu_explain_alloc, elu_visualize_map) and every misuse of
+#     those functions is a status code;
 #   - examples/swift (a package depending on Elucidate by path) builds and explains.
 # Prints "install: N passed, N failed" last; exits non-zero on any failure.
 #
@@ -37,11 +40,12 @@ tools/install.sh --prefix "$prefix" "${install_args[@]}"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 cc -std=c11 -Wall -Wextra -Werror -O2 examples/c/explain.c -o "$work/explain" $(pkg-config --cflags --libs elucidate)
 cc -std=c11 -Wall -Wextra -Werror -O2 examples/c/check.c -o "$work/check" $(pkg-config --cflags --libs elucidate) -pthread -lm
+cc -std=c11 -Wall -Wextra -Werror -O2 Tests/CAPITests/Programs/layers.c -o "$work/layers" $(pkg-config --cflags --libs elucidate)
 
 toolchain=$(dirname "$(dirname "$(command -v swift)")")  # /opt/swift/usr
 no_toolchain_libraries() {
     local found
-    found=$(ldd "$prefix/bin/elucidate" "$prefix/lib/libelucidate.so" "$work/explain" "$work/check" | grep -F "$toolchain" || true)
+    found=$(ldd "$prefix/bin/elucidate" "$prefix/lib/libelucidate.so" "$work/explain" "$work/check" "$work/layers" | grep -F "$toolchain" || true)
     [ -z "$found" ] || { echo "$found"; return 1; }
 }
 check "no library from $toolchain in ldd" no_toolchain_libraries
@@ -54,7 +58,11 @@ run_examples() {
     env -i ./explain fashion-mnist-resnet "$image" saliency c.npy c.png >c.json \
         && env -i "$prefix/bin/elucidate" explain saliency --model fashion-mnist-resnet "$image" \
                --attributions cli.npy --visualize cli.png --quiet >/dev/null \
-        && env -i ./check fashion-mnist-resnet 28 >check.log
+        && env -i ./check fashion-mnist-resnet 28 >check.log \
+        && head -c $((3 * 28 * 28 * 4)) /dev/zero >zeros.f32 \
+        && env -i ./layers run fashion-mnist-resnet zeros.f32 1 3 28 28 grad-cam '{"layer": "layer4"}' alloc cam.f32 cam.png \
+               >layers.log \
+        && env -i ./layers misuse fashion-mnist-resnet zeros.f32 1 3 28 28 . >>layers.log
 }
 hidden=no
 # Hide the toolchain (a tmpfs over its folder, in a mount namespace of this command only).
@@ -72,7 +80,9 @@ check "C explain's .npy equals elucidate explain --attributions" cmp c.npy cli.n
 check "C explain's PNG equals elucidate explain --visualize" cmp c.png cli.png
 check "C check program on the built-in model" grep -q ", 0 failed" check.log
 check "the library finds the built-in model in PREFIX/share/elucidate/models" grep -qF "$prefix/share/elucidate/models/" check.log
-grep -E "^FAILED" check.log || true
+check "C layers program: grad-cam's map with its shape, drawn" sh -c "grep -q '^shape 1,1,' layers.log && test -s cam.png"
+check "C layers program: every misuse is a status code" grep -q ", 0 failed" layers.log
+grep -E "^FAILED" check.log layers.log || true
 cd "$root"
 
 swift build --package-path examples/swift

@@ -83,23 +83,23 @@ func modelHandle(_ pointer: OpaquePointer?) throws(ElucidateError) -> ModelHandl
 }
 
 /// A checked `[N, C, H, W]`: every dimension ≥ 1, the element count within `maximumElements`,
-/// C the model's input channels.
-func checkedShape(_ shape: UnsafePointer<Int64>?, channels: Int) throws(ElucidateError) -> (dims: [Int], count: Int) {
-    guard let shape else { throw invalid("shape is NULL") }
+/// C the model's input channels (any C when `channels` is nil: a layer's map).
+func checkedShape(_ shape: UnsafePointer<Int64>?, channels: Int?, name: String = "shape") throws(ElucidateError) -> (dims: [Int], count: Int) {
+    guard let shape else { throw invalid("\(name) is NULL") }
     let raw = (0..<4).map { shape[$0] }
     guard raw.allSatisfy({ $0 >= 1 }) else {
-        throw invalid("shape \(raw) has a dimension less than 1 (expected [N, C, H, W])")
+        throw invalid("\(name) \(raw) has a dimension less than 1 (expected [N, C, H, W])")
     }
     var count: Int64 = 1
     for d in raw {
         let (product, overflow) = count.multipliedReportingOverflow(by: d)
         guard !overflow, product <= Int64(maximumElements) else {
-            throw invalid("shape \(raw) has more than \(maximumElements) elements")
+            throw invalid("\(name) \(raw) has more than \(maximumElements) elements")
         }
         count = product
     }
     let dims = raw.map { Int($0) }
-    guard dims[1] == channels else {
+    if let channels, dims[1] != channels {
         throw invalid("the model expects \(channels) input channels, got \(dims[1])")
     }
     return (dims, Int(count))
@@ -195,7 +195,7 @@ public func elu_image_tensor(_ model: OpaquePointer?, _ imagePath: UnsafePointer
     }
 }
 
-/// `elu_tensor_free` of elucidate.h: frees a tensor from `elu_image_tensor`; NULL is ignored.
+/// `elu_tensor_free` of elucidate.h: frees a tensor from `elu_image_tensor` or `elu_explain_alloc`; NULL is ignored.
 @_cdecl("elu_tensor_free")
 public func elu_tensor_free(_ tensor: UnsafeMutablePointer<Float>?) {
     free(tensor)
@@ -217,7 +217,8 @@ public func elu_predict(_ model: OpaquePointer?, _ input: UnsafePointer<Float>?,
 }
 
 /// `elu_explain` of elucidate.h: `Explainer.explain` on the caller's `[N, C, H, W]` input, the
-/// attributions written to the caller's buffer and the JSON report optionally returned.
+/// attributions (of `elu_attribution_shape`'s shape) written to the caller's buffer, which holds
+/// the input's N·C·H·W values, and the JSON report optionally returned.
 @_cdecl("elu_explain")
 public func elu_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ optionsJSON: UnsafePointer<CChar>?,
                         _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ targets: UnsafePointer<Int64>?,
@@ -225,55 +226,47 @@ public func elu_explain(_ model: OpaquePointer?, _ method: UnsafePointer<CChar>?
                         _ reportJSON: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ error: CErrorPointer) -> Int32 {
     reportJSON?.pointee = nil
     return run(error) { () throws(ElucidateError) in
-        let handle = try modelHandle(model)
-        let classifier = handle.classifier
-        let methodName = try string(method, "method")
-        if let known = ExplainMethod(rawValue: methodName), known.isLayerMethod {
-            // The caller's buffer holds the input's shape; a layer method's attributions have the
-            // layer's, which this ABI cannot return. Refused before any work.
-            throw invalid("\(methodName) gives attributions of the layer's shape, and elu_explain writes the input's: use the library or `elucidate explain \(methodName)`")
-        }
-        let options = try Options(json: try optionalString(optionsJSON, "options_json"))
-        let checked = try checkedShape(shape, channels: classifier.network.inputChannels)
-        let inputs = try tensor(input, "input", checked)
+        let request = try ExplainRequest(model, method, optionsJSON, input, shape, targets)
         guard let attributions else { throw invalid("attributions is NULL") }
-        var rows: [Int]?
-        if let targets {
-            rows = try (0..<checked.dims[0]).map { row throws(ElucidateError) -> Int in
-                let target = targets[row]
-                guard target >= 0, target < Int64(classifier.classes) else {
-                    throw invalid("target \(target) is out of range: the model has \(classifier.classes) classes")
-                }
-                return Int(target)
-            }
+        guard request.resultCount <= request.input.count else {
+            // The buffer holds the input's N·C·H·W values (this function's contract since 0.1);
+            // a layer whose map is larger cannot be written there. Refused before any work.
+            throw invalid("\(request.methodName) gives attributions of shape \(request.resultShape), more than the input's \(request.input.count) values elu_explain's buffer holds: use elu_explain_into or elu_explain_alloc")
         }
-        let explanation = try handle.explainer.explain(method: methodName, options: options, inputs: inputs, targets: rows)
-        guard explanation.attributions.shape == checked.dims else {
-            throw ElucidateError(.internalFailure,
-                                 "the attributions have shape \(explanation.attributions.shape), the input \(checked.dims)")
-        }
-        let report = reportJSON == nil ? nil : try explanation.reportJSON()
-        try copy(explanation.attributions, to: attributions, count: checked.count)
-        if let reportJSON, let report {
-            guard let text = copyCString(report) else { throw ElucidateError(.internalFailure, "out of memory") }
-            reportJSON.pointee = text
-        }
+        let result = try request.run(reportJSON: reportJSON != nil)
+        try copy(result.attributions, to: attributions, count: request.resultCount)
+        try returnReport(result.report, to: reportJSON)
     }
 }
 
-/// `elu_visualize` of elucidate.h: `Visualizer.write` of the caller's attributions and input.
+/// `elu_visualize` of elucidate.h: `Visualizer.write` of the caller's attributions and input,
+/// which share one shape (`elu_visualize_map` with that shape for both).
 @_cdecl("elu_visualize")
 public func elu_visualize(_ attributions: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ input: UnsafePointer<Float>?,
                           _ model: OpaquePointer?, _ optionsJSON: UnsafePointer<CChar>?, _ outPNG: UnsafePointer<CChar>?,
                           _ error: CErrorPointer) -> Int32 {
+    elu_visualize_map(attributions, shape, input, shape, model, optionsJSON, outPNG, error)
+}
+
+/// `elu_visualize_map` of elucidate.h: `Visualizer.write` of attributions of their own shape
+/// (a layer's map `[N, C, h, w]`, or the input's) over the caller's input.
+@_cdecl("elu_visualize_map")
+public func elu_visualize_map(_ attributions: UnsafePointer<Float>?, _ attributionShape: UnsafePointer<Int64>?,
+                              _ input: UnsafePointer<Float>?, _ inputShape: UnsafePointer<Int64>?,
+                              _ model: OpaquePointer?, _ optionsJSON: UnsafePointer<CChar>?, _ outPNG: UnsafePointer<CChar>?,
+                              _ error: CErrorPointer) -> Int32 {
     run(error) { () throws(ElucidateError) in
         let handle = try modelHandle(model)
         let classifier = handle.classifier
         let options = try Options(json: try optionalString(optionsJSON, "options_json"))
         let path = try string(outPNG, "out_png")
-        let checked = try checkedShape(shape, channels: classifier.network.inputChannels)
-        let values = try tensor(attributions, "attributions", checked)
-        let inputs = try tensor(input, "input", checked)
+        let inputChecked = try checkedShape(inputShape, channels: classifier.network.inputChannels, name: "input_shape")
+        let mapChecked = try checkedShape(attributionShape, channels: nil, name: "attribution_shape")
+        guard mapChecked.dims[0] == inputChecked.dims[0] else {
+            throw invalid("the attributions hold \(mapChecked.dims[0]) rows and the input \(inputChecked.dims[0])")
+        }
+        let values = try tensor(attributions, "attributions", mapChecked)
+        let inputs = try tensor(input, "input", inputChecked)
         try Visualizer.write(attributions: values, input: inputs, classifier: classifier, options: options, to: path)
     }
 }

@@ -76,12 +76,9 @@ struct ExplainOptions: ParsableArguments {
     }
 
     /// Checks `method`'s options (and the shared ones) as `validate()` does: a bad value is a
-    /// usage error, before any file is read.
+    /// usage error, before any file is read. Every method draws with `--visualize`: a layer's
+    /// map (N,C,h,w) is summed over channels and upsampled to the photo (PictureSettings.figure).
     func check(_ method: ExplainMethod, _ options: Options) throws {
-        if method.isLayerMethod && method != .gradCAM && !method.isCAM && visualize != nil {
-            // The pictures are drawn over the input image; a layer's map is not (yet) resized to it.
-            throw ValidationError("--visualize does not draw layer attributions yet: write them with --attributions")
-        }
         do { _ = try ExplanationPlan(method: method.rawValue, options: sharedOptions.merging(options)) } catch {
             throw ValidationError(error.message)
         }

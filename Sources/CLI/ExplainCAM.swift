@@ -6,11 +6,8 @@ import Foundation
 // layer's resolution with --attributions, before pytorch-grad-cam's ReLU, min-max scaling and
 // resize (the library's CAMPostprocessing.final applies those).
 
-/// The options of one CAM subcommand: its name, abstract and, for Score-CAM and Ablation-CAM,
-/// the copies per forward pass.
-protocol CAMCommand: ParsableCommand {
-    static var method: ExplainMethod { get }
-    var common: ExplainOptions { get }
+/// One CAM subcommand: the layer and, for Score-CAM and Ablation-CAM, the copies per forward pass.
+protocol CAMCommand: MethodSubcommand {
     var layer: LayerOptions { get }
     var batchOptions: Options { get }
 }
@@ -18,8 +15,6 @@ protocol CAMCommand: ParsableCommand {
 extension CAMCommand {
     var batchOptions: Options { Options() }
     var options: Options { layer.options.merging(batchOptions) }
-    func validate() throws { try common.check(Self.method, options) }
-    func run() throws { try common.run(Self.method, options) }
 }
 
 struct ExplainGradCAMPlusPlus: CAMCommand {

@@ -5,10 +5,11 @@ import Foundation
 // `elucidate explain lrp`: layer-wise relevance propagation with Zennit's composites (issue 13).
 // Options left unset take the library's defaults (Zennit's), so only the given ones are passed.
 
-struct ExplainLRP: ParsableCommand {
+struct ExplainLRP: MethodSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "lrp",
         abstract: "Layer-wise relevance propagation with Zennit's composites (torchvision-layout ResNets).")
+    static let method = ExplainMethod.lrp
     @OptionGroup var common: ExplainOptions
     @Option(name: .long, help: "epsilon-plus-flat (default), epsilon-gamma-box, epsilon-alpha2-beta1 or epsilon-plus.")
     var composite: String?
@@ -37,6 +38,4 @@ struct ExplainLRP: ParsableCommand {
         if let high { values["high"] = .string(high) }
         return Options(values)
     }
-    func validate() throws { try common.check(.lrp, options) }
-    func run() throws { try common.run(.lrp, options) }
 }

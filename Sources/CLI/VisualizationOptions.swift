@@ -20,7 +20,7 @@ import Foundation
 struct VisualizationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "Views side by side, METHOD:SIGN[,METHOD:SIGN…]; methods heat-map, blended-heat-map, original-image, "
-        + "masked-image, alpha-scaling; signs all, positive, negative, absolute-value (the default).",
+        + "masked-image, alpha-scaling, cam-overlay; signs all, positive, negative, absolute-value (the default).",
         valueName: "views"))
     var panels: String = "heat-map:absolute-value"
 

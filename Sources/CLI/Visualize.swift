@@ -7,7 +7,8 @@ struct Visualize: ParsableCommand {
         abstract: "Draw attributions as a PNG picture, as Captum's visualize_image_attr does.",
         discussion: """
             ATTR.npy holds float32 attributions (N,C,H,W), (C,H,W) or (H,W); channels are summed. \
-            A layer's map (N,1,h,w) (grad-cam, the CAMs) is drawn bilinearly upsampled to the photo. \
+            A layer's map (N,C,h,w) (grad-cam and the CAMs' C=1, a layer method's C channels) is summed over channels \
+            and drawn bilinearly upsampled to the photo. \
             The photo is --image (decoded, resized and cropped like --preset, shown as its real pixels) \
             or --input-tensor (the model input, de-normalised with --preset's mean/std; default torchvision, \
             none for a tensor already in [0,1]). Heat-map views need no photo. One view without title or \
@@ -87,19 +88,20 @@ struct Visualize: ParsableCommand {
             }
             photoPath = inputTensor
         }
-        var drawn = (tensor: tensor, index: index)
-        if let photo, tensor.rank == 4, tensor.shape[1] == 1, photo.width != map.width || photo.height != map.height {
-            // A layer's map (N,1,h,w), e.g. a CAM: drawn bilinearly upsampled to the photo.
-            let resized = map.resized(width: photo.width, height: photo.height)
-            drawn = (Tensor(shape: [1, 1, photo.height, photo.width], values: resized.values), 0)
-        } else if let photo, let photoPath, photo.width != map.width || photo.height != map.height {
+        // A layer's map (N,C,h,w) — a CAM's C=1, a layer method's C>1 — has another resolution
+        // than the photo and another channel count than its 3: the library sums its channels and
+        // draws that map bilinearly upsampled to the photo. An input-shaped (N,3,H,W) array of
+        // another size was made with another preset or EXIF rule: refused with the likely cause.
+        let layerMap = photo.map { PictureSettings.isLayerMap(tensor, photoHeight: $0.height, photoWidth: $0.width) } == true
+            && tensor.shape[1] != 3
+        if let photo, let photoPath, !layerMap, photo.width != map.width || photo.height != map.height {
             let how = image != nil ? " after \((preset ?? .torchvision).rawValue) preprocessing" : ""
             throw ElucidateError(.invalidArgument,
                 "is \(photo.width)×\(photo.height) pixels\(how) but the attributions in \(attributions) are \(map.width)×\(map.height)"
                 + (image == nil ? "" : photo.width == map.height && photo.height == map.width && exif != .apply
                     ? " (were they made with --exif apply? give it here too)" : " (use the --preset the model used)"), path: photoPath)
         }
-        let figure = try visualization.figure(drawn.tensor, index: drawn.index, photo: photo)
+        let figure = try visualization.figure(tensor, index: index, photo: photo)
         try visualization.write(figure, to: out, protectedInputs: inputs)
         try StandardOutput.write("\(TerminalText.escaped(out)): \(figure.canvas.width)×\(figure.canvas.height) pixels\n")
     }

@@ -7,28 +7,6 @@ import XCTest
 /// with `cc` against Sources/CAPI/include/elucidate.h and the built libElucidateC.so (the
 /// library tools/install.sh installs as libelucidate.so), then run.
 final class CAPITests: TemporaryFolderTestCase {
-    private var library: URL { productsDirectory.appendingPathComponent("libElucidateC.so") }
-
-    /// Compiles `examples/c/NAME.c` (or `source`) into the test's folder; the program's path.
-    private func compile(_ name: String, source: URL? = nil) throws -> String {
-        guard FileManager.default.fileExists(atPath: library.path) else {
-            XCTFail("\(library.path) is missing: build with `swift build --build-tests` (it builds every product)")
-            throw XCTSkip("no libElucidateC.so")
-        }
-        let output = path(name)
-        let result = try run("/usr/bin/env", ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1",
-                                              (source ?? packageRootURL.appendingPathComponent("examples/c/\(name).c")).path,
-                                              "-I", packageRootURL.appendingPathComponent("Sources/CAPI/include").path,
-                                              "-L", productsDirectory.path, "-lElucidateC",
-                                              "-Wl,-rpath," + productsDirectory.path, "-pthread", "-lm", "-o", output])
-        XCTAssertEqual(result.status, 0, "cc failed: \(result.stderr)")
-        return output
-    }
-
-    private func run(_ executable: String, _ arguments: [String]) throws -> CommandResult {
-        try runProgram(URL(fileURLWithPath: executable), arguments)
-    }
-
     /// check.c on a ResNet34 .safetensors: load, predict, Integrated Gradients, Occlusion,
     /// every kind of bad input (an error status and a message each, no crash), and saliency
     /// from 4 threads sharing the model equal bit for bit to a sequential run.
@@ -78,25 +56,6 @@ final class CAPITests: TemporaryFolderTestCase {
     }
 
     /// An error's message is the command line's line for the same error, without "elucidate: ".
-    /// A layer method's attributions have the layer's shape, which `elu_explain`'s input-shaped
-    /// buffer cannot hold: one clear error before any work.
-    func testLayerMethodsAreRefusedByElucidateExplain() throws {
-        let parity = try compile("parity", source: packageRootURL.appendingPathComponent("Tests/CAPITests/Programs/parity.c"))
-        let input = path("small.f32")
-        try DeterministicWeights.input(shape: [1, 3, 28, 28]).withUnsafeBufferPointer {
-            try Data(buffer: $0).write(to: URL(fileURLWithPath: input))
-        }
-        let result = try run(parity, ["fashion-mnist-resnet", input, "1", "3", "28", "28", "grad-cam", #"{"layer": "layer4"}"#,
-                                      "predicted", path("cam.f32")])
-        XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("grad-cam gives attributions of the layer's shape"), result.stderr)
-        // pytorch-grad-cam's CAMs give (N,1,h,w) raw maps too: refused the same way, before any work.
-        let cam = try run(parity, ["fashion-mnist-resnet", input, "1", "3", "28", "28", "score-cam", #"{"layer": "layer4"}"#,
-                                   "predicted", path("cam.f32")])
-        XCTAssertNotEqual(cam.status, 0)
-        XCTAssertTrue(cam.stderr.contains("score-cam gives attributions of the layer's shape"), cam.stderr)
-    }
-
     func testErrorMessageIsTheCommandLinesLine() throws {
         let explain = try compile("explain")
         let missing = path("missing.png")

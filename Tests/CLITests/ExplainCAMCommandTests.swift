@@ -6,33 +6,7 @@ import XCTest
 /// `elucidate explain grad-cam-plus-plus|xgrad-cam|hires-cam|layer-cam|eigen-cam|score-cam|ablation-cam`
 /// end to end on a small deterministic ResNet18: the raw map (N,1,h,w) at the layer's resolution,
 /// the library's result, and bad layers as one error line.
-final class ExplainCAMCommandTests: XCTestCase {
-    var folder: URL!
-    var model: String!
-    var input: String!
-    var network: ResNet!
-    let inputTensor = DeterministicWeights.input(shape: [2, 3, 40, 32])
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-explain-cam")
-        let stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 3)
-        network = try ResNet(stateDict: stateDict)
-        model = folder.appendingPathComponent("m.safetensors").path
-        input = folder.appendingPathComponent("x.npy").path
-        try SafetensorsWriter.write(stateDict.tensors, metadata: [:], to: URL(fileURLWithPath: model))
-        try NPY.write(inputTensor, to: URL(fileURLWithPath: input))
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-
-    private func explain(_ method: String, _ extra: [String], output: String) throws -> CommandResult {
-        try runElucidate(["explain", method, "--model", model, "--input-tensor", input, "--attributions", output] + extra)
-    }
-
+final class ExplainCAMCommandTests: SmallResNetTestCase {
     func testEveryCAMWritesTheRawMapTheLibraryComputes() throws {
         let layer = LayerChoice("layer3")
         let methods: [(String, [String], any AttributionMethod)] = [

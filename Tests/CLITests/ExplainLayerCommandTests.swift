@@ -5,33 +5,7 @@ import XCTest
 
 /// `elucidate explain grad-cam|layer-…` and `elucidate models --layers` end to end on a small
 /// deterministic ResNet18.
-final class ExplainLayerCommandTests: XCTestCase {
-    var folder: URL!
-    var model: String!
-    var input: String!
-    var network: ResNet!
-    let inputTensor = DeterministicWeights.input(shape: [2, 3, 40, 32])
-
-    override func setUpWithError() throws {
-        folder = try makeTemporaryDirectory("elucidate-explain-layer")
-        let stateDict = DeterministicWeights.stateDict(ResNetArchitecture.named("resnet18")!, classes: 3)
-        network = try ResNet(stateDict: stateDict)
-        model = folder.appendingPathComponent("m.safetensors").path
-        input = folder.appendingPathComponent("x.npy").path
-        try SafetensorsWriter.write(stateDict.tensors, metadata: [:], to: URL(fileURLWithPath: model))
-        try NPY.write(inputTensor, to: URL(fileURLWithPath: input))
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    private func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-
-    private func explain(_ method: String, _ extra: [String], output: String) throws -> CommandResult {
-        try runElucidate(["explain", method, "--model", model, "--input-tensor", input, "--attributions", output] + extra)
-    }
-
+final class ExplainLayerCommandTests: SmallResNetTestCase {
     /// The headline command, on a small model: (N,1,h,w) at layer4's resolution.
     func testGradCamWritesTheLayersMap() throws {
         let result = try explain("grad-cam", ["--layer", "layer4", "--target", "2", "--json"], output: path("cam.npy"))
@@ -120,11 +94,6 @@ final class ExplainLayerCommandTests: XCTestCase {
         let missing = try explain("grad-cam", [], output: path("bad.npy"))
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("grad-cam needs --layer NAME"), missing.stderr)
-
-        // grad-cam's (N,1,h,w) map is drawn upsampled; a layer's (N,C,h,w) activations are not.
-        let picture = try explain("layer-activation", ["--layer", "layer4", "--visualize", path("cam.png")], output: path("bad.npy"))
-        XCTAssertNotEqual(picture.status, 0)
-        XCTAssertTrue(picture.stderr.contains("--visualize does not draw layer attributions yet"), picture.stderr)
 
         let tunnel = try explain("grad-cam", ["--layer", "layer4", "--noise-tunnel", "smoothgrad"], output: path("bad.npy"))
         XCTAssertNotEqual(tunnel.status, 0)

@@ -24,7 +24,7 @@
  * OWNERSHIP. The library never frees what the caller passed in, and never keeps a pointer
  * to it after returning. What it returns, the caller owns and frees with the matching
  * function: every `char *` (messages, JSON) with elu_string_free, every `float *` from
- * elu_image_tensor with elu_tensor_free, every elu_model with elu_model_free. The string of
+ * elu_image_tensor or elu_explain_alloc with elu_tensor_free, every elu_model with elu_model_free. The string of
  * elu_version is static: never free it. Buffers the caller passes for results (logits,
  * attributions) are caller-owned and must have room for the documented element count.
  *
@@ -90,35 +90,92 @@ int64_t elu_model_classes(const elu_model *model);
  * shape; on failure *tensor is NULL. */
 int elu_image_tensor(const elu_model *model, const char *image_path, float **tensor, int64_t shape[4], char **error);
 
-/* Frees a tensor returned by elu_image_tensor. NULL is ignored. */
+/* Frees a tensor returned by elu_image_tensor or elu_explain_alloc. NULL is ignored. */
 void elu_tensor_free(float *tensor);
 
 /* Runs the model on `input` ([N, C, H, W]) and writes the N × elu_model_classes() logits,
  * row by row, to the caller's buffer `logits`. */
 int elu_predict(const elu_model *model, const float *input, const int64_t shape[4], float *logits, char **error);
 
+/* The most dimensions an attribution shape has (elu_attribution_shape, elu_explain_into,
+ * elu_explain_alloc): [N, C, H, W], or fewer for a layer without positions ([N, K] for "fc"). */
+#define ELU_MAX_RANK 4
+
+/* The shape of the attributions `method` gives for inputs of shape `input_shape` ([N, C, H, W]),
+ * without running it, so that the caller can allocate their buffer: the input's shape for the
+ * input methods, "guided-grad-cam", the "neuron-…" methods and "lrp"; [N, 1, h, w] for
+ * "grad-cam" (with {"upsample": …}: [N, 1, H, W]) and pytorch-grad-cam's CAMs
+ * ("grad-cam-plus-plus", "xgrad-cam", "hires-cam", "layer-cam", "eigen-cam", "score-cam",
+ * "ablation-cam"); the layer's output shape (its input's with {"layer-input": true}) with N rows
+ * for "layer-…" and "internal-influence", e.g. [N, 256, 14, 14] for {"layer": "layer3"} of a
+ * ResNet at 224×224. Writes the shape to attribution_shape[0 .. *rank-1] and 1 to the entries
+ * after it (so the product of all ELU_MAX_RANK entries is the element count), and the number of
+ * dimensions to *rank. The options are checked as elu_explain checks them (files they name are
+ * not read); an unknown layer, or a CAM on a layer without positions, is ELU_ERROR_INVALID_ARGUMENT.
+ * A layer method costs one forward pass of one zero row. */
+int elu_attribution_shape(const elu_model *model, const char *method, const char *options_json,
+                          const int64_t input_shape[4], int64_t attribution_shape[ELU_MAX_RANK], int *rank,
+                          char **error);
+
 /* Explains the model's output for `input` ([N, C, H, W]) with attribution method `method`,
- * as `elucidate explain METHOD` does: "saliency", "integrated-gradients", "occlusion", …
- * (the command line's method names), with that command's options in `options_json`.
+ * as `elucidate explain METHOD` does: "saliency", "integrated-gradients", "occlusion", "grad-cam",
+ * "layer-integrated-gradients", "score-cam", "lrp", … (the command line's method names), with
+ * that command's options in `options_json` ({"layer": "layer4"}, {"neuron": "12,3,4"},
+ * {"layer-input": true}, {"upsample": "bilinear"}, {"batch-size": 8}, …).
  * `targets` holds N class indices to explain, or is NULL for each row's predicted class.
- * Writes N·C·H·W attributions (the input's shape) to the caller's buffer `attributions`,
- * and, when `report_json` is not NULL, sets *report_json to a new string holding the JSON
- * report `elucidate explain --json` prints (free it with elu_string_free; NULL on failure).
- * Methods whose attributions have a layer's shape ("grad-cam", "layer-…", "internal-influence",
- * and pytorch-grad-cam's CAMs "grad-cam-plus-plus", "xgrad-cam", "hires-cam", "layer-cam",
- * "eigen-cam", "score-cam", "ablation-cam", whose raw maps are (N,1,h,w)) are refused with ELU_INVALID_ARGUMENT; those with the input's shape ("guided-grad-cam",
- * "neuron-…", with their "layer" and "neuron" options) work. */
+ * The caller's buffer `attributions` holds N·C·H·W floats, the input's count, as it always
+ * has; the attributions written there have elu_attribution_shape's shape — the input's for
+ * pixel methods, the layer's for layer methods (fewer values for grad-cam and the CAMs). A
+ * layer method whose attributions have more values than the input (e.g. "layer-activation" of
+ * "layer1" at 224×224) is refused with ELU_ERROR_INVALID_ARGUMENT before any work: use
+ * elu_explain_into or elu_explain_alloc, which also return the shape. When `report_json` is not
+ * NULL, sets *report_json to a new string holding the JSON report `elucidate explain --json`
+ * prints (free it with elu_string_free; NULL on failure). */
 int elu_explain(const elu_model *model, const char *method, const char *options_json,
                 const float *input, const int64_t shape[4], const int64_t *targets,
                 float *attributions, char **report_json, char **error);
+
+/* elu_explain for every method, into the caller's buffer `attributions` of `capacity` floats:
+ * on success writes the attributions there, their shape to attribution_shape and *rank (as
+ * elu_attribution_shape writes them) and, when asked, *report_json. When the attributions need
+ * more than `capacity` values, nothing is computed or written to `attributions`, the shape they
+ * need is written to attribution_shape and *rank, and ELU_ERROR_INVALID_ARGUMENT is returned
+ * (so capacity 0 asks for the shape). A negative capacity, or NULL `attributions`,
+ * `attribution_shape` or `rank`, is ELU_ERROR_INVALID_ARGUMENT. */
+int elu_explain_into(const elu_model *model, const char *method, const char *options_json,
+                     const float *input, const int64_t shape[4], const int64_t *targets,
+                     float *attributions, int64_t capacity, int64_t attribution_shape[ELU_MAX_RANK], int *rank,
+                     char **report_json, char **error);
+
+/* elu_explain for every method, into a buffer the library allocates: on success sets
+ * *attributions to a new tensor (free it with elu_tensor_free) of the shape written to
+ * attribution_shape and *rank (as elu_attribution_shape writes them) and, when asked,
+ * *report_json; on failure *attributions (and *report_json) are NULL. */
+int elu_explain_alloc(const elu_model *model, const char *method, const char *options_json,
+                      const float *input, const int64_t shape[4], const int64_t *targets,
+                      float **attributions, int64_t attribution_shape[ELU_MAX_RANK], int *rank,
+                      char **report_json, char **error);
 
 /* Draws the attributions of the first row of `attributions` (shape `shape`, the shape of
  * `input`) over that row's image — the input with the model's preset normalisation undone —
  * and writes the picture as a PNG to `out_png` (replaced atomically), as `elucidate explain
  * --visualize` does. `options_json` takes the command line's picture options ("panels",
- * "outlier-perc", "cmap", …, and "preset" when the input was not made with the model's). */
+ * "outlier-perc", "cmap", …, "index" for another row, and "preset" when the input was not
+ * made with the model's). Channels are summed, as Captum's visualize_image_attr sums them. */
 int elu_visualize(const float *attributions, const int64_t shape[4], const float *input,
                   const elu_model *model, const char *options_json, const char *out_png, char **error);
+
+/* elu_visualize for attributions of their own shape `attribution_shape` ([N, C', h, w], the N of
+ * `input_shape` [N, C, H, W]): the input's shape, or a layer's map from elu_explain_into /
+ * elu_explain_alloc (any C'; a 2-D shape [N, K] cannot be drawn: pass it as [N, K, 1, 1] only if
+ * a single colour is meant). A map of another resolution than the input is summed over its
+ * channels at its own resolution and that sum bilinearly upsampled to the image, as `elucidate
+ * explain --visualize` draws every layer method; a C'>1 map thus draws exactly as its channel
+ * sum [N, 1, h, w] does. Shapes with a dimension < 1, different N, NaN or infinite values are
+ * ELU_ERROR_INVALID_ARGUMENT; nothing is written on failure. */
+int elu_visualize_map(const float *attributions, const int64_t attribution_shape[4],
+                      const float *input, const int64_t input_shape[4],
+                      const elu_model *model, const char *options_json, const char *out_png, char **error);
 
 #ifdef __cplusplus
 }

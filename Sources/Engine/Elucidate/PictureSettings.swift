@@ -65,15 +65,36 @@ public struct PictureSettings: Sendable {
     /// The first view that draws the photo (all but heat-map do), if any.
     public var firstViewNeedingPhoto: VisualizationPanel? { panels.first { $0.method.needsPhoto } }
 
-    /// Draws item `index` of `attributions` over `photo` (nothing is written yet). A layer's
-    /// map `[N, 1, h, w]` (Grad-CAM, the CAMs) is drawn bilinearly upsampled to the photo.
+    /// Draws item `index` of `attributions` over `photo` (nothing is written yet).
+    ///
+    /// A layer's map `[N, C, h, w]` whose h×w is not the photo's (Grad-CAM's and the CAMs'
+    /// `[N, 1, h, w]`, a layer method's `[N, 256, 14, 14]`) is reduced as Captum's
+    /// `visualize_image_attr` reduces channels — summed, at the layer's resolution — and that
+    /// one map is bilinearly upsampled to the photo (OpenCV's INTER_LINEAR) before the views
+    /// apply the sign and outlier handling. The channel sum and the bilinear upsample are both
+    /// linear, so summing first gives the picture of upsampling each channel and summing,
+    /// up to float rounding; summing first is C times less work and makes a C>1 map's
+    /// picture exactly the picture of its channel sum. Without a photo the map is drawn at
+    /// the layer's resolution. A 2-D array `[N, K]` (a layer without positions, such as `fc`)
+    /// with a photo of another size is refused.
     public func figure(_ attributions: Tensor, index: Int = 0, photo: RGBImage?) throws(ElucidateError) -> AttributionFigure {
-        if let photo, attributions.rank == 4, attributions.shape[1] == 1, index >= 0, index < attributions.shape[0],
-           attributions.shape[2] != photo.height || attributions.shape[3] != photo.width {
-            let one = Visualizer.upsampledLayerMaps(attributions.rows(index..<(index + 1)), height: photo.height, width: photo.width)
-            return try AttributionFigure.draw(attributions: one, index: 0, photo: photo, panels: panels, style: style)
+        if let photo, attributions.rank == 2, attributions.shape != [photo.height, photo.width] {
+            // A layer without positions (fc, a neuron's 2-D layer) gives (N, K): nothing to lay over the photo.
+            throw ElucidateError(.invalidArgument,
+                                 "attributions of shape \(attributions.shape) have no positions to draw over the photo: choose a layer whose output is (N,C,h,w)")
+        }
+        if let photo, Self.isLayerMap(attributions, photoHeight: photo.height, photoWidth: photo.width) {
+            let map = try AttributionMap(summingChannelsOf: attributions, index: index)
+            return try AttributionFigure.draw(map: map.resized(width: photo.width, height: photo.height), photo: photo,
+                                              panels: panels, style: style)
         }
         return try AttributionFigure.draw(attributions: attributions, index: index, photo: photo, panels: panels, style: style)
+    }
+
+    /// Whether `attributions` are a layer's map `[N, C, h, w]` to be upsampled to a
+    /// `photoHeight × photoWidth` photo: 4-D, of another resolution than the photo.
+    public static func isLayerMap(_ attributions: Tensor, photoHeight: Int, photoWidth: Int) -> Bool {
+        attributions.rank == 4 && (attributions.shape[2] != photoHeight || attributions.shape[3] != photoWidth)
     }
 
     /// Writes `figure` as a PNG to `path` (and the normalised maps, if asked), each atomically,
@@ -99,10 +120,12 @@ public struct PictureSettings: Sendable {
 
 /// Draws explanations as `elucidate explain --visualize` does.
 public enum Visualizer {
-    /// Draws row `index` (option `index`, default 0) of `attributions` `[N, C, H, W]` over the
-    /// model input `input` (same shape) with the normalisation of the model's preset (or option
-    /// `preset`) undone — exactly the pixels the preset made — and writes the PNG to `path`.
-    /// The other options are `PictureSettings`'.
+    /// Draws row `index` (option `index`, default 0) of `attributions` over the model input
+    /// `input` `[N, C, H, W]` with the normalisation of the model's preset (or option `preset`)
+    /// undone — exactly the pixels the preset made — and writes the PNG to `path`. The
+    /// attributions are `[N, C', H, W]` (channels summed), or a layer's map `[N, C', h, w]`
+    /// (any C'), channels summed and upsampled to the photo (`PictureSettings.figure`). The
+    /// other options are `PictureSettings`'.
     ///
     /// - Returns: the figure's warnings (e.g. an all-zero map).
     @discardableResult
@@ -113,15 +136,10 @@ public enum Visualizer {
         let preset = try reader.choice("preset", PreprocessingPreset.self) ?? classifier.preset ?? .torchvision
         let settings = try PictureSettings(reading: &reader)
         try reader.finish(context: "a picture")
-        var attributions = attributions
-        if attributions.rank == 4, input.rank == 4, attributions.shape[0] == input.shape[0], attributions.shape[1] == 1,
-           attributions.shape != input.shape {
-            attributions = Self.upsampledLayerMaps(attributions, height: input.shape[2], width: input.shape[3])
-        }
-        guard attributions.rank == 4, attributions.shape == input.shape || attributions.shape[1] == 1
-                && Array(attributions.shape[2...]) == Array(input.shape[2...]) && attributions.shape[0] == input.shape[0] else {
+        guard attributions.rank == 4, input.rank == 4, attributions.shape[0] == input.shape[0],
+              attributions.shape[1] >= 1, attributions.shape[2] >= 1, attributions.shape[3] >= 1 else {
             throw ElucidateError(.invalidArgument,
-                                 "the attributions \(attributions.shape) and the input \(input.shape) must have one shape [N, C, H, W] (or [N, 1, h, w], a layer's map)")
+                                 "the attributions \(attributions.shape) and the input \(input.shape) must be [N, C, H, W] and [N, C, h, w] (a layer's map, drawn upsampled) with one N")
         }
         guard index >= 0 && index < input.shape[0] else {
             throw ElucidateError(.invalidArgument, "--index \(index) does not exist: the batch holds \(input.shape[0]) items")
@@ -130,17 +148,5 @@ public enum Visualizer {
         let figure = try settings.figure(attributions, index: index, photo: photo)
         return try settings.write(figure, to: path)
     }
-
-    /// Layer maps `[N, 1, h, w]` (Grad-CAM, the CAMs) bilinearly upsampled to `height × width`
-    /// (OpenCV's INTER_LINEAR), so that they are drawn over the photo.
-    static func upsampledLayerMaps(_ maps: Tensor, height: Int, width: Int) -> Tensor {
-        let (n, h, w) = (maps.shape[0], maps.shape[2], maps.shape[3])
-        let values = maps.scalars
-        var out: [Float] = []
-        for row in 0..<n {
-            let map = AttributionMap(width: w, height: h, values: Array(values[(row * h * w)..<((row + 1) * h * w)]))
-            out += map.resized(width: width, height: height).values
-        }
-        return Tensor(shape: [n, 1, height, width], values: out)
-    }
 }
+

@@ -87,7 +87,7 @@ extension CAMOverlay {
 extension AttributionMap {
     /// The map bilinearly resized to `width × height` as OpenCV's INTER_LINEAR (and PyTorch's
     /// `align_corners=False`) does: half-pixel centres, borders replicated. Used to draw a
-    /// layer's map (N,1,h,w) over the photo.
+    /// layer's map (N,C,h,w), channels summed first, over the photo.
     public func resized(width newWidth: Int, height newHeight: Int) -> AttributionMap {
         let out = BilinearResize.halfPixel(values, height: height, width: width, toHeight: newHeight, toWidth: newWidth)
         return AttributionMap(width: newWidth, height: newHeight, values: out)
