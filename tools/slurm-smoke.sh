@@ -71,7 +71,7 @@ export PATH=$PATH:/usr/sbin
 # inside stays 0600). The daemons run as the current user; as root the jobs run as root.
 work=$(mktemp -d /tmp/elucidate-slurm-smoke.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/munge" "$work/state" "$work/spool" "$work/log" "$work/array" "$work/single"
+mkdir -p "$work/munge" "$work/state" "$work/spool" "$work/log"
 munged_pid="" slurmctld_pid="" slurmd_pid="" job=""
 
 # Stops what this script started, in reverse order, each by its own process ID; keeps the
@@ -172,14 +172,17 @@ note "one-node cluster up ($cpus CPUs, ${memory} MB) in $((SECONDS - started)) s
 # The example as it is, driven by its environment variables; sbatch's options override its
 # header so the tasks fit this machine (one thread each, so the single-process run below
 # computes with the same thread count).
-images=$repo/Resources/images
-job=$(ELUCIDATE=$elucidate EXPLAIN_METHOD=$method EXPLAIN_MODEL=fashion-mnist-resnet \
-    EXPLAIN_INPUTS=$images EXPLAIN_OUT_DIR=$work/array EXPLAIN_OPTIONS="" \
+# A copy of Resources/images in the temporary folder, given by the relative path "images" to
+# both runs (from that folder), so that the two indexes name the inputs alike and no path has
+# a space for EXPLAIN_INPUTS to split.
+cp -R "$repo/Resources/images" "$work/images"
+job=$(cd "$work" && ELUCIDATE=$elucidate EXPLAIN_METHOD=$method EXPLAIN_MODEL=fashion-mnist-resnet \
+    EXPLAIN_INPUTS=images EXPLAIN_OUT_DIR=array EXPLAIN_OPTIONS="" \
     sbatch --parsable --array=0-$((tasks - 1)) --cpus-per-task=1 --mem=1G --time=00:10:00 \
         --chdir="$work" --output="$work/log/task-%A_%a.out" \
         "$repo/examples/slurm/explain-array.sbatch") || fail "sbatch refused the example"
 job=${job%%;*}
-note "submitted job array $job ($tasks tasks, $method over $images)"
+note "submitted job array $job ($tasks tasks, $method over Resources/images)"
 
 deadline=$((SECONDS + timeout))
 while [ -n "$(squeue --noheader --jobs="$job" --format=%i 2>/dev/null)" ]; do
@@ -199,8 +202,8 @@ note "array done in $((SECONDS - started)) s"
     fail "elucidate index merge failed: $(tail -n 1 "$work/log/merge.out")"
 [ -s "$work/array/index.jsonl" ] || fail "the merge wrote no $work/array/index.jsonl"
 
-"$elucidate" explain "$method" --model fashion-mnist-resnet --threads 1 "$images" \
-    --out-dir "$work/single" >"$work/log/single.out" 2>&1 ||
+(cd "$work" && "$elucidate" explain "$method" --model fashion-mnist-resnet --threads 1 images \
+    --out-dir single) >"$work/log/single.out" 2>&1 ||
     fail "the single-process run failed: $(tail -n 1 "$work/log/single.out")"
 
 # Each index as sorted "input<TAB>output" lines.
@@ -217,7 +220,7 @@ single=$(pairs "$work/single/index.jsonl")
 [ "$merged" = "$single" ] ||
     fail "the merged index and the single-process index differ: $(diff <(echo "$merged") <(echo "$single") | grep '^[<>]' | head -n 3 | tr '\n' ' ')"
 count=$(grep -c . <<<"$merged")
-expected=$(find "$images" -type f -name '*.png' | wc -l)
+expected=$(find "$work/images" -type f -name '*.png' | wc -l)
 [ "$count" -eq "$expected" ] || fail "the index lists $count inputs, Resources/images holds $expected"
 
 arrays=$(cd "$work/array" && find . -name '*.npy' | sort)
