@@ -9,6 +9,7 @@
 # starts a private munged (its own key and socket) and slurmctld + slurmd on localhost with a
 # minimal slurm.conf in a temporary folder — no systemd, nothing in /etc changed — submits
 # the example as a 3-task array over Resources/images with the built-in model, waits for it,
+# requeues one finished task (as pre-emption would) and checks that --resume rewrites nothing,
 # runs `elucidate index merge`, explains the same images in one process into another folder,
 # and compares the two indexes' inputs and outputs and every .npy byte for byte. A trap
 # cancels the job and stops the daemons whatever happens. Root in a container is fine.
@@ -197,10 +198,27 @@ if grep -qv "^COMPLETED 0:0$" <<<"$states"; then
 fi
 note "array done in $((SECONDS - started)) s"
 
+# Pre-emption puts a task back in the queue and runs the same command again: requeue task 1,
+# now complete, and check that --resume finds its shard done (rewrites no file; the merge
+# below would refuse inputs the index lists twice).
+touch "$work/requeued"
+scontrol requeue "${job}_1" || fail "scontrol requeue ${job}_1 was refused"
+# Slurm holds a requeued job back for a couple of minutes (its begin time); start it now.
+scontrol update JobId="${job}_1" StartTime=now || fail "scontrol could not start the requeued task now"
+deadline=$((SECONDS + timeout))
+until scontrol --oneliner show job "${job}_1" | grep -q "JobState=COMPLETED .*Restarts=1 "; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the requeued task did not finish in $timeout s: $(scontrol --oneliner show job "${job}_1" | grep -oE "JobState=[A-Z_]+ Reason=[^ ]+")"
+    sleep 1
+done
+rewritten=$(find "$work/array" -name '*.npy' -newer "$work/requeued")
+[ -z "$rewritten" ] || fail "the requeued task with --resume rewrote $(tr '\n' ' ' <<<"$rewritten")"
+note "requeued task 1 resumed with nothing left to do in $((SECONDS - started)) s"
+
 # --- merge and compare -----------------------------------------------------------------------
 "$elucidate" index merge "$work/array" >"$work/log/merge.out" 2>&1 ||
     fail "elucidate index merge failed: $(tail -n 1 "$work/log/merge.out")"
 [ -s "$work/array/index.jsonl" ] || fail "the merge wrote no $work/array/index.jsonl"
+note "index merge: $(head -n 1 "$work/log/merge.out")"
 
 (cd "$work" && "$elucidate" explain "$method" --model fashion-mnist-resnet --threads 1 images \
     --out-dir single) >"$work/log/single.out" 2>&1 ||
