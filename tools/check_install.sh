@@ -58,6 +58,9 @@ run_examples() {
     env -i ./explain fashion-mnist-resnet "$image" saliency c.npy c.png >c.json \
         && env -i "$prefix/bin/elucidate" explain saliency --model fashion-mnist-resnet "$image" \
                --attributions cli.npy --visualize cli.png --quiet >/dev/null \
+        && env -i ./explain fashion-mnist-resnet "$image" grad-cam cam-c.npy cam-c.png '{"layer": "layer4"}' >/dev/null \
+        && env -i "$prefix/bin/elucidate" explain grad-cam --layer layer4 --model fashion-mnist-resnet "$image" \
+               --attributions cam-cli.npy --visualize cam-cli.png --quiet >/dev/null \
         && env -i ./check fashion-mnist-resnet 28 >check.log \
         && head -c $((3 * 28 * 28 * 4)) /dev/zero >zeros.f32 \
         && env -i ./layers run fashion-mnist-resnet zeros.f32 1 3 28 28 grad-cam '{"layer": "layer4"}' alloc cam.f32 cam.png \
@@ -78,6 +81,8 @@ fi
 echo "(toolchain hidden: $hidden)"
 check "C explain's .npy equals elucidate explain --attributions" cmp c.npy cli.npy
 check "C explain's PNG equals elucidate explain --visualize" cmp c.png cli.png
+check "C explain's grad-cam map (the layer's shape) equals the command line's" cmp cam-c.npy cam-cli.npy
+check "C explain's grad-cam picture equals the command line's" cmp cam-c.png cam-cli.png
 check "C check program on the built-in model" grep -q ", 0 failed" check.log
 check "the library finds the built-in model in PREFIX/share/elucidate/models" grep -qF "$prefix/share/elucidate/models/" check.log
 check "C layers program: grad-cam's map with its shape, drawn" sh -c "grep -q '^shape 1,1,' layers.log && test -s cam.png"
