@@ -86,6 +86,7 @@ from captum.attr import (
     NeuronGradient,
     NeuronGuidedBackprop,
     NeuronIntegratedGradients,
+    NoiseTunnel,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -134,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = Path(__file__).resolve().parent.parent
     parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "layers")
+    parser.add_argument("--only", choices=["noise-tunnel"], help="write only these cases into the existing manifest")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -162,6 +164,33 @@ def main() -> None:
               + (f" delta {case['captum_delta']}" if delta is not None else ""))
 
     ig_options = {"steps": 16, "quadrature": "gausslegendre", "baseline": 0.0}
+
+    def noise_tunnel_cases() -> None:
+        """Captum's NoiseTunnel around layer methods (stochastic: the tests compare by
+        correlation), ResNet18 64x48, one input, target 3, 500 samples of σ = 0.2."""
+        r18one = {"arch": "resnet18", "num_classes": 10, "input": {"key": "input", "shape": [1, 3, 64, 48]}}
+        model = non_inplace(resnet.deterministic_model("resnet18", 10))
+        x1 = torch.from_numpy(resnet.deterministic_input("input", (1, 3, 64, 48)))
+        tunnel = {"nt-samples": 500, "nt-stdev": 0.2, "nt-batch-size": 50}
+        nt = NoiseTunnel(LayerGradCam(model, module(model, "layer3")))
+        save("r18_nt_grad_cam_layer3", r18one, "grad-cam", "layer3", [3],
+             nt.attribute(x1, nt_type="smoothgrad", nt_samples=500, nt_samples_batch_size=50, stdevs=0.2, target=3),
+             {"noise-tunnel": "smoothgrad", **tunnel})
+        nt = NoiseTunnel(LayerGradientXActivation(model, module(model, "layer2")))
+        save("r18_nt_layer_gxa_layer2", r18one, "layer-gradient-x-activation", "layer2", [3],
+             nt.attribute(x1, nt_type="smoothgrad_sq", nt_samples=500, nt_samples_batch_size=50, stdevs=0.2,
+                          target=3),
+             {"noise-tunnel": "smoothgrad-sq", **tunnel})
+
+    if args.only == "noise-tunnel":
+        noise_tunnel_cases()
+        path = args.out / "manifest.json"
+        manifest = json.loads(path.read_text())
+        names = {case["name"] for case in cases}
+        manifest["cases"] = [case for case in manifest["cases"] if case["name"] not in names] + cases
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"wrote {len(cases)} cases into {path}")
+        return
 
     # ---------------------------------------------------------------- ResNet34, 224x224, batch 1
     r34 = {"arch": "resnet34", "num_classes": 1000, "input": {"key": "input", "shape": [1, 3, 224, 224]}}
@@ -324,6 +353,8 @@ def main() -> None:
          NeuronConductance(model, m("layer2")).attribute(x, neuron_selector=neuron, baselines=0.0, target=t,
                                                          n_steps=16, method="gausslegendre"),
          neuron_options, neuron=neuron)
+
+    noise_tunnel_cases()
 
     manifest = {"generator": "tools/golden_layers.py", "torch": torch.__version__,
                 "captum": __import__("captum").__version__, "cases": cases}

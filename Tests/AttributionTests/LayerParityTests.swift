@@ -56,9 +56,27 @@ final class LayerParityTests: XCTestCase {
         return Options(values.merging(extra) { $1 })
     }
 
+    /// Captum's NoiseTunnel around layer methods (500 noisy copies): the noise differs from
+    /// torch's, so the maps are compared by correlation, as the pixel methods' tunnel is.
+    func testNoiseTunnelAroundLayerMethods() throws {
+        let selected = Self.cases.filter { $0.options["noise-tunnel"] != nil }
+        XCTAssertGreaterThanOrEqual(selected.count, 2)
+        for goldenCase in selected {
+            let expected = try NPY.readFloat32(fixtureURL("layers/\(goldenCase.output)"))
+            let explanation = try Explainer(classifier: try classifier(goldenCase)).explain(
+                method: goldenCase.method, options: options(goldenCase, extra: ["seed": .string("7")]),
+                inputs: DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape),
+                targets: goldenCase.targets)
+            XCTAssertEqual(explanation.attributions.shape, expected.shape, goldenCase.name)
+            let correlation = pearsonCorrelation(explanation.attributions.scalars, expected.scalars)
+            print("layer parity \(goldenCase.name): correlation with Captum \(correlation)")
+            XCTAssertGreaterThanOrEqual(correlation, 0.95, goldenCase.name)
+        }
+    }
+
     /// Runs every case of `methods`, checks shapes and relative L2 errors, and prints them.
     func check(_ methods: Set<String>, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
-        let selected = Self.cases.filter { methods.contains($0.method) }
+        let selected = Self.cases.filter { methods.contains($0.method) && $0.options["noise-tunnel"] == nil }
         XCTAssertFalse(selected.isEmpty, "no golden case for \(methods)", file: file, line: line)
         for goldenCase in selected {
             let explainer = Explainer(classifier: try classifier(goldenCase))

@@ -95,9 +95,26 @@ final class ExplainLayerCommandTests: SmallResNetTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("grad-cam needs --layer NAME"), missing.stderr)
 
-        let tunnel = try explain("grad-cam", ["--layer", "layer4", "--noise-tunnel", "smoothgrad"], output: path("bad.npy"))
+        // pytorch-grad-cam's CAMs have no noise tunnel to follow; Captum's layer methods do.
+        let tunnel = try explain("score-cam", ["--layer", "layer4", "--noise-tunnel", "smoothgrad"], output: path("bad.npy"))
         XCTAssertNotEqual(tunnel.status, 0)
-        XCTAssertTrue(tunnel.stderr.contains("--noise-tunnel does not apply to grad-cam"), tunnel.stderr)
+        XCTAssertTrue(tunnel.stderr.contains("--noise-tunnel does not apply to score-cam"), tunnel.stderr)
+    }
+
+    /// Captum's NoiseTunnel around a layer method keeps the layer's shape; with σ = 0 every
+    /// noisy copy is the input, so SmoothGrad equals the method itself.
+    func testNoiseTunnelAroundALayerMethodKeepsTheLayersShape() throws {
+        let plain = try explain("grad-cam", ["--layer", "layer3"], output: path("plain.npy"))
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let tunnel = try explain("grad-cam", ["--layer", "layer3", "--noise-tunnel", "smoothgrad", "--nt-samples", "3",
+                                              "--nt-stdev", "0"], output: path("tunnel.npy"))
+        XCTAssertEqual(tunnel.status, 0, tunnel.stderr)
+        let (a, b) = (try NPY.readFloat32(URL(fileURLWithPath: path("plain.npy"))),
+                      try NPY.readFloat32(URL(fileURLWithPath: path("tunnel.npy"))))
+        XCTAssertEqual(b.shape, a.shape)
+        XCTAssertEqual(b.shape[1], 1)
+        // Three copies of one map averaged in double: within a float32 rounding of the map.
+        for (x, y) in zip(a.scalars, b.scalars) { XCTAssertEqual(x, y, accuracy: 1e-6 * max(1, abs(x))) }
     }
 
     func testModelsListsLayersWithShapes() throws {

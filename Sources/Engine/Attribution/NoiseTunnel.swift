@@ -14,7 +14,9 @@ public enum NoiseTunnelKind: String, Sendable, CaseIterable {
 }
 
 /// NoiseTunnel (SmoothGrad and relatives), as Captum's `NoiseTunnel`: runs a method on
-/// noisy copies of each input and aggregates the attributions.
+/// noisy copies of each input and aggregates the attributions. The result has the method's
+/// shape: the input's `[N, C, H, W]` for pixel methods, the layer's `[N, …]` for layer methods
+/// (the noise is always added to the input).
 public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
     /// Draws its noise from `seed`.
     public var isStochastic: Bool { true }
@@ -108,9 +110,11 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
         guard samples >= 1 else { throw ElucidateError(.invalidArgument, "the noise tunnel needs at least 1 sample") }
         guard stdev >= 0, stdev.isFinite else { throw ElucidateError(.invalidArgument, "the noise standard deviation must be ≥ 0") }
         var random = SeededRandom(seed: seed)
-        let rows = inputs.shape[0], rowSize = inputs.count / rows
-        var sum = [Double](repeating: 0, count: inputs.count)
-        var sumOfSquares = [Double](repeating: 0, count: inputs.count)
+        let rows = inputs.shape[0]
+        // The method's rows may have the input's shape or, for a layer method, the layer's:
+        // the sums take the shape of the first batch's result.
+        var rowShape: [Int]? = nil
+        var sum: [Double] = [], sumOfSquares: [Double] = []
         var deltas: [Double]? = nil
         var details: [String: String] = [:]
         let total = progress == nil ? 0 : try progressTotal(inputShape: inputs.shape)
@@ -133,6 +137,16 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
             }
             let result = try repeated.attribute(model, inputs: noisy, targets: expandedTargets)
             details.merge(result.details) { $1 }
+            let resultRowShape = Array(result.values.shape.dropFirst())
+            guard result.values.shape.first == rows * partition, rowShape == nil || rowShape == resultRowShape else {
+                throw ElucidateError(.internalFailure, "the noise tunnel's method returned \(result.values.shape) for \(rows * partition) rows")
+            }
+            if rowShape == nil {
+                rowShape = resultRowShape
+                sum = [Double](repeating: 0, count: rows * resultRowShape.reduce(1, *))
+                sumOfSquares = sum
+            }
+            let rowSize = resultRowShape.reduce(1, *)
             result.values.withUnsafeBufferPointer { values in
                 for row in 0..<rows {
                     for copy in 0..<partition {
@@ -158,7 +172,7 @@ public struct NoiseTunnel<Method: AttributionMethod>: AttributionMethod {
         case .smoothgradSquared: aggregated = sumOfSquares.map { Float($0 / n) }
         case .vargrad: aggregated = zip(sumOfSquares, sum).map { Float($0 / n - ($1 / n) * ($1 / n)) }
         }
-        return Attribution(values: Tensor(shape: inputs.shape, values: aggregated),
+        return Attribution(values: Tensor(shape: [rows] + (rowShape ?? Array(inputs.shape.dropFirst())), values: aggregated),
                            convergenceDelta: deltas.map { $0.map { Float($0 / n) } }, details: details)
     }
 }

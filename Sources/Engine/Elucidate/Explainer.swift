@@ -289,10 +289,10 @@ public struct ExplanationPlan: Sendable {
         settings = try SharedExplainSettings(reading: &reader)
         recipe = try MethodRecipe(method, reading: &reader, seed: settings.seed)
         try reader.finish(context: name)
-        if method.needsLayer, settings.noiseTunnel != nil {
-            // NoiseTunnel averages attributions of the input's shape; a layer's differ, and the
-            // neuron methods' inner methods have not been checked against Captum's tunnel.
-            throw ElucidateError(.invalidArgument, "--noise-tunnel does not apply to \(name) (a layer or neuron method) yet")
+        if settings.noiseTunnel != nil, method.isCAM || method == .lrp {
+            // Captum's NoiseTunnel wraps Captum's methods (the layer and neuron ones included);
+            // pytorch-grad-cam's CAMs and Zennit's LRP have no such tunnel to follow.
+            throw ElucidateError(.invalidArgument, "--noise-tunnel does not apply to \(name) (pytorch-grad-cam's and Zennit's methods have no noise tunnel)")
         }
     }
 
