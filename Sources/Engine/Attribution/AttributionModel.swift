@@ -18,13 +18,43 @@ public protocol AttributionModel: Sendable {
     func logits(_ input: Tensor) throws(ElucidateError) -> Tensor
     /// The same forward pass, recorded in `graph`.
     func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable
+    /// For one input row of shape `rowShape` `[C, H, W]`, in floats: the outputs of all the
+    /// network's leaf modules (what a recorded pass keeps) and the largest of them (what a
+    /// plain forward pass holds a few of at a time), for memory estimates; zeros when unknown.
+    func activationFloats(rowShape: [Int]) throws(ElucidateError) -> (total: Int, largest: Int)
 }
 
-extension ResNet: AttributionModel {}
+extension AttributionModel {
+    /// Unknown by default: memory estimates then count the inputs alone.
+    public func activationFloats(rowShape: [Int]) throws(ElucidateError) -> (total: Int, largest: Int) { (0, 0) }
+}
+
+extension ResNet: AttributionModel {
+    /// From the module shapes of a shape-only pass on one zero row; containers (`layer1`,
+    /// `layer1.0`) are not counted again beside their children.
+    public func activationFloats(rowShape: [Int]) throws(ElucidateError) -> (total: Int, largest: Int) {
+        let layers = try layerNames(inputShape: [1] + rowShape)
+        let containers = Set(layers.flatMap { layer in
+            layer.name.split(separator: ".").dropLast().indices.map { layer.name.split(separator: ".")[...$0].joined(separator: ".") }
+        })
+        var total = 0, largest = 0
+        for layer in layers where !containers.contains(layer.name) {
+            let size = layer.outputShape.reduce(1) { saturatingProduct($0, $1) }
+            total = saturatingSum(total, size)
+            largest = max(largest, size)
+        }
+        return (total, largest)
+    }
+}
 
 extension Classifier: AttributionModel {
     public func logits(_ input: Variable, in graph: Graph) throws(ElucidateError) -> Variable {
         try network.logits(input, in: graph)
+    }
+
+    /// The network's (see `ResNet.activationFloats(rowShape:)`).
+    public func activationFloats(rowShape: [Int]) throws(ElucidateError) -> (total: Int, largest: Int) {
+        try network.activationFloats(rowShape: rowShape)
     }
 }
 

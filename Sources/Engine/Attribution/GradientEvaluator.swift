@@ -19,6 +19,8 @@ struct GradientEvaluator<Model: AttributionModel> {
         precondition(targets.count == inputs.shape[0], "one target per input")
         let rows = inputs.shape[0]
         let rowSize = inputs.count / max(rows, 1)
+        try PassMemory.require(rows: min(rows, max(1, batchSize)), rowShape: Array(inputs.shape.dropFirst()), model: model,
+                               option: "batch size")
         var gradients = Tensor(uninitialized: inputs.shape)
         var scores: [Float] = []
         scores.reserveCapacity(rows)

@@ -66,6 +66,8 @@ public struct GradientSHAP: AttributionMethod {
         guard stdev >= 0, stdev.isFinite else { throw ElucidateError(.invalidArgument, "the noise standard deviation must be ≥ 0") }
         var random = SeededRandom(seed: seed)
         let rowShape = Array(inputs.shape.dropFirst())
+        try PassMemory.require(rows: min(saturatingProduct(samples, inputs.shape[0]), max(1, batchSize)), rowShape: rowShape,
+                               model: model, option: "the internal batch size (--internal-batch-size)")
         let distribution: Tensor
         let description: String
         switch baselines {

@@ -45,6 +45,8 @@ public struct IntegratedGradients: BaselineAttributionMethod {
         // gradient weighted and summed into its input's total.
         var total = [Float](repeating: 0, count: inputs.count)
         let passes = passCount(rows: path.count, batchSize: internalBatchSize)
+        try PassMemory.require(rows: min(path.count, max(1, internalBatchSize)), rowShape: Array(inputs.shape.dropFirst()),
+                               model: model, option: "the internal batch size (--internal-batch-size)")
         var start = 0, passed = 0
         while start < path.count {
             let end = min(path.count, start + max(1, internalBatchSize))

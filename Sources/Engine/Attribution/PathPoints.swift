@@ -1,10 +1,20 @@
 import ElucidateCore
 
 extension Quadrature {
-    /// Refuses fewer than `minimumSteps` steps with the message every path method gives.
+    /// The most steps the rule takes. Gauss–Legendre nodes cost n² to compute (numpy's
+    /// `leggauss`, which Captum calls, an n × n eigenproblem), so 10 000 — far beyond the 50–300
+    /// anyone integrates with — keeps an absurd count an error rather than an endless wait;
+    /// the Riemann rules' nodes are cheap, and a million steps is already days of passes.
+    public var maximumSteps: Int { self == .gaussLegendre ? 10_000 : 1_000_000 }
+
+    /// Refuses fewer than `minimumSteps` or more than `maximumSteps` steps with the message
+    /// every path method gives.
     func requireSteps(_ steps: Int) throws(ElucidateError) {
         guard steps >= minimumSteps else {
             throw ElucidateError(.invalidArgument, "\(rawValue) needs at least \(minimumSteps) steps, got \(steps)")
+        }
+        guard steps <= maximumSteps else {
+            throw ElucidateError(.invalidArgument, "\(rawValue) takes at most \(maximumSteps) steps, got \(steps)")
         }
     }
 }

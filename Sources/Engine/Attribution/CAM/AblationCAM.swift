@@ -36,6 +36,8 @@ public struct AblationCAM: AttributionMethod {
         let (n, c) = (activations.shape[0], activations.shape[1])
         let plane = activations.shape[2] * activations.shape[3]
         let total = n * ((c + size - 1) / size)
+        try PassMemory.require(rows: min(c, size), rowShape: Array(inputs.shape.dropFirst()), model: model,
+                               option: "batch size (--batch-size)", recorded: false)
         var passes = 0
         var weights = [Float]()
         for row in 0..<n {

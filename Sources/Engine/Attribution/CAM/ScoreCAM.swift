@@ -49,6 +49,9 @@ public struct ScoreCAM: AttributionMethod {
             (0..<n).map { row in distinctMaps(a, row: row, channels: c, mapSize: mapSize) }
         }
         let total = groups.reduce(0) { $0 + ($1.representatives.count + batchSize - 1) / batchSize }
+        let largest = groups.map(\.representatives.count).max() ?? 0
+        try PassMemory.require(rows: min(largest, batchSize), rowShape: Array(inputs.shape.dropFirst()), model: model,
+                               option: "batch size (--batch-size)", recorded: false)
         var passes = 0
         var weights = [Float]()
         weights.reserveCapacity(n * c)

@@ -86,6 +86,8 @@ struct LayerGradientEvaluator {
                   passed: (Int) -> Void = { _ in }) throws(ElucidateError) -> (values: Tensor, gradients: Tensor) {
         precondition(targets.count == inputs.shape[0], "one target per input")
         let rows = inputs.shape[0]
+        try PassMemory.require(rows: min(rows, max(1, batchSize)), rowShape: Array(inputs.shape.dropFirst()), model: model,
+                               option: "batch size")
         var values: [Tensor] = [], gradients: [Tensor] = []
         var start = 0, passes = 0
         while start < rows {

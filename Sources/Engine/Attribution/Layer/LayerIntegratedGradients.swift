@@ -59,6 +59,8 @@ public struct LayerIntegratedGradients: BaselineAttributionMethod {
         // Path points in Captum's order (step-major), a chunk per pass; every point runs the
         // input itself with the layer replaced by its point on the path.
         var totals = [Float](repeating: 0, count: end.count)
+        try PassMemory.require(rows: min(path.count, max(1, internalBatchSize)), rowShape: Array(inputs.shape.dropFirst()),
+                               model: model, option: "the internal batch size (--internal-batch-size)")
         var first = 0, passed = 2 * forwardPasses
         while first < path.count {
             let last = min(path.count, first + max(1, internalBatchSize))

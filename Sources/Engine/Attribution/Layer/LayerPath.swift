@@ -12,6 +12,8 @@ extension LayerGradientEvaluator {
                    passed: (Int) -> Void,
                    _ body: (Range<Int>, Tensor, Tensor, Tensor) throws(ElucidateError) -> Void) throws(ElucidateError) {
         let path = PathPoints(inputs: inputs, baselines: baselines, alphas: alphas)
+        try PassMemory.require(rows: min(path.count, max(1, batchSize)), rowShape: Array(inputs.shape.dropFirst()),
+                               model: model, option: "the internal batch size (--internal-batch-size)")
         var first = 0, passes = 0
         while first < path.count {
             let last = min(path.count, first + max(1, batchSize))
@@ -65,6 +67,7 @@ public struct LayerConductance: BaselineAttributionMethod {
     public func attribute(_ model: some AttributionModel, inputs: Tensor, targets: [Int]) throws(ElucidateError) -> Attribution {
         try validate(inputs: inputs, targets: targets, classes: model.classes)
         guard steps >= 1 else { throw ElucidateError(.invalidArgument, "layer conductance needs at least 1 step, got \(steps)") }
+        try quadrature.requireSteps(steps + 1)
         let evaluator = LayerGradientEvaluator(model: try layered(model, method: "layer-conductance"), layer: layer,
                                                batchSize: internalBatchSize)
         let baselines = try baseline.expanded(like: inputs)

@@ -131,6 +131,8 @@ public struct Occlusion: BaselineAttributionMethod {
         let rowSize = channels * height * width
         let boxes = try self.boxes(rowShape: rowShape)
         let rows = inputs.shape[0]
+        try PassMemory.require(rows: min(boxes.count, perturbationsPerEval), rowShape: rowShape, model: model,
+                               option: "number of perturbations per pass (--perturbations-per-eval)", recorded: false)
         var values = [Float](repeating: 0, count: inputs.count)
         // Models that know faster ways to score copies (a ResNet, a Classifier) say so through
         // `PerturbationEvaluating`; others run every copy through `logits`.

@@ -15,6 +15,8 @@ struct PerturbationBatcher<Model: AttributionModel> {
     func scores(count: Int, rowShape: [Int], target: Int, passed: (Int) -> Void = { _ in },
                 fill: (Int, UnsafeMutablePointer<Float>) -> Void) throws(ElucidateError) -> [Float] {
         let rowSize = rowShape.reduce(1, *)
+        try PassMemory.require(rows: min(count, max(1, perPass)), rowShape: rowShape, model: model,
+                               option: "number of perturbations per pass (--perturbations-per-eval)", recorded: false)
         var result: [Float] = []
         result.reserveCapacity(count)
         var start = 0
