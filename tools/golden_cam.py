@@ -167,17 +167,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = Path(__file__).resolve().parent.parent
     parser.add_argument("--out", type=Path, default=root / "Tests" / "Fixtures" / "cam")
-    parser.add_argument("--only", choices=["lrp-bottleneck"], help="write only these cases into the existing manifest")
+    parser.add_argument("--only", choices=["lrp-bottleneck", "cam-bottleneck"],
+                        help="write only these cases into the existing manifest")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
     np.random.seed(0)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out
-    if args.only == "lrp-bottleneck":
+    if args.only is not None:
         path = out / "manifest.json"
         manifest = json.loads(path.read_text())
-        new = bottleneck_lrp_cases(out)
+        new = bottleneck_lrp_cases(out) if args.only == "lrp-bottleneck" else bottleneck_cam_cases(out)
         names = {case["name"] for case in new}
         manifest["cases"] = [case for case in manifest["cases"] if case["name"] not in names] + new
         path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -296,6 +297,7 @@ def main() -> None:
         print(f"{name}: logit {logit:.4g}, relevance sum {total:.4g}, |R| max {float(relevance.abs().max()):.4g}")
 
     cases += bottleneck_lrp_cases(out)
+    cases += bottleneck_cam_cases(out)
 
     manifest = {"generator": "tools/golden_cam.py", "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "opencv": cv2.__version__, "libraries": [GRAD_CAM_LIBRARY, f"zennit {zennit_version()}"],
@@ -317,6 +319,48 @@ def lrp_composites() -> list:
          {"epsilon": 1e-6, "alpha": 2, "beta": 1, "stabilizer": 1e-6}),
         ("epsilon-plus", lambda c: EpsilonPlus(canonizers=c), {"epsilon": 1e-6, "stabilizer": 1e-6}),
     ]
+
+
+def bottleneck_cam_cases(out: Path) -> list[dict]:
+    """pytorch-grad-cam on ResNet50 (Bottleneck blocks, 2048 channels in layer4), tools/resnet.py's
+    deterministic weights with 20 classes, one 96×96 input (key ``r50cam``), its predicted class: the raw
+    maps of the CAMs whose cost does not grow with the channels times the network (Score-CAM's
+    2048 full passes would dominate the test suite; its code path is the one ResNet34 checks)."""
+    model = resnet.deterministic_model("resnet50", 20)
+    x = torch.from_numpy(resnet.deterministic_input("r50cam", (1, 3, 96, 96)))
+    desc = {"arch": "resnet50", "num_classes": 20, "input": {"key": "r50cam", "shape": [1, 3, 96, 96]}}
+    with torch.no_grad():
+        target = int(model(x).argmax(dim=1)[0])
+    cases = []
+    for method, cls, layer_name, options in CAMS:
+        if layer_name != "layer4" or cls is ScoreCAM:
+            continue
+        torch.manual_seed(0)
+        cam = cls(model=model, target_layers=[model.layer4], **({"batch_size": 32} if cls is AblationCAM else {}))
+        raws = []
+        get_cam_image = cam.get_cam_image
+
+        def recording_image(*a, **k):
+            result = get_cam_image(*a, **k)
+            raws.append(np.array(result, dtype=np.float32, copy=True))
+            return result
+
+        cam.get_cam_image = recording_image
+        final = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])
+        cam.activations_and_grads.release()
+        name = f"r50_{method.replace('-', '_')}_layer4"
+        raw = raws[0][:, None]
+        np.save(out / f"{name}_raw.npy", np.ascontiguousarray(raw, dtype="<f4"))
+        np.save(out / f"{name}_final.npy", np.ascontiguousarray(final, dtype="<f4"))
+        case = {"name": name, "library": GRAD_CAM_LIBRARY, **desc, "method": method, "layer": "layer4",
+                "layer_input": False, "neuron": None, "options": options, "targets": [target],
+                "raw_output": f"{name}_raw.npy", "raw_shape": list(raw.shape),
+                "final_output": f"{name}_final.npy", "final_shape": list(final.shape)}
+        if method == "eigen-cam":
+            case["note"] = "SVD sign is arbitrary: compare raw up to a global sign per image"
+        cases.append(case)
+        print(f"{name}: raw {raw.shape} [{raw.min():.4g}, {raw.max():.4g}]")
+    return cases
 
 
 def bottleneck_lrp_cases(out: Path) -> list[dict]:

@@ -25,14 +25,17 @@ final class CAMParityTests: XCTestCase {
 
     static let cases: [Case] = try! goldenCases("cam/manifest.json")
 
-    nonisolated(unsafe) static var classifier: Classifier?
+    /// One classifier per architecture and class count: ResNet34 (BasicBlocks) for every
+    /// method, ResNet50 (Bottlenecks, 2048 channels) for all but Score-CAM.
+    nonisolated(unsafe) static var classifiers: [String: Classifier] = [:]
 
     func classifier(_ goldenCase: Case) throws -> Classifier {
-        if let classifier = Self.classifier { return classifier }
+        let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
+        if let classifier = Self.classifiers[key] { return classifier }
         let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
         let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
-        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "cam.safetensors"))
-        Self.classifier = classifier
+        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "\(key).safetensors"))
+        Self.classifiers[key] = classifier
         return classifier
     }
 
