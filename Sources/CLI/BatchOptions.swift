@@ -21,19 +21,19 @@ struct BatchOptions: ParsableArguments {
     @Option(name: .customLong("shard-count"), help: "With --out-dir and JOB_COMPLETION_INDEX: the number of shards (else ELUCIDATE_SHARD_COUNT).")
     var shardCount: Int?
 
-    @Option(name: .customLong("batch-size"), help: "With --out-dir: images of one size run through the network together.")
+    @Option(name: .customLong("images-per-batch"), help: "With --out-dir: images of one size run through the network together (forward-only methods and predict; the others run one image at a time so that results never depend on the batch).")
     var batchSize: Int = 1
 
     /// The batch-only options given without `--out-dir`, by name (for the refusal).
     var givenWithoutOutDir: [String] {
         guard outDir == nil else { return [] }
         return [resume ? "--resume" : nil, shard.map { _ in "--shard" }, shardCount.map { _ in "--shard-count" },
-                batchSize != 1 ? "--batch-size" : nil].compactMap { $0 }
+                batchSize != 1 ? "--images-per-batch" : nil].compactMap { $0 }
     }
 
     func validate() throws {
         if let first = givenWithoutOutDir.first { throw ValidationError("\(first) applies only with --out-dir") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--images-per-batch must be at least 1") }
         if let shardCount, shardCount < 1 { throw ValidationError("--shard-count must be at least 1") }
         if let shard {
             do { _ = try Shard(parsing: shard) } catch { throw ValidationError(error.message) }

@@ -67,7 +67,7 @@ final class BatchCommandTests: TemporaryFolderTestCase {
     func testAFolderWithABrokenFileGetsACompleteIndexAndExitOne() throws {
         let images = try imageFolder()
         let result = try elucidate(["explain", "saliency", "--model", "fashion-mnist-resnet", images, "--out-dir", path("out"),
-                                    "--pictures", "--batch-size", "4"])
+                                    "--pictures", "--images-per-batch", "4"])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(summary(result.stderr).hasPrefix("done 6, failed 1, skipped 0 in "), result.stderr)
         XCTAssertNotNil(summary(result.stderr).range(of: summaryPattern, options: .regularExpression), result.stderr)
@@ -92,7 +92,7 @@ final class BatchCommandTests: TemporaryFolderTestCase {
     func testThreeShardsMergedEqualTheSingleRun() throws {
         let images = try imageFolder()
         let method = ["explain", "gradient-shap", "--samples", "3", "--seed", "4", "--model", "fashion-mnist-resnet", images]
-        let single = try elucidate(method + ["--out-dir", path("single"), "--batch-size", "3"])
+        let single = try elucidate(method + ["--out-dir", path("single"), "--images-per-batch", "3"])
         XCTAssertEqual(single.status, 1, single.stderr)
         let expected = try outputs("single")
         XCTAssertEqual(expected.count, 6)
@@ -108,7 +108,7 @@ final class BatchCommandTests: TemporaryFolderTestCase {
         for scheduler in schedulers {
             let out = path(scheduler.name)
             for index in 0..<3 {
-                let result = try elucidate(method + ["--out-dir", out, "--batch-size", "2"] + scheduler.arguments(index),
+                let result = try elucidate(method + ["--out-dir", out, "--images-per-batch", "2"] + scheduler.arguments(index),
                                            environment: scheduler.environment(index))
                 XCTAssertTrue([0, 1].contains(result.status), "\(scheduler.name) \(index): \(result.stderr)")
                 XCTAssertTrue(result.stderr.hasPrefix("shard \(index)/3 \(scheduler.note)\n"), "\(scheduler.name): \(result.stderr)")
