@@ -15,7 +15,8 @@ struct BatchRun {
     /// `protectedFiles` are files the method reads besides the model (baselines, a mask).
     func run(_ job: BatchJob, label: String, pictures: PictureSettings? = nil, protectedFiles: [URL] = []) throws -> Never {
         guard let outDir = batch.outDir else { preconditionFailure("a batch run without --out-dir") }
-        let found = try InputDiscovery.inputs(paths: input.images, manifest: input.manifest)
+        let found = try InputDiscovery.inputs(paths: input.images, manifest: input.manifest, excluding: outDir)
+        if found.isEmpty { throw ElucidateError(.invalidArgument, "no PNG or JPEG images in the inputs given") }
         var inputs = found
         let shard = try batch.resolvedShard()
         if let shard {

@@ -22,7 +22,8 @@ final class BatchInputTests: TemporaryFolderTestCase {
         try write(png, "data/.hidden.png")
         try write(png, "data/.cache/inside.png")
         try FileManager.default.createSymbolicLink(atPath: path("data/sub/loop"), withDestinationPath: "..")
-        let inputs = try InputDiscovery.inputs(paths: [path("data")])
+        try write(png, "data/out/picture.png")  // the output folder, inside the input folder
+        let inputs = try InputDiscovery.inputs(paths: [path("data")], excluding: path("data/out"))
         XCTAssertEqual(inputs.map(\.relativePath), ["bag.png", "no-extension", "sub/photo.bin"])
         XCTAssertEqual(inputs.map(\.path), [path("data/bag.png"), path("data/no-extension"), path("data/sub/photo.bin")])
         XCTAssertEqual(inputs.map { $0.outputPath(extension: "npy") }, ["bag.npy", "no-extension.npy", "sub/photo.npy"])

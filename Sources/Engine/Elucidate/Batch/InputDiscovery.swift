@@ -11,12 +11,14 @@ import Foundation
 public enum InputDiscovery {
     /// The inputs named by `paths` (files and folders) and the manifest at `manifest`, sorted.
     /// A file given by name is an input whatever it holds (a broken one fails when it is read);
-    /// a folder contributes only the files that start like a PNG or JPEG.
-    public static func inputs(paths: [String], manifest: String? = nil) throws(ElucidateError) -> [BatchInput] {
+    /// a folder contributes only the files that start like a PNG or JPEG, and never those
+    /// under `excluding` (the output folder, whose pictures are PNGs).
+    public static func inputs(paths: [String], manifest: String? = nil,
+                              excluding excluded: String? = nil) throws(ElucidateError) -> [BatchInput] {
         var found: [BatchInput] = []
         for path in paths {
             if case .found(.folder, _) = FileKind.of(path) {
-                found += walk(folder: path)
+                found += walk(folder: path, excluding: excluded)
             } else {
                 found.append(BatchInput(path: path, relativePath: (path as NSString).lastPathComponent))
             }
@@ -35,11 +37,16 @@ public enum InputDiscovery {
         return sorted
     }
 
-    /// The images under `folder`, relative paths from it; never fails (unreadable folders and
-    /// files are passed over).
-    static func walk(folder: String) -> [BatchInput] {
+    /// The images under `folder`, relative paths from it, passing over the folder `excluded`
+    /// (unless it is `folder` itself: outputs written beside the inputs); never fails (unreadable folders and files are passed over).
+    static func walk(folder: String, excluding excluded: String? = nil) -> [BatchInput] {
         var found: [BatchInput] = []
         var visited: Set<[UInt64]> = []
+        var info = stat(), root = stat()
+        if let excluded, stat(excluded, &info) == 0, stat(folder, &root) == 0,
+           (info.st_dev, info.st_ino) != (root.st_dev, root.st_ino) {
+            visited.insert([UInt64(info.st_dev), UInt64(info.st_ino)])  // as if walked already
+        }
         func visit(_ path: String, relative: String) {
             var info = stat()
             guard stat(path, &info) == 0 else { return }
