@@ -68,7 +68,7 @@ struct ExplainOptions: ParsableArguments {
         } else if input.manifest != nil || pictures {
             throw ValidationError("\(pictures ? "--pictures" : "--manifest") applies only with --out-dir")
         } else if attributions == nil && visualize == nil {
-            throw ValidationError("give --attributions FILE.npy, --visualize FILE.png, or both (or --out-dir FOLDER)")
+            throw ValidationError("give --attributions FILE.npy, --visualize FILE.png, or both")
         }
         // The shared settings' own checks, with the library's messages.
         try check(.saliency, Options())
