@@ -43,10 +43,16 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// The images to run on: image files, or a tensor that is already preprocessed.
+/// The images to run on: image files, or a tensor that is already preprocessed; with
+/// `--out-dir` (`BatchOptions`) also folders and a manifest.
 struct InputOptions: ParsableArguments {
-    @Argument(help: "JPEG or PNG images.")
+    @Argument(help: "JPEG or PNG images (with --out-dir also folders, walked for PNG and JPEG files).")
     var images: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp(
+        "With --out-dir: a UTF-8 list of images, one path per line (relative to the list's folder), optionally a TAB and a class index or label to explain; # starts a comment.",
+        valueName: "list"))
+    var manifest: String?
 
     @Option(name: .customLong("input-tensor"), help: "A float32 .npy of shape (N,3,H,W) or (3,H,W), already normalised; skips decoding and preprocessing.")
     var inputTensor: String?
@@ -63,8 +69,11 @@ struct InputOptions: ParsableArguments {
     var exifRule: ExifRule? { inputTensor == nil ? exif ?? .ignore : nil }
 
     func validate() throws {
-        if images.isEmpty && inputTensor == nil {
+        if images.isEmpty && inputTensor == nil && manifest == nil {
             throw ValidationError("give one or more images, or --input-tensor FILE.npy")
+        }
+        if manifest != nil && inputTensor != nil {
+            throw ValidationError("give --manifest or --input-tensor, not both")
         }
         if !images.isEmpty && inputTensor != nil {
             throw ValidationError("give images or --input-tensor, not both")
@@ -78,7 +87,7 @@ struct InputOptions: ParsableArguments {
     }
 
     var inputURLs: [URL] {
-        images.map { URL(fileURLWithPath: $0) } + (inputTensor.map { [URL(fileURLWithPath: $0)] } ?? [])
+        (manifest.map { [URL(fileURLWithPath: $0)] } ?? []) + images.map { URL(fileURLWithPath: $0) } + (inputTensor.map { [URL(fileURLWithPath: $0)] } ?? [])
     }
 
     /// The input tensor as one batch `[N, C, H, W]`, or one batch `[1, C, H, W]` per image

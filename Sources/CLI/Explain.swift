@@ -57,8 +57,17 @@ struct ExplainOptions: ParsableArguments {
 
     @OptionGroup(title: "Picture options (with --visualize)") var visualization: VisualizationOptions
 
+    @OptionGroup(title: "Data sets (--out-dir)") var batch: BatchOptions
+
+    @Flag(name: .long, help: "With --out-dir: also draw each input's attributions to OUT/<name>.png (the picture options apply).")
+    var pictures = false
+
     func validate() throws {
-        if attributions == nil && visualize == nil {
+        if batch.outDir != nil {
+            try validateBatch()
+        } else if input.manifest != nil || pictures {
+            throw ValidationError("\(pictures ? "--pictures" : "--manifest") applies only with --out-dir")
+        } else if attributions == nil && visualize == nil {
             throw ValidationError("give --attributions FILE.npy, --visualize FILE.png, or both")
         }
         // The shared settings' own checks, with the library's messages.
@@ -73,6 +82,39 @@ struct ExplainOptions: ParsableArguments {
         if let ntBatchSize { options["nt-batch-size"] = .number(Double(ntBatchSize)) }
         if let seed { options["seed"] = .string(String(seed)) }
         return options
+    }
+
+    /// Refuses the single-run outputs with `--out-dir`, which names every output itself.
+    private func validateBatch() throws {
+        let refused: [(given: Bool, message: String)] = [
+            (attributions != nil, "--attributions does not apply with --out-dir: each input's attributions go to OUT/<name>.npy"),
+            (visualize != nil, "--visualize FILE does not apply with --out-dir: --pictures draws one picture per input"),
+            (input.inputTensor != nil, "--input-tensor does not apply with --out-dir: give images, folders or --manifest"),
+            (json, "--json does not apply with --out-dir: the index (OUT/index.jsonl) is the report"),
+            (visualization.normalizedMap != nil, "--normalized-map does not apply with --out-dir"),
+        ]
+        if let first = refused.first(where: \.given) { throw ValidationError(first.message) }
+    }
+
+    /// The progress bar's label: the method, and its noise tunnel.
+    private func progressLabel(_ plan: ExplanationPlan) -> String {
+        plan.settings.noiseTunnel.map { "\(plan.method.rawValue) (\($0.rawValue))" } ?? plan.method.rawValue
+    }
+
+    /// `run` with `--out-dir`: every input into the folder, through the library's `BatchRunner`.
+    private func runBatch(_ method: ExplainMethod, _ options: Options) throws -> Never {
+        let all = sharedOptions.merging(options)
+        let plan = try ExplanationPlan(method: method.rawValue, options: all)
+        var settings: PictureSettings?
+        if pictures {
+            if method.isLayerMethod && method != .gradCAM && !method.isCAM {
+                throw ElucidateError(.invalidArgument, "--pictures does not draw layer attributions yet")
+            }
+            settings = try visualization.settings()
+        }
+        try BatchRun(model: model, input: input, batch: batch, quiet: quiet).run(
+            .explain(method: method.rawValue, options: all), label: progressLabel(plan), pictures: settings,
+            protectedFiles: plan.inputFiles.map { URL(fileURLWithPath: $0) })
     }
 
     /// Checks `method`'s options (and the shared ones) as `validate()` does: a bad value is a
@@ -92,7 +134,11 @@ struct ExplainOptions: ParsableArguments {
     /// over an input, the method's baselines and mask included), the images must share one
     /// size (the attributions are one array), and the picture is drawn before the attributions
     /// are written.
+    ///
+    /// With `--out-dir`, every input (files, folders, `--manifest`) is explained into the folder
+    /// instead, and the process ends with the batch run's exit status.
     func run(_ method: ExplainMethod, _ options: Options) throws {
+        if batch.outDir != nil { try runBatch(method, options) }
         let started = Date()
         let plan = try ExplanationPlan(method: method.rawValue, options: sharedOptions.merging(options))
         let protectedInputs = model.inputURLs + input.inputURLs + plan.inputFiles.map { URL(fileURLWithPath: $0) }
@@ -105,8 +151,7 @@ struct ExplainOptions: ParsableArguments {
         if !json { input.noteIgnoredOrientations(batches) }
         let prepared = try plan.prepared()
         let name = method.rawValue
-        let progress = ProgressBar(label: plan.settings.noiseTunnel.map { "\(name) (\($0.rawValue))" } ?? name,
-                                   unit: method.progressUnit, enabled: !quiet)
+        let progress = ProgressBar(label: progressLabel(plan), unit: method.progressUnit, enabled: !quiet)
         defer { progress.finish() }
         var explanation = try Explainer(classifier: classifier, modelName: model.model).run(
             prepared,

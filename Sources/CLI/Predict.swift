@@ -18,11 +18,29 @@ struct Predict: ParsableCommand {
     @Option(name: .long, help: "Write the raw logits, float32 (N, classes), to this .npy file.")
     var logits: String?
 
+    @OptionGroup(title: "Data sets (--out-dir)") var batch: BatchOptions
+
+    @Flag(name: .long, help: "With --out-dir: no progress bar on stderr.")
+    var quiet = false
+
     func validate() throws {
         if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+        if batch.outDir != nil {
+            if logits != nil { throw ValidationError("--logits does not apply with --out-dir: the index (OUT/index.jsonl) is the report") }
+            if json { throw ValidationError("--json does not apply with --out-dir: the index (OUT/index.jsonl) is the report") }
+            if inputOptions.inputTensor != nil {
+                throw ValidationError("--input-tensor does not apply with --out-dir: give images, folders or --manifest")
+            }
+        } else if inputOptions.manifest != nil {
+            throw ValidationError("--manifest applies only with --out-dir")
+        }
     }
 
     func run() throws {
+        if batch.outDir != nil {
+            // Every input (files, folders, --manifest) into the index; ends the process.
+            try BatchRun(model: modelOptions, input: inputOptions, batch: batch, quiet: quiet).run(.predict, label: "predict")
+        }
         try OutputFiles.check([("--logits", logits)], inputs: modelOptions.inputURLs + inputOptions.inputURLs)
         let classifier = try modelOptions.loadClassifier()
         let batches = try inputOptions.loadBatches(for: classifier)
