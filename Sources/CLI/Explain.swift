@@ -28,7 +28,7 @@ struct ExplainOptions: ParsableArguments {
     @Option(name: .long, help: "Class to explain: an index, a label, or 'predicted' (default).")
     var target: String = "predicted"
 
-    @Option(name: .long, help: "Write the attributions, float32 with the input tensor's shape (N,3,H,W), to this .npy file.")
+    @Option(name: .long, help: "Write the attributions to this .npy file (float32): the input's shape (N,3,H,W), or a layer method's layer shape (grad-cam (N,1,h,w)).")
     var attributions: String?
 
     @Flag(name: .long, help: "Print one JSON document describing the run.")
