@@ -177,6 +177,38 @@ int elu_visualize_map(const float *attributions, const int64_t attribution_shape
                       const float *input, const int64_t input_shape[4],
                       const elu_model *model, const char *options_json, const char *out_png, char **error);
 
+/* Explains a whole data set into a folder, as `elucidate explain METHOD … --out-dir OUT_DIR`
+ * does, or, with `method` NULL (and `options_json` NULL), predicts it as `elucidate predict
+ * --out-dir`. The images: the `count` paths of `inputs` (image files, or folders walked
+ * recursively, images recognised by content) and, when not NULL, those listed in the file
+ * `manifest` (one path per line, relative to the manifest's folder; an optional tab and a
+ * target class index or label). Each input's attributions go to OUT_DIR/<path relative to its
+ * folder, extension .npy> ([1, C, H, W] float32, or the layer's shape), written atomically, and
+ * one JSON record per input to OUT_DIR/index.jsonl (index-I-of-N.jsonl for a shard): input,
+ * output, target, predicted, probability, seconds, and "error" for an input that could not be
+ * read or explained — the run goes on past it.
+ *   options_json:         the method's options, as for elu_explain.
+ *   run_options_json:     "shard" ("I/N": this run's share of the sorted inputs), "resume"
+ *                         (skip inputs already done by an earlier run into OUT_DIR),
+ *                         "images-per-batch", "preset", "exif"; NULL for the defaults.
+ *   picture_options_json: when not NULL, also draws each input's picture (….png) with these
+ *                         picture options, as elu_visualize takes them ("{}" for the defaults).
+ *   cancel:               when not NULL, read after each input: once the caller sets it to a
+ *                         non-zero value (from another thread, or a signal handler with a
+ *                         sig_atomic_t-sized store), the run stops after the batch in hand; the
+ *                         files and index stay consistent and a later run with "resume"
+ *                         completes the set.
+ * When `summary_json` is not NULL, *summary_json is set to a new string (free with
+ * elu_string_free): {"done", "failed", "skipped", "seconds", "imagesPerSecond", "index",
+ * "cancelled", "summary"}. Returns ELU_OK when the run went through, even if some inputs failed
+ * (see "failed" and their index records); an error for what stops every input — bad options,
+ * no image found, an output folder that cannot be written. Inputs, models and the manifest are
+ * never written over. Two runs must not write into the same OUT_DIR at once. */
+int elu_explain_dataset(const elu_model *model, const char *method, const char *options_json,
+                        const char *const *inputs, int64_t count, const char *manifest, const char *out_dir,
+                        const char *run_options_json, const char *picture_options_json,
+                        const int *cancel, char **summary_json, char **error);
+
 #ifdef __cplusplus
 }
 #endif
