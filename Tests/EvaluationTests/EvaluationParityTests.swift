@@ -33,17 +33,6 @@ final class EvaluationParityTests: XCTestCase {
     static let cases: [Case] = try! goldenCases("evaluation/manifest.json")
     static let tolerance = 1e-3
 
-    nonisolated(unsafe) static var cachedClassifier: Classifier?
-
-    func classifier(_ goldenCase: Case) throws -> Classifier {
-        if let classifier = Self.cachedClassifier { return classifier }
-        let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
-        let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
-        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "\(goldenCase.arch).safetensors"))
-        Self.cachedClassifier = classifier
-        return classifier
-    }
-
     /// The case's options, file names resolved in the fixture folder.
     func options(_ goldenCase: Case) -> Options {
         var values = goldenCase.options
@@ -56,7 +45,7 @@ final class EvaluationParityTests: XCTestCase {
     func run(_ goldenCase: Case) throws -> EvaluationReport.Input {
         var source = AttributionSource.given(try NPY.readFloat32(fixtureURL("evaluation/\(goldenCase.attributions)")))
         if let method = goldenCase.method { source = .method(method, Options()) }
-        let evaluation = try Evaluator(classifier: classifier(goldenCase)).evaluate(
+        let evaluation = try Evaluator(classifier: DeterministicClassifier.classifier(goldenCase.arch, classes: goldenCase.num_classes)).evaluate(
             metric: goldenCase.metric, options: options(goldenCase),
             inputs: DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape),
             attributions: source, targets: [goldenCase.target])

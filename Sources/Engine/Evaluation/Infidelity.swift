@@ -39,13 +39,9 @@ public struct Infidelity: Sendable {
     public func perturbationTensor(rowShape: [Int]) throws(ElucidateError) -> Tensor {
         switch perturbations {
         case .given(let tensor):
-            guard tensor.rank == 4, Array(tensor.shape.dropFirst()) == rowShape, tensor.shape[0] >= 1 else {
-                throw ElucidateError(.invalidArgument, "the perturbations must be (S,\(rowShape.map(String.init).joined(separator: ","))), got \(tensor.shape)")
-            }
-            return tensor
+            return try GivenPerturbations.checked(tensor, rowShape: rowShape)
         case .gaussian(let stdev, let samples, let seed):
-            guard samples >= 1 else { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
-            guard stdev >= 0, stdev.isFinite else { throw ElucidateError(.invalidArgument, "--noise-stdev must be a number ≥ 0") }
+            try GivenPerturbations.checkDraws(samples: samples, spread: stdev, name: "noise-stdev")
             var random = SeededRandom(seed: seed)
             return random.addingNoise(to: Tensor(zeros: [samples] + rowShape), stdev: stdev)
         }

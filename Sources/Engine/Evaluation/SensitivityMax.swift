@@ -32,13 +32,9 @@ public struct SensitivityMax: Sendable {
     public func noise(rowShape: [Int]) throws(ElucidateError) -> Tensor {
         switch perturbations {
         case .given(let tensor):
-            guard tensor.rank == 4, Array(tensor.shape.dropFirst()) == rowShape, tensor.shape[0] >= 1 else {
-                throw ElucidateError(.invalidArgument, "the perturbations must be (S,\(rowShape.map(String.init).joined(separator: ","))), got \(tensor.shape)")
-            }
-            return tensor
+            return try GivenPerturbations.checked(tensor, rowShape: rowShape)
         case .uniform(let radius, let samples, let seed):
-            guard samples >= 1 else { throw ElucidateError(.invalidArgument, "--samples must be at least 1") }
-            guard radius >= 0, radius.isFinite else { throw ElucidateError(.invalidArgument, "--radius must be a number ≥ 0") }
+            try GivenPerturbations.checkDraws(samples: samples, spread: radius, name: "radius")
             var random = SeededRandom(seed: seed)
             let count = samples * rowShape.reduce(1, *)
             let values = (0..<count).map { _ in Float((2 * random.nextUniform() - 1) * Double(radius)) }

@@ -1,0 +1,93 @@
+import Elucidate
+import Foundation
+import TestSupport
+import XCTest
+
+/// `elucidate evaluate` on the built-in model and the bundled images: every metric runs, the
+/// JSON has the documented keys, and bad options end as one line on stderr with a non-zero exit.
+final class EvaluateCommandTests: TemporaryFolderTestCase {
+    var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
+    var dress: String { packageRootURL.appendingPathComponent("Resources/images/dress.png").path }
+
+    func json(_ arguments: [String]) throws -> [String: Any] {
+        let result = try runElucidate(["evaluate"] + arguments + ["--json", "--model", "fashion-mnist-resnet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    func testDeletionAndInsertionReportCurvesAndAUCs() throws {
+        for metric in ["deletion", "insertion"] {
+            let report = try json([metric, bag, dress, "--method", "saliency", "--steps", "14"])
+            XCTAssertEqual(report["metric"] as? String, metric)
+            XCTAssertEqual(report["method"] as? String, "saliency")
+            let options = try XCTUnwrap(report["options"] as? [String: String])
+            XCTAssertEqual(options["baseline"], metric == "deletion" ? "0" : "blur")
+            let inputs = try XCTUnwrap(report["inputs"] as? [[String: Any]])
+            XCTAssertEqual(inputs.count, 2)
+            for input in inputs {
+                let curve = try XCTUnwrap(input["curve"] as? [Double])
+                XCTAssertEqual(curve.count, 15)
+                let auc = try XCTUnwrap(input["auc"] as? Double)
+                XCTAssertTrue((0...1).contains(auc), "\(auc)")
+            }
+            XCTAssertNotNil(report["mean"] as? Double)
+        }
+    }
+
+    func testGivenAttributionsAndCaptumMetrics() throws {
+        let attributions = path("saliency.npy")
+        let explained = try runElucidate(["explain", "saliency", bag, "--attributions", attributions, "--quiet"])
+        XCTAssertEqual(explained.status, 0, explained.stderr)
+        let deletion = try json(["deletion", bag, "--attributions", attributions, "--baseline", "0.5", "--steps", "7"])
+        XCTAssertEqual(deletion["attributions"] as? String, attributions)
+        XCTAssertNil(deletion["method"])
+        let infidelity = try json(["infidelity", bag, "--attributions", attributions, "--samples", "4", "--seed", "1", "--normalize"])
+        let row = try XCTUnwrap((infidelity["inputs"] as? [[String: Any]])?.first)
+        XCTAssertNotNil(row["infidelity"] as? Double)
+        let sensitivity = try json(["sensitivity-max", bag, "--method", "saliency", "--samples", "3", "--seed", "2"])
+        let sensitivityRow = try XCTUnwrap((sensitivity["inputs"] as? [[String: Any]])?.first)
+        XCTAssertNotNil(sensitivityRow["sensitivity-max"] as? Double)
+        // The same seed gives the same numbers.
+        let again = try json(["sensitivity-max", bag, "--method", "saliency", "--samples", "3", "--seed", "2"])
+        XCTAssertEqual((again["inputs"] as? [[String: Any]])?.first?["sensitivity-max"] as? Double,
+                       sensitivityRow["sensitivity-max"] as? Double)
+    }
+
+    func testTableNamesTheScore() throws {
+        let result = try runElucidate(["evaluate", "insertion", bag, "--method", "saliency", "--steps", "7"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("class 8 (Bag), auc "), result.stdout)
+    }
+
+    func testBadOptionsAreOneLineErrors() throws {
+        let attributions = path("a.npy")
+        try NPY.write(Tensor(zeros: [1, 1, 28, 28]), to: URL(fileURLWithPath: attributions))
+        let cases: [([String], String)] = [
+            (["deletion", bag, "--method", "saliency", "--steps", "0"], "--steps must be at least 1"),
+            (["deletion", bag], "give --attributions FILE.npy or --method NAME"),
+            (["deletion", bag, "--method", "saliency", "--attributions", attributions], "not both"),
+            (["deletion", bag, "--method", "nosuch"], "unknown method 'nosuch'"),
+            (["insertion", bag, "--method", "saliency", "--baseline", "grey"], "--baseline must be 0, a number, blur or a .npy file"),
+            (["infidelity", bag, "--attributions", attributions, "--perturbations", attributions, "--seed", "1"], "do not apply"),
+            (["sensitivity-max", bag, "--attributions", attributions], "give --method NAME"),
+            (["deletion", bag, "--method", "saliency", "--method-options", "{\"stepz\": 3}"], "unknown option 'stepz'"),
+            (["infidelity", bag, "--attributions", attributions, "--perturbations", path("missing.npy")], "missing.npy"),
+            (["infidelity", bag, "--attributions", attributions, "--noise-stdev", "-1"], "--noise-stdev must be a number ≥ 0"),
+        ]
+        for (arguments, message) in cases {
+            let result = try runElucidate(["evaluate"] + arguments)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            XCTAssertTrue(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertEqual(result.stdout, "")
+        }
+    }
+
+    func testMismatchedAttributionsAreRefused() throws {
+        let attributions = path("small.npy")
+        try NPY.write(Tensor(zeros: [1, 1, 7, 7]), to: URL(fileURLWithPath: attributions))
+        let result = try runElucidate(["evaluate", "deletion", bag, "--attributions", attributions])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("do not cover the input's 28×28 pixels"), result.stderr)
+    }
+}
