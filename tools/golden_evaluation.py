@@ -29,8 +29,16 @@ x - P; normalize off and on. Sensitivity-max: ``captum.metrics.sensitivity_max(S
 .attribute, x, perturb_func=lambda x, r: x + D, n_perturb_samples=4, target=t)`` with given
 noise D (``r34_noise.npy``, (4,3,56,56), 0.05 * deterministic_input("noise")).
 
+Map similarity (the sanity check's comparison, Adebayo et al. 2018): maps summed over
+channels in float64; ``scipy.stats.spearmanr`` of the signed and of the absolute values;
+``skimage.metrics.structural_similarity`` (defaults: 7x7 uniform window, K1 0.01, K2 0.03,
+sample covariance) with ``data_range=1`` of the absolute values min-max scaled to [0, 1]. Pairs
+(``maps``): Saliency (abs) of the predicted class against Saliency (signed) of class 500, and
+both quantised to quarters (ties, for the average ranks).
+
 Manifest cases: ``name``, ``metric``, ``options`` (CLI option names; file names relative to
-the fixture folder), ``target``, and ``curve`` + ``auc`` (deletion, insertion) or ``value``.
+the fixture folder), ``target``, and ``curve`` + ``auc`` (deletion, insertion), ``value``, or for metric
+``similarity`` ``maps`` (two files) with ``spearman``, ``spearmanAbs`` and ``ssim``.
 Models run in eval mode, float32, on the CPU with 2 threads.
 """
 
@@ -46,6 +54,8 @@ import torch
 from captum.attr import Saliency
 from captum.metrics import infidelity, sensitivity_max
 from scipy.ndimage import gaussian_filter
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resnet  # noqa: E402
@@ -82,6 +92,21 @@ def removal_curve(model, x, attributions, target, steps, baseline, insertion):
         probabilities = torch.softmax(model(torch.cat(images)), dim=1)[:, target]
     curve = probabilities.numpy().astype(np.float64)
     return curve, float(np.trapezoid(curve, dx=1 / steps))
+
+
+def compare_maps(reference: np.ndarray, other: np.ndarray) -> dict:
+    """The sanity check's comparison: maps summed over channels (float64); Spearman of the
+    signed and of the absolute values; SSIM (scikit-image defaults, data_range 1) of the
+    absolute values min-max scaled to [0, 1]."""
+    a, b = reference.astype(np.float64).sum(0), other.astype(np.float64).sum(0)
+
+    def normalized(m):
+        low, high = m.min(), m.max()
+        return (m - low) / (high - low) if high > low else np.zeros_like(m)
+
+    return {"spearman": float(spearmanr(a.ravel(), b.ravel()).statistic),
+            "spearmanAbs": float(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic),
+            "ssim": float(structural_similarity(normalized(np.abs(a)), normalized(np.abs(b)), data_range=1.0))}
 
 
 def main() -> None:
@@ -151,6 +176,23 @@ def main() -> None:
     cases.append({"name": "r34_sensitivity_max_saliency", "metric": "sensitivity-max", "method": "saliency",
                   "options": {"perturbations": "r34_noise.npy"}, **model_desc, "value": float(value)})
     print(f"r34_sensitivity_max_saliency: {float(value):.6g}")
+
+    # Map pairs for Spearman and SSIM: Saliency of the predicted class against class 500's
+    # (signed gradients, so signs differ), and the same maps quantised to quarters (many ties,
+    # for the average ranks).
+    other = Saliency(model).attribute(x, target=500, abs=False)
+    save_array("r34_saliency_500.npy", other)
+    pairs = [("r34_pair_saliency", "r34_saliency.npy", "r34_saliency_500.npy", saliency[0].numpy(), other[0].numpy())]
+    quantised = [np.round(m * 4) / 4 for m in (saliency[0].numpy() / saliency.abs().max().item() * 8,
+                                                  other[0].numpy() / other.abs().max().item() * 8)]
+    save_array("r34_quantised_a.npy", quantised[0])
+    save_array("r34_quantised_b.npy", quantised[1])
+    pairs.append(("r34_pair_quantised", "r34_quantised_a.npy", "r34_quantised_b.npy", *quantised))
+    for name, first, second, a, b in pairs:
+        values = compare_maps(a, b)
+        cases.append({"name": name, "metric": "similarity", "options": {}, **model_desc, "maps": [first, second],
+                      **values})
+        print(f"{name}: {values}")
 
     (args.out / "manifest.json").write_text(json.dumps({"cases": cases}, indent=2) + "\n")
 

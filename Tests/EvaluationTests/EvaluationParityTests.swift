@@ -28,6 +28,10 @@ final class EvaluationParityTests: XCTestCase {
         let curve: [Double]?
         let auc: Double?
         let value: Double?
+        let maps: [String]?
+        let spearman: Double?
+        let spearmanAbs: Double?
+        let ssim: Double?
     }
 
     static let cases: [Case] = try! goldenCases("evaluation/manifest.json")
@@ -50,6 +54,23 @@ final class EvaluationParityTests: XCTestCase {
             inputs: DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape),
             attributions: source, targets: [goldenCase.target])
         return try XCTUnwrap(evaluation.report.inputs.first)
+    }
+
+    /// The sanity check's comparison against SciPy's `spearmanr` and scikit-image's
+    /// `structural_similarity`: double-precision arithmetic on the same float32 maps on both
+    /// sides, so the 1e-4 is a loose bound (only summation order differs).
+    func testMapSimilarityEqualsSciPyAndScikitImage() throws {
+        let selected = Self.cases.filter { $0.maps != nil }
+        XCTAssertEqual(selected.count, 2)
+        for goldenCase in selected {
+            let maps = try XCTUnwrap(goldenCase.maps).map { try NPY.readFloat32(fixtureURL("evaluation/\($0)")) }
+            let comparison = try MapComparison(maps[1], reference: maps[0])
+            let expected = [goldenCase.spearman!, goldenCase.spearmanAbs!, goldenCase.ssim!]
+            let actual = [comparison.spearman, comparison.spearmanAbs, comparison.ssim]
+            let worst = zip(actual, expected).map { abs($0 - $1) }.max()!
+            print("evaluation parity \(goldenCase.name): \(actual) vs SciPy/scikit-image \(expected), max abs \(worst)")
+            XCTAssertLessThanOrEqual(worst, 1e-4, goldenCase.name)
+        }
     }
 
     func testRISEBlurEqualsTheAuthorsConvolution() throws {

@@ -1,4 +1,4 @@
-import ElucidateEvaluation
+@testable import ElucidateEvaluation
 import Elucidate
 import TestSupport
 import XCTest
@@ -20,6 +20,17 @@ final class PixelOrderTests: XCTestCase {
     func testAUCIsTheTrapezoidRule() {
         XCTAssertEqual(RemovalCurve(scores: [1, 0.5, 0]).auc, 0.5, accuracy: 1e-12)
         XCTAssertEqual(RemovalCurve(scores: [0, 1, 1, 0]).auc, 2.0 / 3, accuracy: 1e-12)
+    }
+
+    func testAverageRanksForTies() {
+        XCTAssertEqual(MapSimilarity.ranks([3, 1, 3, 2]), [3.5, 1, 3.5, 2])
+        XCTAssertTrue(MapSimilarity.spearman([1, 1, 1], [1, 2, 3]).isNaN)  // SciPy: nan for a constant side
+    }
+
+    func testSSIMOfAMapWithItselfIsOne() throws {
+        let map = (0..<100).map { Double($0 % 7) / 6 }
+        XCTAssertEqual(try MapSimilarity.ssim(map, map, height: 10, width: 10, dataRange: 1), 1, accuracy: 1e-12)
+        XCTAssertThrowsError(try MapSimilarity.ssim([0], [0], height: 1, width: 1, dataRange: 1))
     }
 
     func testRISEKernelSumsToOneAndIsSymmetric() {
