@@ -60,7 +60,7 @@ let package = Package(
         // only the layers listed as its dependencies, and every dependency points down.
         //
         //   Core ← IO ← Image ← Models ← Attribution
-        //   Core ← NN ← Models;  Core, Models, Attribution ← Evaluation;  Core, IO, Image ← Visualization;
+        //   Core ← NN ← Models;  Core, IO, Models, Attribution ← Evaluation;  Core, IO, Image ← Visualization;
         //   all ← Elucidate (umbrella)
         .target(
             name: "ElucidateCore",
@@ -98,8 +98,9 @@ let package = Package(
         .target(
             name: "ElucidateEvaluation",
             // Deletion, insertion, infidelity, sensitivity: metrics of how faithful and how
-            // stable an explanation is (they run the model; Attribution gives seeded noise).
-            dependencies: ["ElucidateCore", "ElucidateModels", "ElucidateAttribution"],
+            // stable an explanation is, and the sanity check (they run the model; Attribution gives
+            // seeded noise; IO the state dicts the sanity check re-initialises).
+            dependencies: ["ElucidateCore", "ElucidateIO", "ElucidateModels", "ElucidateAttribution"],
             path: "Sources/Engine/Evaluation"
         ),
         .target(

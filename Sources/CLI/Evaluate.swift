@@ -5,7 +5,8 @@ import Foundation
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score explanations: how faithful (deletion, insertion, infidelity) and how stable (sensitivity-max).",
-        subcommands: [EvaluateDeletion.self, EvaluateInsertion.self, EvaluateInfidelity.self, EvaluateSensitivityMax.self])
+        subcommands: [EvaluateDeletion.self, EvaluateInsertion.self, EvaluateInfidelity.self, EvaluateSensitivityMax.self,
+                      EvaluateSanity.self])
 }
 
 /// What every `evaluate` metric shares: the model, the inputs, the target, where the maps
@@ -61,15 +62,21 @@ struct EvaluateOptions: ParsableArguments {
         return all
     }
 
-    /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
-    /// report: a table, or JSON with `--json`.
-    func run(_ metric: EvaluationMetric, _ options: Options) throws {
-        let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
+    /// The classifier and every input as one batch `[N, C, H, W]` (images of one size), with
+    /// the rows' names; notes ignored EXIF orientations unless printing JSON.
+    func loadInputs() throws -> (Classifier, Tensor, [String]) {
         let classifier = try model.loadClassifier()
         let batches = try input.loadBatches(for: classifier)
         try input.requireOneSize(batches, preset: input.preset ?? classifier.preset ?? .torchvision)
         if !json { input.noteIgnoredOrientations(batches) }
-        let inputs = Tensor.concatenatingRows(batches.map(\.tensor))
+        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
+    }
+
+    /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
+    /// report: a table, or JSON with `--json`.
+    func run(_ metric: EvaluationMetric, _ options: Options) throws {
+        let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
+        let (classifier, inputs, names) = try loadInputs()
         var source: AttributionSource
         if let attributions {
             source = .given(try NPY.readFiniteFloat32(URL(fileURLWithPath: attributions), what: "the attributions"))
@@ -77,7 +84,7 @@ struct EvaluateOptions: ParsableArguments {
             source = .method(method!, try methodSettings())
         }
         var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
-            plan, inputs: inputs, attributions: source, names: batches.flatMap(\.names))
+            plan, inputs: inputs, attributions: source, names: names)
         evaluation.report.attributions = attributions
         if json {
             try StandardOutput.write(try evaluation.reportJSON() + "\n")
@@ -206,4 +213,45 @@ struct EvaluateSensitivityMax: ParsableCommand {
 
     func validate() throws { try common.check(.sensitivityMax, options) }
     func run() throws { try common.run(.sensitivityMax, options) }
+}
+
+struct EvaluateSanity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sanity",
+        abstract: "Adebayo et al.'s sanity check: re-initialise the model from the top (fc, layer4 … conv1) and compare each stage's map with the original.")
+    @OptionGroup var common: EvaluateOptions
+
+    @Option(name: .long, help: "Seed of the re-initialisation (default: a random one, reported).")
+    var seed: UInt64?
+
+    /// The method's options with the evaluation's target.
+    func methodOptions() throws(ElucidateError) -> Options {
+        var options = try common.methodSettings()
+        options["target"] = .string(common.target)
+        return options
+    }
+
+    func validate() throws {
+        guard let method = common.method else { throw ValidationError("the sanity check recomputes the map: give --method NAME") }
+        if common.attributions != nil { throw ValidationError("--attributions does not apply to sanity, which recomputes the map") }
+        if common.batchSize != nil { throw ValidationError("--batch-size does not apply to sanity") }
+        do { _ = try ExplanationPlan(method: method, options: methodOptions()) } catch { throw ValidationError(error.message) }
+    }
+
+    func run() throws {
+        let (classifier, inputs, names) = try common.loadInputs()
+        let report = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
+            method: common.method!, options: methodOptions(), inputs: inputs, names: names,
+            seed: seed ?? SeededRandom.randomSeed())
+        if common.json {
+            try StandardOutput.write(try JSONOutput.string(report) + "\n")
+            return
+        }
+        var text = "sanity check of \(report.method) (seed \(report.seed)), mean over \(report.inputs.count) input(s):\n"
+        for stage in report.layers {
+            text += String(format: "  up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
+                           stage.layer, stage.spearman, stage.spearmanAbs, stage.ssim)
+        }
+        try StandardOutput.write(text)
+    }
 }

@@ -91,3 +91,36 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
         XCTAssertTrue(result.stderr.contains("do not cover the input's 28×28 pixels"), result.stderr)
     }
 }
+
+/// `elucidate evaluate sanity` on the built-in model.
+final class EvaluateSanityCommandTests: XCTestCase {
+    var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
+
+    func testSanityReportsEveryStage() throws {
+        let result = try runElucidate(["evaluate", "sanity", bag, "--method", "guided-backprop", "--seed", "1", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(report["seed"] as? String, "1")
+        let layers = try XCTUnwrap(report["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.compactMap { $0["layer"] as? String }, ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"])
+        for layer in layers {
+            for key in ["spearman", "spearmanAbs", "ssim"] { XCTAssertNotNil(layer[key] as? Double, key) }
+        }
+        let table = try runElucidate(["evaluate", "sanity", bag, "--method", "saliency", "--seed", "1"])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.contains("up to conv1: Spearman"), table.stdout)
+    }
+
+    func testSanityRefusesWhatItCannotUse() throws {
+        for (arguments, message) in [
+            (["sanity", bag], "give --method NAME"),
+            (["sanity", bag, "--method", "saliency", "--batch-size", "3"], "--batch-size does not apply"),
+            (["sanity", bag, "--method", "saliency", "--target", "-2"], "--target must be"),
+        ] {
+            let result = try runElucidate(["evaluate"] + arguments)
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        }
+    }
+}

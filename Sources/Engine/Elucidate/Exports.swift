@@ -13,7 +13,8 @@
 ///   Core, IO, Image, NN.
 /// - `ElucidateAttribution`: the attribution methods; on Core, Image, NN, Models.
 /// - `ElucidateVisualization`: attribution views and figures as PNG; on Core, IO, Image.
-/// - `ElucidateEvaluation`: deletion, insertion, infidelity, sensitivity; on Core, Models, Attribution.
+/// - `ElucidateEvaluation`: deletion, insertion, infidelity, sensitivity, the sanity check; on
+///   Core, IO, Models, Attribution.
 ///
 /// On top of them, this module holds the workflow the command line and the C API share:
 /// `Explainer` (and `ExplanationPlan`, `Options`), `PictureSettings` and `Visualizer`,
