@@ -74,8 +74,11 @@ struct EvaluateOptions: ParsableArguments {
 
     /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
     /// report: a table, or JSON with `--json`.
-    func run(_ metric: EvaluationMetric, _ options: Options) throws {
+    func run(_ metric: EvaluationMetric, _ options: Options, plot: String? = nil) throws {
         let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
+        let inputFiles = model.inputURLs + input.inputURLs + (plan.inputFiles + [attributions].compactMap { $0 })
+            .map { URL(fileURLWithPath: $0) }
+        try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
         let (classifier, inputs, names) = try loadInputs()
         var source: AttributionSource
         if let attributions {
@@ -86,6 +89,9 @@ struct EvaluateOptions: ParsableArguments {
         var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
             plan, inputs: inputs, attributions: source, names: names)
         evaluation.report.attributions = attributions
+        if let plot, let canvas = evaluation.curvePlot() {
+            try PNGWriter.write(canvas, to: URL(fileURLWithPath: plot), protectedInputs: inputFiles)
+        }
         if json {
             try StandardOutput.write(try evaluation.reportJSON() + "\n")
             return
@@ -114,6 +120,9 @@ struct RemovalOptions: ParsableArguments {
         valueName: "baseline"))
     var baseline: String?
 
+    @Option(name: .long, help: "Also draw the curves (one per input) to this PNG.")
+    var plot: String?
+
     var options: Options {
         var options = Options(["steps": .number(Double(steps))])
         if let baseline { options["baseline"] = .string(baseline) }
@@ -133,7 +142,7 @@ protocol RemovalSubcommand: ParsableCommand {
 
 extension RemovalSubcommand {
     func validate() throws { try common.check(Self.metric, removal.options) }
-    func run() throws { try common.run(Self.metric, removal.options) }
+    func run() throws { try common.run(Self.metric, removal.options, plot: removal.plot) }
 }
 
 struct EvaluateDeletion: RemovalSubcommand {

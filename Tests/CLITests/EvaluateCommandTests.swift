@@ -83,6 +83,20 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
         }
     }
 
+    func testPlotDrawsTheCurvesAndSparesInputs() throws {
+        let plot = path("curves.png")
+        let result = try runElucidate(["evaluate", "deletion", bag, dress, "--method", "saliency", "--steps", "7", "--plot", plot])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let canvas = try PNGWriter.read(URL(fileURLWithPath: plot))
+        XCTAssertEqual(canvas.width, 480)
+        let attributions = path("a.npy")
+        try NPY.write(Tensor(zeros: [1, 1, 28, 28]), to: URL(fileURLWithPath: attributions))
+        let refused = try runElucidate(["evaluate", "insertion", bag, "--attributions", attributions, "--plot", attributions])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("refusing to overwrite an input file"), refused.stderr)
+        XCTAssertEqual(try NPY.readFloat32(URL(fileURLWithPath: attributions)).shape, [1, 1, 28, 28])
+    }
+
     func testMismatchedAttributionsAreRefused() throws {
         let attributions = path("small.npy")
         try NPY.write(Tensor(zeros: [1, 1, 7, 7]), to: URL(fileURLWithPath: attributions))

@@ -191,3 +191,14 @@ public struct EvaluationReport: Encodable, Sendable {
         }
     }
 }
+
+extension Evaluation {
+    /// Deletion's or insertion's curves, one per row, as a chart (`CurvePlot`) titled with the
+    /// metric and the method; nil for the metrics without a curve.
+    public func curvePlot(width: Int = 480, height: Int = 320) -> Canvas? {
+        let curves = report.inputs.compactMap { row in row.curve.map { (name: row.input, values: $0) } }
+        guard !curves.isEmpty else { return nil }
+        let title = "\(report.metric.rawValue) of \(report.method ?? "the attributions"): target probability vs fraction of pixels"
+        return CurvePlot.draw(curves, title: title, width: width, height: height + BitmapFont.cellHeight * curves.count)
+    }
+}
