@@ -13,11 +13,7 @@ public enum EvaluationMetric: String, Sendable, CaseIterable {
 
     /// The metric named `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> EvaluationMetric {
-        guard let metric = EvaluationMetric(rawValue: name) else {
-            throw ElucidateError(.invalidArgument,
-                                 "unknown metric '\(name)' (known: \(allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        return metric
+        try named(name, kind: "metric")
     }
 }
 
