@@ -106,6 +106,7 @@ struct EvaluateOptions: ParsableArguments {
         let what = report.method ?? "the attributions"
         text += String(format: "%@ of %@: mean %@ %.6g over %d input(s) in %.2f s\n", metric.rawValue, what,
                        report.scoreKey, report.mean, report.inputs.count, report.elapsedSeconds)
+        if let rate = report.imagesPerSecond { text += String(format: "%.1f masked images per second\n", rate) }
         try StandardOutput.write(text)
     }
 }

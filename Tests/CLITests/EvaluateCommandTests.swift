@@ -31,6 +31,7 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
                 XCTAssertTrue((0...1).contains(auc), "\(auc)")
             }
             XCTAssertNotNil(report["mean"] as? Double)
+            XCTAssertGreaterThan(try XCTUnwrap(report["imagesPerSecond"] as? Double), 0)
         }
     }
 
@@ -44,6 +45,7 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
         let infidelity = try json(["infidelity", bag, "--attributions", attributions, "--samples", "4", "--seed", "1", "--normalize"])
         let row = try XCTUnwrap((infidelity["inputs"] as? [[String: Any]])?.first)
         XCTAssertNotNil(row["infidelity"] as? Double)
+        XCTAssertNil(infidelity["imagesPerSecond"])
         let sensitivity = try json(["sensitivity-max", bag, "--method", "saliency", "--samples", "3", "--seed", "2"])
         let sensitivityRow = try XCTUnwrap((sensitivity["inputs"] as? [[String: Any]])?.first)
         XCTAssertNotNil(sensitivityRow["sensitivity-max"] as? Double)

@@ -105,9 +105,13 @@ public struct Evaluator: Sendable {
         }
         let scores = reports.map(\.score)
         let mean = scores.reduce(0, +) / Double(scores.count)
-        let report = EvaluationReport(
+        let elapsed = Date().timeIntervalSince(started)
+        var report = EvaluationReport(
             metric: plan.metric, model: modelName, method: method, options: plan.recorded,
-            mean: mean, elapsedSeconds: Date().timeIntervalSince(started), inputs: reports)
+            mean: mean, elapsedSeconds: elapsed, inputs: reports)
+        if case .removal(let removal) = metric, elapsed > 0 {
+            report.imagesPerSecond = Double(rows * (removal.steps + 1)) / elapsed
+        }
         return Evaluation(report: report)
     }
 }
@@ -155,6 +159,9 @@ public struct EvaluationReport: Encodable, Sendable {
     public var mean: Double
     /// Wall-clock time of the run, in seconds.
     public var elapsedSeconds: Double
+    /// Deletion's and insertion's masked images through the model per second, over the whole
+    /// run (the maps' computation included); nil for the other metrics.
+    public var imagesPerSecond: Double?
     /// One entry per row, in order.
     public var inputs: [Input]
 
@@ -180,6 +187,7 @@ public struct EvaluationReport: Encodable, Sendable {
         try container.encode(options, forKey: Key("options"))
         try container.encode(mean, forKey: Key("mean"))
         try container.encode(elapsedSeconds, forKey: Key("elapsedSeconds"))
+        try container.encodeIfPresent(imagesPerSecond, forKey: Key("imagesPerSecond"))
         var rows = container.nestedUnkeyedContainer(forKey: Key("inputs"))
         for input in inputs {
             var row = rows.nestedContainer(keyedBy: Key.self)
