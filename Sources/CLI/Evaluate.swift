@@ -234,6 +234,9 @@ struct EvaluateSanity: ParsableCommand {
     @Option(name: .long, help: "Seed of the re-initialisation (default: a random one, reported).")
     var seed: UInt64?
 
+    @Option(name: .long, help: "Also draw the first input's maps, original then one per stage, to this PNG.")
+    var plot: String?
+
     /// The method's options with the evaluation's target.
     func methodOptions() throws(ElucidateError) -> Options {
         var options = try common.methodSettings()
@@ -249,10 +252,14 @@ struct EvaluateSanity: ParsableCommand {
     }
 
     func run() throws {
+        let inputFiles = common.model.inputURLs + common.input.inputURLs
+        try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
         let (classifier, inputs, names) = try common.loadInputs()
-        let report = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
+        let check = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
             method: common.method!, options: methodOptions(), inputs: inputs, names: names,
             seed: seed ?? SeededRandom.randomSeed())
+        if let plot { try PNGWriter.write(check.figure(), to: URL(fileURLWithPath: plot), protectedInputs: inputFiles) }
+        let report = check.report
         if common.json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return

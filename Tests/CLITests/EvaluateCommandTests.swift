@@ -109,7 +109,7 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
 }
 
 /// `elucidate evaluate sanity` on the built-in model.
-final class EvaluateSanityCommandTests: XCTestCase {
+final class EvaluateSanityCommandTests: TemporaryFolderTestCase {
     var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
 
     func testSanityReportsEveryStage() throws {
@@ -122,8 +122,9 @@ final class EvaluateSanityCommandTests: XCTestCase {
         for layer in layers {
             for key in ["spearman", "spearmanAbs", "ssim"] { XCTAssertNotNil(layer[key] as? Double, key) }
         }
-        let table = try runElucidate(["evaluate", "sanity", bag, "--method", "saliency", "--seed", "1"])
+        let table = try runElucidate(["evaluate", "sanity", bag, "--method", "saliency", "--seed", "1", "--plot", path("s.png")])
         XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertEqual(try PNGWriter.read(URL(fileURLWithPath: path("s.png"))).width, 6 + 7 * (84 + 6))  // 28 px × 3
         XCTAssertTrue(table.stdout.contains("up to conv1: Spearman"), table.stdout)
     }
 

@@ -43,8 +43,13 @@ final class SanityCheckTests: XCTestCase {
     func testSanityCheckThroughTheEvaluator() throws {
         let classifier = try DeterministicClassifier.classifier("resnet18", classes: 10)
         let inputs = DeterministicWeights.input(key: "input", shape: [2, 3, 32, 32])
-        let report = try Evaluator(classifier: classifier).sanityCheck(
+        let check = try Evaluator(classifier: classifier).sanityCheck(
             method: "saliency", inputs: inputs, targets: [3, 7], weights: try weights(), seed: 5)
+        let report = check.report
+        XCTAssertEqual(check.maps.count, 7)
+        XCTAssertEqual(check.maps[6].shape, [2, 3, 32, 32])
+        let figure = check.figure(row: 1)
+        XCTAssertEqual(figure.width, 6 + 7 * (96 + 6))
         XCTAssertEqual(report.layers.map(\.layer), ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"])
         XCTAssertEqual(report.inputs.map(\.target), [3, 7])
         for stage in report.layers + report.inputs.flatMap(\.layers) {
@@ -52,7 +57,7 @@ final class SanityCheckTests: XCTestCase {
             XCTAssertTrue((-1...1).contains(stage.ssim), "\(stage)")
         }
         let again = try Evaluator(classifier: classifier).sanityCheck(
-            method: "saliency", inputs: inputs, targets: [3, 7], weights: try weights(), seed: 5)
+            method: "saliency", inputs: inputs, targets: [3, 7], weights: try weights(), seed: 5).report
         XCTAssertEqual(again.layers.map(\.ssim), report.layers.map(\.ssim))
     }
 

@@ -13,7 +13,7 @@ extension Evaluator {
     ///   - seed: the seed of every re-initialisation.
     public func sanityCheck(method: String, options: Options = Options(), inputs: Tensor, targets: [Int]? = nil,
                             names: [String]? = nil, weights: StateDict? = nil,
-                            seed: UInt64) throws(ElucidateError) -> SanityReport {
+                            seed: UInt64) throws(ElucidateError) -> SanityCheck {
         let started = Date()
         let explainer = Explainer(classifier: classifier, modelName: modelName)
         let original = try explainer.explain(method: method, options: options, inputs: inputs, targets: targets, names: names)
@@ -23,12 +23,14 @@ extension Evaluator {
             do { state = try Classifier.readWeights(from: classifier.source).stateDict } catch { throw error.at(classifier.source.path) }
         }
         var stages: [[MapComparison]] = []  // [stage][row]
+        var stageMaps: [Tensor] = []
         let cascade = try CascadingRandomization(seed: seed).cascade(state)
         for randomized in cascade {
             let network = try ResNet(stateDict: randomized, architecture: classifier.architecture)
             let model = Classifier(network: network, labels: classifier.labels, preset: classifier.preset, source: classifier.source)
             let maps = try Explainer(classifier: model, modelName: modelName)
                 .explain(method: method, options: options, inputs: inputs, targets: rowTargets).attributions
+            stageMaps.append(maps)
             var rows: [MapComparison] = []
             for row in 0..<inputs.shape[0] {
                 rows.append(try MapComparison(maps.rows(row..<(row + 1)), reference: original.attributions.rows(row..<(row + 1))))
@@ -50,8 +52,24 @@ extension Evaluator {
             mean.ssim = rows.map(\.ssim).reduce(0, +) / count
             return mean
         }
-        return SanityReport(method: method, model: modelName, seed: String(seed), layers: entries(means),
-                            elapsedSeconds: Date().timeIntervalSince(started), inputs: inputsReport)
+        let report = SanityReport(method: method, model: modelName, seed: String(seed), layers: entries(means),
+                                  elapsedSeconds: Date().timeIntervalSince(started), inputs: inputsReport)
+        return SanityCheck(report: report, maps: [original.attributions] + stageMaps)
+    }
+}
+
+/// What `Evaluator.sanityCheck` returns: the report and the maps behind it.
+public struct SanityCheck: Sendable {
+    /// The comparisons per stage, as `--json` prints them.
+    public var report: SanityReport
+    /// The original maps, then the maps after each stage (`CascadingRandomization.stages`),
+    /// each `[N, …]` as the method returns them.
+    public var maps: [Tensor]
+
+    /// The paper's figure for input `row`: the original map, then one per stage (`MapStrip`).
+    public func figure(row: Int = 0) -> Canvas {
+        let captions = ["original"] + report.layers.map { "\($0.layer)" }
+        return MapStrip.draw(zip(captions, maps).map { (caption: $0, map: $1.rows(row..<(row + 1))) })
     }
 }
 
