@@ -104,8 +104,9 @@ struct EvaluateOptions: ParsableArguments {
                            report.scoreKey, row.score)
         }
         let what = report.method ?? "the attributions"
-        text += String(format: "%@ of %@: mean %@ %.6g over %d input(s) in %.2f s\n", metric.rawValue, what,
-                       report.scoreKey, report.mean, report.inputs.count, report.elapsedSeconds)
+        text += String(format: "%@ of %@: mean %@ %.6g (standard deviation %.3g) over %d input(s) in %.2f s\n",
+                       metric.rawValue, what, report.scoreKey, report.mean, report.standardDeviation,
+                       report.inputs.count, report.elapsedSeconds)
         if let rate = report.imagesPerSecond { text += String(format: "%.1f masked images per second\n", rate) }
         try StandardOutput.write(text)
     }

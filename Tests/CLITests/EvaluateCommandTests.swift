@@ -31,6 +31,7 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
                 XCTAssertTrue((0...1).contains(auc), "\(auc)")
             }
             XCTAssertNotNil(report["mean"] as? Double)
+            XCTAssertGreaterThan(try XCTUnwrap(report["standardDeviation"] as? Double), 0)  // two different images
             XCTAssertGreaterThan(try XCTUnwrap(report["imagesPerSecond"] as? Double), 0)
         }
     }

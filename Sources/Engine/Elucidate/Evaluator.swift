@@ -105,10 +105,11 @@ public struct Evaluator: Sendable {
         }
         let scores = reports.map(\.score)
         let mean = scores.reduce(0, +) / Double(scores.count)
+        let spread = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
         let elapsed = Date().timeIntervalSince(started)
         var report = EvaluationReport(
             metric: plan.metric, model: modelName, method: method, options: plan.recorded,
-            mean: mean, elapsedSeconds: elapsed, inputs: reports)
+            mean: mean, standardDeviation: spread, elapsedSeconds: elapsed, inputs: reports)
         if case .removal(let removal) = metric, elapsed > 0 {
             report.imagesPerSecond = Double(rows * (removal.steps + 1)) / elapsed
         }
@@ -157,6 +158,8 @@ public struct EvaluationReport: Encodable, Sendable {
     public var options: [String: String]
     /// The mean of the rows' scores.
     public var mean: Double
+    /// Their spread: the population standard deviation (`numpy.std`), 0 for one row.
+    public var standardDeviation: Double
     /// Wall-clock time of the run, in seconds.
     public var elapsedSeconds: Double
     /// Deletion's and insertion's masked images through the model per second, over the whole
@@ -186,6 +189,7 @@ public struct EvaluationReport: Encodable, Sendable {
         try container.encodeIfPresent(attributions, forKey: Key("attributions"))
         try container.encode(options, forKey: Key("options"))
         try container.encode(mean, forKey: Key("mean"))
+        try container.encode(standardDeviation, forKey: Key("standardDeviation"))
         try container.encode(elapsedSeconds, forKey: Key("elapsedSeconds"))
         try container.encodeIfPresent(imagesPerSecond, forKey: Key("imagesPerSecond"))
         var rows = container.nestedUnkeyedContainer(forKey: Key("inputs"))
