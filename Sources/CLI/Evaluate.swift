@@ -6,7 +6,7 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score explanations: how faithful (deletion, insertion, infidelity) and how stable (sensitivity-max).",
         subcommands: [EvaluateDeletion.self, EvaluateInsertion.self, EvaluateInfidelity.self, EvaluateSensitivityMax.self,
-                      EvaluateSanity.self])
+                      EvaluateSanity.self, EvaluateCompare.self])
 }
 
 /// What every `evaluate` metric shares: the model, the inputs, the target, where the maps
@@ -64,13 +64,7 @@ struct EvaluateOptions: ParsableArguments {
 
     /// The classifier and every input as one batch `[N, C, H, W]` (images of one size), with
     /// the rows' names; notes ignored EXIF orientations unless printing JSON.
-    func loadInputs() throws -> (Classifier, Tensor, [String]) {
-        let classifier = try model.loadClassifier()
-        let batches = try input.loadBatches(for: classifier)
-        try input.requireOneSize(batches, preset: input.preset ?? classifier.preset ?? .torchvision)
-        if !json { input.noteIgnoredOrientations(batches) }
-        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
-    }
+    func loadInputs() throws -> (Classifier, Tensor, [String]) { try input.loadForEvaluation(model, json: json) }
 
     /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
     /// report: a table, or JSON with `--json`.
@@ -271,5 +265,68 @@ struct EvaluateSanity: ParsableCommand {
                            stage.layer, stage.spearman, stage.spearmanAbs, stage.ssim)
         }
         try StandardOutput.write(text)
+    }
+}
+
+struct EvaluateCompare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Rank input-attribution methods on one model and inputs by every metric, in one table.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "Comma-separated explain methods, e.g. saliency,integrated-gradients (each with its defaults).")
+    var methods: String
+
+    @Option(name: .long, help: "Seed of every draw (default: a random one, reported).")
+    var seed: UInt64?
+
+    @Flag(name: .long, help: "Print one JSON document describing the run.")
+    var json = false
+
+    var methodNames: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    func validate() throws {
+        if methodNames.isEmpty { throw ValidationError("--methods needs at least one method") }
+        for name in methodNames {
+            do { _ = try ExplanationPlan(method: name, options: Options()) } catch { throw ValidationError(error.message) }
+        }
+    }
+
+    func run() throws {
+        let (classifier, inputs, names) = try input.loadForEvaluation(model, json: json)
+        let report = try Evaluator(classifier: classifier, modelName: model.model).compare(
+            methods: methodNames, inputs: inputs, names: names, seed: seed ?? SeededRandom.randomSeed())
+        if json {
+            try StandardOutput.write(try JSONOutput.string(report) + "\n")
+            return
+        }
+        func cell(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        let nameWidth = max(6, report.methods.map(\.method.count).max() ?? 0)
+        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            + cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
+            + cell("sanity |ρ|", 12) + "\n"
+        for row in report.methods {
+            text += row.method.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                + cell(String(format: "%.4f", row.deletion), 11) + cell(String(format: "%.4f", row.insertion), 11)
+                + cell(String(format: "%.4g", row.infidelity), 12) + cell(String(format: "%.4f", row.sensitivityMax), 13)
+                + cell(String(format: "%.4f", row.sanitySpearmanAbs), 12) + "\n"
+        }
+        text += "over \(report.inputs) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
+        try StandardOutput.write(text)
+    }
+}
+
+extension InputOptions {
+    /// The classifier of `model` and every input as one batch `[N, C, H, W]` (images of one
+    /// size), with the rows' names; notes ignored EXIF orientations unless printing JSON.
+    func loadForEvaluation(_ model: ModelOptions, json: Bool) throws -> (Classifier, Tensor, [String]) {
+        let classifier = try model.loadClassifier()
+        let batches = try loadBatches(for: classifier)
+        try requireOneSize(batches, preset: preset ?? classifier.preset ?? .torchvision)
+        if !json { noteIgnoredOrientations(batches) }
+        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
     }
 }

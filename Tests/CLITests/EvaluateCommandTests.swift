@@ -3,17 +3,20 @@ import Foundation
 import TestSupport
 import XCTest
 
+/// `elucidate evaluate ARGUMENTS --json` on the built-in model, which must succeed: its report.
+func evaluateJSON(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    let result = try runElucidate(["evaluate"] + arguments + ["--json", "--model", "fashion-mnist-resnet"])
+    XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+    return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], file: file, line: line)
+}
+
 /// `elucidate evaluate` on the built-in model and the bundled images: every metric runs, the
 /// JSON has the documented keys, and bad options end as one line on stderr with a non-zero exit.
 final class EvaluateCommandTests: TemporaryFolderTestCase {
     var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
     var dress: String { packageRootURL.appendingPathComponent("Resources/images/dress.png").path }
 
-    func json(_ arguments: [String]) throws -> [String: Any] {
-        let result = try runElucidate(["evaluate"] + arguments + ["--json", "--model", "fashion-mnist-resnet"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-    }
+    func json(_ arguments: [String]) throws -> [String: Any] { try evaluateJSON(arguments) }
 
     func testDeletionAndInsertionReportCurvesAndAUCs() throws {
         for metric in ["deletion", "insertion"] {
@@ -114,9 +117,7 @@ final class EvaluateSanityCommandTests: TemporaryFolderTestCase {
     var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
 
     func testSanityReportsEveryStage() throws {
-        let result = try runElucidate(["evaluate", "sanity", bag, "--method", "guided-backprop", "--seed", "1", "--json"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let report = try evaluateJSON(["sanity", bag, "--method", "guided-backprop", "--seed", "1"])
         XCTAssertEqual(report["seed"] as? String, "1")
         let layers = try XCTUnwrap(report["layers"] as? [[String: Any]])
         XCTAssertEqual(layers.compactMap { $0["layer"] as? String }, ["fc", "layer4", "layer3", "layer2", "layer1", "conv1"])
@@ -140,5 +141,35 @@ final class EvaluateSanityCommandTests: TemporaryFolderTestCase {
             XCTAssertTrue(result.stderr.contains(message), "\(arguments): \(result.stderr)")
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
         }
+    }
+}
+
+/// `elucidate evaluate compare`: one row per method, every metric.
+final class EvaluateCompareCommandTests: XCTestCase {
+    var bag: String { packageRootURL.appendingPathComponent("Resources/images/bag.png").path }
+
+    func testCompareRanksMethodsOnEveryMetric() throws {
+        let report = try evaluateJSON(["compare", bag, "--methods", "saliency,input-x-gradient", "--seed", "1"])
+        let rows = try XCTUnwrap(report["methods"] as? [[String: Any]])
+        XCTAssertEqual(rows.compactMap { $0["method"] as? String }, ["saliency", "input-x-gradient"])
+        for row in rows {
+            for key in ["deletion", "insertion", "infidelity", "sensitivityMax", "sanitySpearmanAbs"] {
+                XCTAssertNotNil(row[key] as? Double, key)
+            }
+        }
+        let table = try runElucidate(["evaluate", "compare", bag, "--methods", "saliency", "--seed", "1"])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.hasPrefix("method"), table.stdout)
+    }
+
+    func testCompareRefusesBadMethodsAndLayerMaps() throws {
+        let unknown = try runElucidate(["evaluate", "compare", bag, "--methods", "saliency,nosuch"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("unknown method 'nosuch'"), unknown.stderr)
+        // Methods run with their defaults: a layer method, which needs --layer, is refused up front.
+        let layer = try runElucidate(["evaluate", "compare", bag, "--methods", "grad-cam", "--seed", "1"])
+        XCTAssertNotEqual(layer.status, 0)
+        XCTAssertTrue(layer.stderr.contains("grad-cam needs --layer"), layer.stderr)
+        XCTAssertEqual(layer.stderr.split(separator: "\n").count, 1, layer.stderr)
     }
 }
