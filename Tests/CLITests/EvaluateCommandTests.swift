@@ -68,6 +68,8 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
     func testBadOptionsAreOneLineErrors() throws {
         let attributions = path("a.npy")
         try NPY.write(Tensor(zeros: [1, 1, 28, 28]), to: URL(fileURLWithPath: attributions))
+        let inputShaped = path("input-shaped.npy")  // the built-in model takes 3 channels
+        try NPY.write(Tensor(zeros: [1, 3, 28, 28]), to: URL(fileURLWithPath: inputShaped))
         let cases: [([String], String)] = [
             (["deletion", bag, "--method", "saliency", "--steps", "0"], "--steps must be at least 1"),
             (["deletion", bag], "give --attributions FILE.npy or --method NAME"),
@@ -79,6 +81,9 @@ final class EvaluateCommandTests: TemporaryFolderTestCase {
             (["deletion", bag, "--method", "saliency", "--method-options", "{\"stepz\": 3}"], "unknown option 'stepz'"),
             (["infidelity", bag, "--attributions", attributions, "--perturbations", path("missing.npy")], "missing.npy"),
             (["infidelity", bag, "--attributions", attributions, "--noise-stdev", "-1"], "--noise-stdev must be a number ≥ 0"),
+            (["deletion", bag, "--method", "saliency", "--steps", "1000000000000"], "--steps must be at most the number of pixels (784)"),
+            (["infidelity", bag, "--attributions", inputShaped, "--samples", "4000000000000"], "needs more memory for the perturbations"),
+            (["sensitivity-max", bag, "--method", "saliency", "--samples", "4000000000000"], "needs more memory for the perturbations"),
         ]
         for (arguments, message) in cases {
             let result = try runElucidate(["evaluate"] + arguments)

@@ -41,7 +41,7 @@ public struct Infidelity: Sendable {
         case .given(let tensor):
             return try GivenPerturbations.checked(tensor, rowShape: rowShape)
         case .gaussian(let stdev, let samples, let seed):
-            try GivenPerturbations.checkDraws(samples: samples, spread: stdev, name: "noise-stdev")
+            try GivenPerturbations.checkDraws(samples: samples, spread: stdev, name: "noise-stdev", rowCount: rowShape.reduce(1, *))
             var random = SeededRandom(seed: seed)
             return random.addingNoise(to: Tensor(zeros: [samples] + rowShape), stdev: stdev)
         }

@@ -20,7 +20,7 @@ public struct PixelRemoval: Sendable {
 
     /// Deletion or insertion.
     public var direction: Direction
-    /// S, the number of steps (S + 1 scores); at least 1.
+    /// S, the number of steps (S + 1 scores); at least 1, at most the pixel count H·W.
     public var steps: Int
     /// What removed pixels become, or insertion's starting image.
     public var baseline: RemovalBaseline
@@ -51,6 +51,10 @@ public struct PixelRemoval: Sendable {
         }
         guard (0..<classifier.classes).contains(target) else {
             throw ElucidateError(.invalidArgument, "target \(target) is out of range: the model has \(classifier.classes) classes")
+        }
+        guard steps <= input.shape[2] * input.shape[3] else {
+            // More steps than pixels only repeats points (and a huge count would be a huge curve).
+            throw ElucidateError(.invalidArgument, "--steps must be at most the number of pixels (\(input.shape[2] * input.shape[3]))")
         }
         let order = try PixelOrder(attributions: attributions).indices
         let background = try baseline.image(for: input)

@@ -34,7 +34,7 @@ public struct SensitivityMax: Sendable {
         case .given(let tensor):
             return try GivenPerturbations.checked(tensor, rowShape: rowShape)
         case .uniform(let radius, let samples, let seed):
-            try GivenPerturbations.checkDraws(samples: samples, spread: radius, name: "radius")
+            try GivenPerturbations.checkDraws(samples: samples, spread: radius, name: "radius", rowCount: rowShape.reduce(1, *))
             var random = SeededRandom(seed: seed)
             let count = samples * rowShape.reduce(1, *)
             let values = (0..<count).map { _ in Float((2 * random.nextUniform() - 1) * Double(radius)) }
