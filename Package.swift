@@ -60,7 +60,8 @@ let package = Package(
         // only the layers listed as its dependencies, and every dependency points down.
         //
         //   Core ← IO ← Image ← Models ← Attribution
-        //   Core ← NN ← Models;  Core, IO, Image ← Visualization;  all ← Elucidate (umbrella)
+        //   Core ← NN ← Models;  Core, IO, Models, Attribution ← Evaluation;  Core, IO, Image ← Visualization;
+        //   all ← Elucidate (umbrella)
         .target(
             name: "ElucidateCore",
             dependencies: ["CKernels"],
@@ -95,6 +96,14 @@ let package = Package(
             path: "Sources/Engine/Attribution"
         ),
         .target(
+            name: "ElucidateEvaluation",
+            // Deletion, insertion, infidelity, sensitivity: metrics of how faithful and how
+            // stable an explanation is, and the sanity check (they run the model; Attribution gives
+            // seeded noise; IO the state dicts the sanity check re-initialises).
+            dependencies: ["ElucidateCore", "ElucidateIO", "ElucidateModels", "ElucidateAttribution"],
+            path: "Sources/Engine/Evaluation"
+        ),
+        .target(
             name: "ElucidateVisualization",
             dependencies: ["ElucidateCore", "ElucidateIO", "ElucidateImage", "CImageCodecs"],
             path: "Sources/Engine/Visualization"
@@ -103,7 +112,7 @@ let package = Package(
             name: "Elucidate",
             dependencies: [
                 "ElucidateCore", "ElucidateIO", "ElucidateImage", "ElucidateNN",
-                "ElucidateModels", "ElucidateAttribution", "ElucidateVisualization",
+                "ElucidateModels", "ElucidateAttribution", "ElucidateVisualization", "ElucidateEvaluation",
             ],
             path: "Sources/Engine/Elucidate"
         ),
@@ -163,6 +172,10 @@ let package = Package(
             name: "AttributionTests",
             // The occlusion tests check ResNet's incremental evaluator (@testable Models).
             dependencies: ["ElucidateAttribution", "ElucidateModels", "Elucidate", "CKernels", "TestSupport"]
+        ),
+        .testTarget(
+            name: "EvaluationTests",
+            dependencies: ["ElucidateEvaluation", "Elucidate", "TestSupport"]
         ),
         .testTarget(
             name: "VisualizationTests",

@@ -9,7 +9,7 @@ struct ElucidateCommand: ParsableCommand {
         commandName: "elucidate",
         abstract: "Explain why an image classifier made its prediction — natively, on the CPU.",
         version: "0.1.0",
-        subcommands: [Predict.self, Explain.self, Visualize.self, IndexCommand.self, Info.self, Models.self]
+        subcommands: [Predict.self, Explain.self, Evaluate.self, Visualize.self, IndexCommand.self, Info.self, Models.self]
     )
 
     /// Runs the command line. Every failure ends as one line on stderr and a non-zero exit.

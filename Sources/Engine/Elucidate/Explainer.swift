@@ -141,7 +141,7 @@ public struct Explainer: Sendable {
     }
 
     /// The class to explain for each row of `batch`.
-    private func targets(_ batch: ExplanationBatch, best: [ClassScore], requested: TargetChoice) throws(ElucidateError) -> [Int] {
+    func targets(_ batch: ExplanationBatch, best: [ClassScore], requested: TargetChoice) throws(ElucidateError) -> [Int] {
         if let given = batch.targets {
             guard given.count == best.count else {
                 throw ElucidateError(.invalidArgument, "\(given.count) targets for \(best.count) inputs")

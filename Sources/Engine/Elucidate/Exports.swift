@@ -13,10 +13,13 @@
 ///   Core, IO, Image, NN.
 /// - `ElucidateAttribution`: the attribution methods; on Core, Image, NN, Models.
 /// - `ElucidateVisualization`: attribution views and figures as PNG; on Core, IO, Image.
+/// - `ElucidateEvaluation`: deletion, insertion, infidelity, sensitivity, the sanity check; on
+///   Core, IO, Models, Attribution.
 ///
 /// On top of them, this module holds the workflow the command line and the C API share:
 /// `Explainer` (and `ExplanationPlan`, `Options`), `PictureSettings` and `Visualizer`,
-/// `ModelLoader`, `ImageInput`, and the reports (`ExplanationReport`, `PredictionReport`).
+/// `ModelLoader`, `ImageInput`, `Evaluator` (and `EvaluationPlan`), and the reports
+/// (`ExplanationReport`, `PredictionReport`, `EvaluationReport`).
 @_exported import ElucidateCore
 @_exported import ElucidateIO
 @_exported import ElucidateImage
@@ -24,3 +27,4 @@
 @_exported import ElucidateModels
 @_exported import ElucidateAttribution
 @_exported import ElucidateVisualization
+@_exported import ElucidateEvaluation

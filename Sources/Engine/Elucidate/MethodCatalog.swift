@@ -76,11 +76,7 @@ public enum ExplainMethod: String, CaseIterable, Sendable {
 
     /// The method called `name`, or an error listing the known names.
     public static func named(_ name: String) throws(ElucidateError) -> ExplainMethod {
-        guard let method = ExplainMethod(rawValue: name) else {
-            throw ElucidateError(.invalidArgument,
-                                 "unknown method '\(name)' (known: \(allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        return method
+        try named(name, kind: "method")
     }
 
     /// What its progress (`AttributionProgress`) counts: `evals` (perturbed copies scored) for

@@ -51,6 +51,19 @@ public struct Classifier: Sendable {
         self.source = source
     }
 
+    /// The weights and metadata of a `.safetensors` or `.pth` file, as `load(from:)` reads them
+    /// (a safetensors file's `module.` prefix stripped; a checkpoint has no metadata); errors
+    /// are not yet prefixed with the path.
+    public static func readWeights(from url: URL) throws(ElucidateError) -> (stateDict: StateDict, metadata: [String: String]) {
+        try requireRegularFile(url, expected: "a .safetensors or .pth weights file")
+        if TorchCheckpoint.looksLikeCheckpoint(at: url) {
+            // A ZIP archive (or the legacy format, refused with advice). No metadata.
+            return (try TorchCheckpoint.load(url), [:])
+        }
+        let file = try SafetensorsFile(url: url)
+        return (StateDict(try file.floatTensors()).strippingPrefix("module."), file.metadata)
+    }
+
     /// Loads weights from a `.safetensors` file or a PyTorch checkpoint (`.pth`/`.pt` as
     /// `torch.save` writes it), chosen by the file's contents, not its name. Anything but a
     /// regular file (a device, a FIFO) is refused before it is opened.
@@ -60,18 +73,7 @@ public struct Classifier: Sendable {
     /// - Throws: a one-line `ElucidateError` naming the file and what is wrong with it.
     public static func load(from url: URL, architecture: String? = nil) throws(ElucidateError) -> Classifier {
         do throws(ElucidateError) {
-            try requireRegularFile(url, expected: "a .safetensors or .pth weights file")
-            let metadata: [String: String]
-            let stateDict: StateDict
-            if TorchCheckpoint.looksLikeCheckpoint(at: url) {
-                // A ZIP archive (or the legacy format, refused with advice). No metadata.
-                metadata = [:]
-                stateDict = try TorchCheckpoint.load(url)
-            } else {
-                let file = try SafetensorsFile(url: url)
-                metadata = file.metadata
-                stateDict = StateDict(try file.floatTensors()).strippingPrefix("module.")
-            }
+            let (stateDict, metadata) = try readWeights(from: url)
             var arch: ResNetArchitecture
             if let architecture {
                 arch = try ResNetArchitecture.parse(architecture)

@@ -1,0 +1,332 @@
+import ArgumentParser
+import Elucidate
+import Foundation
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score explanations: how faithful (deletion, insertion, infidelity) and how stable (sensitivity-max).",
+        subcommands: [EvaluateDeletion.self, EvaluateInsertion.self, EvaluateInfidelity.self, EvaluateSensitivityMax.self,
+                      EvaluateSanity.self, EvaluateCompare.self])
+}
+
+/// What every `evaluate` metric shares: the model, the inputs, the target, where the maps
+/// come from, and how the result is printed.
+struct EvaluateOptions: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "Class to evaluate: an index, a label, or 'predicted' (default).")
+    var target: String = "predicted"
+
+    @Option(name: .long, help: "The maps to evaluate: a float32 .npy with one row per input, (N,C,H,W).")
+    var attributions: String?
+
+    @Option(name: .long, help: "Compute the maps with this explain method instead (e.g. saliency, integrated-gradients; see 'elucidate explain --help').")
+    var method: String?
+
+    @Option(name: .customLong("method-options"),
+            help: ArgumentHelp("The method's options as JSON, by explain's long names: '{\"steps\": 32}'.", valueName: "json"))
+    var methodOptions: String?
+
+    @Option(name: .customLong("batch-size"), help: "Model inputs per call (default: 16; 10 for sensitivity-max).")
+    var batchSize: Int?
+
+    @Flag(name: .long, help: "Print one JSON document describing the run.")
+    var json = false
+
+    /// The method's options as the library takes them.
+    func methodSettings() throws(ElucidateError) -> Options { try Options(json: methodOptions) }
+
+    /// Checks the options shared by every metric and `metric`'s own (`options`) with the
+    /// library's messages: a bad value is a usage error, before any file is read.
+    func check(_ metric: EvaluationMetric, _ options: Options) throws {
+        if attributions == nil && method == nil { throw ValidationError("give --attributions FILE.npy or --method NAME") }
+        if attributions != nil && method != nil { throw ValidationError("give --attributions or --method, not both") }
+        if methodOptions != nil && method == nil { throw ValidationError("--method-options needs --method") }
+        if metric == .sensitivityMax && method == nil {
+            throw ValidationError("sensitivity-max recomputes the map on noisy inputs: give --method NAME")
+        }
+        do {
+            _ = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
+            if let method { _ = try ExplanationPlan(method: method, options: methodSettings()) }
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// `options` with the shared `target` and `batch-size`.
+    func metricOptions(_ options: Options) -> Options {
+        var all = options
+        all["target"] = .string(target)
+        if let batchSize { all["batch-size"] = .number(Double(batchSize)) }
+        return all
+    }
+
+    /// The classifier and every input as one batch `[N, C, H, W]` (images of one size), with
+    /// the rows' names; notes ignored EXIF orientations unless printing JSON.
+    func loadInputs() throws -> (Classifier, Tensor, [String]) { try input.loadForEvaluation(model, json: json) }
+
+    /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
+    /// report: a table, or JSON with `--json`.
+    func run(_ metric: EvaluationMetric, _ options: Options, plot: String? = nil) throws {
+        let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
+        let inputFiles = model.inputURLs + input.inputURLs + (plan.inputFiles + [attributions].compactMap { $0 })
+            .map { URL(fileURLWithPath: $0) }
+        try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
+        let (classifier, inputs, names) = try loadInputs()
+        var source: AttributionSource
+        if let attributions {
+            source = .given(try NPY.readFiniteFloat32(URL(fileURLWithPath: attributions), what: "the attributions"))
+        } else {
+            source = .method(method!, try methodSettings())
+        }
+        var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
+            plan, inputs: inputs, attributions: source, names: names)
+        evaluation.report.attributions = attributions
+        if let plot, let canvas = evaluation.curvePlot() {
+            try PNGWriter.write(canvas, to: URL(fileURLWithPath: plot), protectedInputs: inputFiles)
+        }
+        if json {
+            try StandardOutput.write(try evaluation.reportJSON() + "\n")
+            return
+        }
+        let report = evaluation.report
+        var text = ""
+        for row in report.inputs {
+            let label = row.targetLabel.map { " (\(TerminalText.escaped($0)))" } ?? ""
+            text += String(format: "%@: class %d%@, %@ %.6g\n", TerminalText.escaped(row.input), row.target, label,
+                           report.scoreKey, row.score)
+        }
+        let what = report.method ?? "the attributions"
+        text += String(format: "%@ of %@: mean %@ %.6g (standard deviation %.3g) over %d input(s) in %.2f s\n",
+                       metric.rawValue, what, report.scoreKey, report.mean, report.standardDeviation,
+                       report.inputs.count, report.elapsedSeconds)
+        if let rate = report.imagesPerSecond { text += String(format: "%.1f masked images per second\n", rate) }
+        try StandardOutput.write(text)
+    }
+}
+
+/// `evaluate deletion` and `evaluate insertion`: RISE's curves (`PixelRemoval`).
+struct RemovalOptions: ParsableArguments {
+    @Option(name: .long, help: "Steps S: the curve has S+1 points (default 50).")
+    var steps: Int = 50
+
+    @Option(name: .long, help: ArgumentHelp(
+        "What removed pixels become, in model input units: 0, a number, blur (RISE's 11x11 Gaussian, sigma 5) or an image .npy (C,H,W). Default: 0 for deletion, blur for insertion.",
+        valueName: "baseline"))
+    var baseline: String?
+
+    @Option(name: .long, help: "Also draw the curves (one per input) to this PNG.")
+    var plot: String?
+
+    var options: Options {
+        var options = Options(["steps": .number(Double(steps))])
+        if let baseline { options["baseline"] = .string(baseline) }
+        return options
+    }
+}
+
+/// `evaluate deletion` or `evaluate insertion`: the two differ only in their metric.
+protocol RemovalSubcommand: ParsableCommand {
+    /// `.deletion` or `.insertion`.
+    static var metric: EvaluationMetric { get }
+    /// Model, inputs, target, maps, output.
+    var common: EvaluateOptions { get }
+    /// Steps and baseline.
+    var removal: RemovalOptions { get }
+}
+
+extension RemovalSubcommand {
+    func validate() throws { try common.check(Self.metric, removal.options) }
+    func run() throws { try common.run(Self.metric, removal.options, plot: removal.plot) }
+}
+
+struct EvaluateDeletion: RemovalSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deletion", abstract: "RISE's deletion curve: remove the most important pixels first (lower AUC is better).")
+    static let metric = EvaluationMetric.deletion
+    @OptionGroup var common: EvaluateOptions
+    @OptionGroup var removal: RemovalOptions
+}
+
+struct EvaluateInsertion: RemovalSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "insertion", abstract: "RISE's insertion curve: reveal the most important pixels first (higher AUC is better).")
+    static let metric = EvaluationMetric.insertion
+    @OptionGroup var common: EvaluateOptions
+    @OptionGroup var removal: RemovalOptions
+}
+
+struct EvaluateInfidelity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infidelity", abstract: "Captum's infidelity: how well the map predicts the logit's change under perturbations.")
+    @OptionGroup var common: EvaluateOptions
+
+    @Option(name: .long, help: "Perturbations I, a float32 .npy (S,C,H,W): the perturbed inputs are x - I[s].")
+    var perturbations: String?
+
+    @Option(name: .customLong("noise-stdev"), help: "Gaussian perturbations of this standard deviation (default 0.1).")
+    var noiseStdev: Float?
+
+    @Option(name: .long, help: "Gaussian perturbations drawn (default 10).")
+    var samples: Int?
+
+    @Option(name: .long, help: "Seed of the Gaussian draws.")
+    var seed: UInt64?
+
+    @Flag(name: .long, help: "Rescale the map by the best factor first, as Captum's normalize.")
+    var normalize = false
+
+    var options: Options {
+        var options = Options(["normalize": .bool(normalize)])
+        if let perturbations { options["perturbations"] = .string(perturbations) }
+        if let noiseStdev { options["noise-stdev"] = .number(Double(noiseStdev)) }
+        if let samples { options["samples"] = .number(Double(samples)) }
+        if let seed { options["seed"] = .string(String(seed)) }
+        return options
+    }
+
+    func validate() throws { try common.check(.infidelity, options) }
+    func run() throws { try common.run(.infidelity, options) }
+}
+
+struct EvaluateSensitivityMax: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sensitivity-max", abstract: "Captum's sensitivity-max: the largest relative change of the map under small noise.")
+    @OptionGroup var common: EvaluateOptions
+
+    @Option(name: .long, help: "Noise uniform in [-radius, radius] per element (default 0.02).")
+    var radius: Float?
+
+    @Option(name: .long, help: "Noisy inputs (default 10).")
+    var samples: Int?
+
+    @Option(name: .long, help: "Seed of the noise.")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "Given noise instead, a float32 .npy (S,C,H,W): the noisy inputs are x + D[s].")
+    var perturbations: String?
+
+    var options: Options {
+        var options = Options()
+        if let radius { options["radius"] = .number(Double(radius)) }
+        if let samples { options["samples"] = .number(Double(samples)) }
+        if let seed { options["seed"] = .string(String(seed)) }
+        if let perturbations { options["perturbations"] = .string(perturbations) }
+        return options
+    }
+
+    func validate() throws { try common.check(.sensitivityMax, options) }
+    func run() throws { try common.run(.sensitivityMax, options) }
+}
+
+struct EvaluateSanity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sanity",
+        abstract: "Adebayo et al.'s sanity check: re-initialise the model from the top (fc, layer4 … conv1) and compare each stage's map with the original.")
+    @OptionGroup var common: EvaluateOptions
+
+    @Option(name: .long, help: "Seed of the re-initialisation (default: a random one, reported).")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "Also draw the first input's maps, original then one per stage, to this PNG.")
+    var plot: String?
+
+    /// The method's options with the evaluation's target.
+    func methodOptions() throws(ElucidateError) -> Options {
+        var options = try common.methodSettings()
+        options["target"] = .string(common.target)
+        return options
+    }
+
+    func validate() throws {
+        guard let method = common.method else { throw ValidationError("the sanity check recomputes the map: give --method NAME") }
+        if common.attributions != nil { throw ValidationError("--attributions does not apply to sanity, which recomputes the map") }
+        if common.batchSize != nil { throw ValidationError("--batch-size does not apply to sanity") }
+        do { _ = try ExplanationPlan(method: method, options: methodOptions()) } catch { throw ValidationError(error.message) }
+    }
+
+    func run() throws {
+        let inputFiles = common.model.inputURLs + common.input.inputURLs
+        try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
+        let (classifier, inputs, names) = try common.loadInputs()
+        let check = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
+            method: common.method!, options: methodOptions(), inputs: inputs, names: names,
+            seed: seed ?? SeededRandom.randomSeed())
+        if let plot { try PNGWriter.write(check.figure(), to: URL(fileURLWithPath: plot), protectedInputs: inputFiles) }
+        let report = check.report
+        if common.json {
+            try StandardOutput.write(try JSONOutput.string(report) + "\n")
+            return
+        }
+        var text = "sanity check of \(report.method) (seed \(report.seed)), mean over \(report.inputs.count) input(s):\n"
+        for stage in report.layers {
+            text += String(format: "  up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
+                           stage.layer, stage.spearman, stage.spearmanAbs, stage.ssim)
+        }
+        try StandardOutput.write(text)
+    }
+}
+
+struct EvaluateCompare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Rank input-attribution methods on one model and inputs by every metric, in one table.")
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "Comma-separated explain methods, e.g. saliency,integrated-gradients (each with its defaults).")
+    var methods: String
+
+    @Option(name: .long, help: "Seed of every draw (default: a random one, reported).")
+    var seed: UInt64?
+
+    @Flag(name: .long, help: "Print one JSON document describing the run.")
+    var json = false
+
+    var methodNames: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    func validate() throws {
+        if methodNames.isEmpty { throw ValidationError("--methods needs at least one method") }
+        for name in methodNames {
+            do { _ = try ExplanationPlan(method: name, options: Options()) } catch { throw ValidationError(error.message) }
+        }
+    }
+
+    func run() throws {
+        let (classifier, inputs, names) = try input.loadForEvaluation(model, json: json)
+        let report = try Evaluator(classifier: classifier, modelName: model.model).compare(
+            methods: methodNames, inputs: inputs, names: names, seed: seed ?? SeededRandom.randomSeed())
+        if json {
+            try StandardOutput.write(try JSONOutput.string(report) + "\n")
+            return
+        }
+        func cell(_ text: String, _ width: Int) -> String {
+            String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        let nameWidth = max(6, report.methods.map(\.method.count).max() ?? 0)
+        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            + cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
+            + cell("sanity |ρ|", 12) + "\n"
+        for row in report.methods {
+            text += row.method.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                + cell(String(format: "%.4f", row.deletion), 11) + cell(String(format: "%.4f", row.insertion), 11)
+                + cell(String(format: "%.4g", row.infidelity), 12) + cell(String(format: "%.4f", row.sensitivityMax), 13)
+                + cell(String(format: "%.4f", row.sanitySpearmanAbs), 12) + "\n"
+        }
+        text += "over \(report.inputs) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
+        try StandardOutput.write(text)
+    }
+}
+
+extension InputOptions {
+    /// The classifier of `model` and every input as one batch `[N, C, H, W]` (images of one
+    /// size), with the rows' names; notes ignored EXIF orientations unless printing JSON.
+    func loadForEvaluation(_ model: ModelOptions, json: Bool) throws -> (Classifier, Tensor, [String]) {
+        let classifier = try model.loadClassifier()
+        let batches = try loadBatches(for: classifier)
+        try requireOneSize(batches, preset: preset ?? classifier.preset ?? .torchvision)
+        if !json { noteIgnoredOrientations(batches) }
+        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
+    }
+}
