@@ -25,18 +25,9 @@ final class CAMParityTests: XCTestCase {
 
     static let cases: [Case] = try! goldenCases("cam/manifest.json")
 
-    /// One classifier per architecture and class count: ResNet34 (BasicBlocks) for every
-    /// method, ResNet50 (Bottlenecks, 2048 channels) for all but Score-CAM.
-    nonisolated(unsafe) static var classifiers: [String: Classifier] = [:]
-
+    /// The case's classifier, built once per architecture and class count (`DeterministicClassifier`).
     func classifier(_ goldenCase: Case) throws -> Classifier {
-        let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
-        if let classifier = Self.classifiers[key] { return classifier }
-        let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
-        let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
-        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "\(key).safetensors"))
-        Self.classifiers[key] = classifier
-        return classifier
+        try DeterministicClassifier.classifier(goldenCase.arch, classes: goldenCase.num_classes)
     }
 
     func check(_ method: String, tolerance: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line) throws {

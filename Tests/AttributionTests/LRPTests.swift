@@ -30,14 +30,8 @@ final class LRPTests: XCTestCase {
     func testCompositesMatchZennit() throws {
         XCTAssertEqual(Set(Self.cases.compactMap(\.options.composite)), Set(LRPComposite.allCases.map(\.rawValue)))
         XCTAssertTrue(Self.cases.contains { $0.arch == "resnet50" && $0.input.shape[0] > 1 }, "no Bottleneck batch case")
-        var networks: [String: ResNet] = [:]
         for goldenCase in Self.cases {
-            let key = "\(goldenCase.arch)/\(goldenCase.num_classes)"
-            if networks[key] == nil {
-                let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
-                networks[key] = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
-            }
-            let network = try XCTUnwrap(networks[key])
+            let network = try DeterministicClassifier.classifier(goldenCase.arch, classes: goldenCase.num_classes).network
             let input = DeterministicWeights.input(key: goldenCase.input.key, shape: goldenCase.input.shape)
             let expected = try NPY.readFloat32(fixtureURL("cam/\(try XCTUnwrap(goldenCase.output))"))
             let composite = try XCTUnwrap(LRPComposite(rawValue: goldenCase.options.composite ?? ""))

@@ -27,17 +27,9 @@ final class LayerParityTests: XCTestCase {
 
     static let cases: [Case] = try! goldenCases("layers/manifest.json")
 
-    /// Classifiers are built once per architecture and class count (weights cost seconds in debug).
-    nonisolated(unsafe) static var classifiers: [String: Classifier] = [:]
-
+    /// The case's classifier, built once per architecture and class count (`DeterministicClassifier`).
     func classifier(_ goldenCase: Case) throws -> Classifier {
-        let key = "\(goldenCase.arch)-\(goldenCase.num_classes)"
-        if let classifier = Self.classifiers[key] { return classifier }
-        let arch = try XCTUnwrap(ResNetArchitecture.named(goldenCase.arch))
-        let network = try ResNet(stateDict: DeterministicWeights.stateDict(arch, classes: goldenCase.num_classes))
-        let classifier = Classifier(network: network, source: URL(fileURLWithPath: "\(key).safetensors"))
-        Self.classifiers[key] = classifier
-        return classifier
+        try DeterministicClassifier.classifier(goldenCase.arch, classes: goldenCase.num_classes)
     }
 
     /// The case's options as the workflow reads them (numbers given as command-line text).
