@@ -9,6 +9,12 @@ deterministic input, explaining the predicted class. Cases (``--cases``, comma-s
     nt        the seed's noise tunnel: NoiseTunnel(IntegratedGradients(model)).attribute(
                   x, n_samples=10, nt_type="smoothgrad_sq", target=t)   (50 steps each)
     saliency  Saliency(model).attribute(x, target=t)
+    occlusion the seed notebook's occlusion call, Captum's default one perturbation per pass:
+              Occlusion(model).attribute(x, strides=(3,8,8), sliding_window_shapes=(3,15,15),
+                  baselines=0, target=t)
+              (tools/compare_occlusion.py compares it with Captum's 16 per pass as well)
+
+``--cases seed`` runs issue 16's four targets in one run: ig50, ig200, nt and occlusion.
 
 Each round runs Captum's call (timed around ``attribute`` alone, as a notebook user sees it),
 then ``elucidate explain ...`` (a release build; timed twice: the command's own
@@ -68,7 +74,7 @@ if ARGS.isa:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from captum.attr import IntegratedGradients, NoiseTunnel, Saliency  # noqa: E402
+from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 import resnet  # noqa: E402
@@ -82,12 +88,16 @@ CASES = {
                                                                           target=t),
            ["integrated-gradients", "--noise-tunnel", "smoothgrad-sq", "--nt-samples", "10", "--seed", "1"]),
     "saliency": (lambda m, x, t: Saliency(m).attribute(x, target=t), ["saliency"]),
+    "occlusion": (lambda m, x, t: Occlusion(m).attribute(x, strides=(3, 8, 8), sliding_window_shapes=(3, 15, 15),
+                                                         baselines=0, target=t),
+                  ["occlusion", "--window", "3,15,15", "--stride", "3,8,8", "--baseline", "0"]),
 }
+GROUPS = {"seed": ["ig50", "ig200", "nt", "occlusion"]}
 
 
 def main() -> None:
     args = ARGS
-    cases = args.cases.split(",")
+    cases = [c for name in args.cases.split(",") for c in GROUPS.get(name, [name])]
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         sys.exit(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
@@ -139,6 +149,7 @@ def main() -> None:
     for case in cases:
         times = {"captum": [], "elucidate": [], "elucidate_wall": []}
         error = None
+        peaks.clear()
         for r in range(args.rounds):
             t, reference = captum(case)
             elapsed, wall, attributions, _ = elucidate(case)
@@ -152,10 +163,11 @@ def main() -> None:
         report["cases"][case] = {
             "captum_s": med["captum"], "elucidate_s": med["elucidate"], "elucidate_process_s": med["elucidate_wall"],
             "speedup": med["captum"] / med["elucidate"], "speedup_process": med["captum"] / med["elucidate_wall"],
-            "rel_l2_vs_captum": error}
+            "rel_l2_vs_captum": error, "elucidate_peak_rss_mb": max(peaks) if peaks else None}
     # ru_maxrss is in KiB on Linux: this process (Captum's calls) and each Elucidate run.
     report["captum_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report["elucidate_peak_rss_mb"] = max(peaks) if peaks else None
+    case_peaks = [r["elucidate_peak_rss_mb"] for r in report["cases"].values() if r["elucidate_peak_rss_mb"]]
+    report["elucidate_peak_rss_mb"] = max(case_peaks) if case_peaks else None
     if args.json:
         print(json.dumps(report))
         return
@@ -163,9 +175,11 @@ def main() -> None:
           f"Elucidate at {report['elucidate_isa']} (OpenBLAS {report['openblas_core']}); {args.threads} threads, "
           f"medians of {args.rounds} rounds")
     for case, r in report["cases"].items():
+        case_peak = f"{r['elucidate_peak_rss_mb']:.0f} MB" if r["elucidate_peak_rss_mb"] else "not measured"
         print(f"{case}: Captum {r['captum_s']:.2f} s, Elucidate {r['elucidate_s']:.2f} s "
               f"(process {r['elucidate_process_s']:.2f} s): {r['speedup']:.2f}x "
-              f"({r['speedup_process']:.2f}x by process); rel L2 vs Captum {r['rel_l2_vs_captum']:.1e}")
+              f"({r['speedup_process']:.2f}x by process); rel L2 vs Captum {r['rel_l2_vs_captum']:.1e}; "
+              f"Elucidate's peak memory {case_peak}")
     peak = report["elucidate_peak_rss_mb"]
     print(f"peak memory: Captum process {report['captum_peak_rss_mb']:.0f} MB, "
           f"Elucidate {f'{peak:.0f} MB' if peak else 'not measured (no /usr/bin/time)'}")
