@@ -16,6 +16,8 @@ import Foundation
 package final class TensorStorage: @unchecked Sendable {
     @usableFromInline package let pointer: UnsafeMutablePointer<Float>
     @usableFromInline package let count: Int
+    /// Large tensors are recycled mappings (see `LargeBuffers` for why), the rest `malloc`.
+    private let allocation: LargeBuffers.Allocation
 
     /// Zero-filled storage of `count` floats.
     package convenience init(count: Int) {
@@ -27,13 +29,12 @@ package final class TensorStorage: @unchecked Sendable {
     package init(uninitializedCount count: Int) {
         precondition(count >= 0, "negative storage size")
         self.count = count
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        allocation = LargeBuffers.Allocation(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
+        pointer = allocation.pointer.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     deinit {
-        UnsafeMutableRawPointer(pointer).deallocate()
+        allocation.free()
     }
 
     @usableFromInline

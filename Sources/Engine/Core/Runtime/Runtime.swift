@@ -44,6 +44,17 @@ public enum Runtime {
         lock.unlock()
     }
 
+    /// Returns to the system the large buffers Elucidate keeps for reuse after a computation,
+    /// and the number of bytes that freed.
+    ///
+    /// Tensors of a megabyte and more are recycled: freed ones are kept (at most what the
+    /// process once had in use at the same time) so that the next pass of an attribution
+    /// method reuses them without page faults. A host that has finished explaining and wants
+    /// that memory back calls this; the next computation maps afresh. Safe from any thread,
+    /// also while computations run (it only releases buffers nobody holds).
+    @discardableResult
+    public static func releaseCachedMemory() -> Int { LargeBuffers.releaseKept() }
+
     /// Loads OpenBLAS (once) and describes the kernels in use.
     public static var blas: BLASInfo {
         let info = ek_blas_get_info()

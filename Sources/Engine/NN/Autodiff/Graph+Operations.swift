@@ -141,7 +141,11 @@ extension Graph {
 
 /// Int32 indices kept for a backward pass (max-pool argmax).
 final class IndexBuffer: @unchecked Sendable {
+    private let allocation: LargeBuffers.Allocation
     let pointer: UnsafeMutablePointer<Int32>
-    init(count: Int) { pointer = .allocate(capacity: max(count, 1)) }
-    deinit { pointer.deallocate() }
+    init(count: Int) {
+        allocation = LargeBuffers.Allocation(byteCount: max(count, 1) * MemoryLayout<Int32>.stride)
+        pointer = allocation.pointer.bindMemory(to: Int32.self, capacity: max(count, 1))
+    }
+    deinit { allocation.free() }
 }
