@@ -10,6 +10,9 @@ struct GradientEvaluator<Model: AttributionModel> {
     /// Inputs per forward/backward pass.
     let batchSize: Int
     var reluRule: ReLUBackwardRule = .gradient
+    /// Whether the caller has already checked a pass of `batchSize` rows against the memory
+    /// budget (the check runs a shape-only forward pass: once per method, not once per chunk).
+    var memoryChecked = false
 
     /// For inputs `[B, C, H, W]` and B targets: d logit[b, targets[b]] / d inputs[b], and the
     /// target logits themselves. `passed(done)` hears after each forward/backward pass how many
@@ -19,8 +22,10 @@ struct GradientEvaluator<Model: AttributionModel> {
         precondition(targets.count == inputs.shape[0], "one target per input")
         let rows = inputs.shape[0]
         let rowSize = inputs.count / max(rows, 1)
-        try PassMemory.require(rows: min(rows, max(1, batchSize)), rowShape: Array(inputs.shape.dropFirst()), model: model,
-                               option: "batch size")
+        if !memoryChecked {
+            try PassMemory.require(rows: min(rows, max(1, batchSize)), rowShape: Array(inputs.shape.dropFirst()), model: model,
+                                   option: "batch size")
+        }
         var gradients = Tensor(uninitialized: inputs.shape)
         var scores: [Float] = []
         scores.reserveCapacity(rows)

@@ -38,7 +38,7 @@ public struct IntegratedGradients: BaselineAttributionMethod {
         try quadrature.requireSteps(steps)
         let baselines = try baseline.expanded(like: inputs)
         let (alphas, weights) = quadrature.nodes(steps: steps)
-        let evaluator = GradientEvaluator(model: model, batchSize: internalBatchSize)
+        let evaluator = GradientEvaluator(model: model, batchSize: internalBatchSize, memoryChecked: true)
         let path = PathPoints(inputs: inputs, baselines: baselines, alphas: alphas)
 
         // Path points in Captum's order (step-major), evaluated a chunk at a time, each

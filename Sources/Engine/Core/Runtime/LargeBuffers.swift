@@ -5,25 +5,26 @@ import Glibc
 #endif
 
 /// Where buffers of a megabyte and more (activations, gradients, batches) get their memory:
-/// pages mapped straight from the kernel, with transparent huge pages asked for, and kept
+/// pages mapped straight from the kernel (2 MiB-aligned when large enough), and kept
 /// for reuse when freed.
 ///
 /// Why: an attribution method runs the same forward/backward pass over and over (50–200 path
 /// points, hundreds of masked copies), each pass allocating and freeing the same gigabyte of
 /// tensors. Through `malloc` every large tensor is a fresh `mmap` that is unmapped again on
 /// free, so every pass touched every page anew: a page fault and a page clear per 4 KiB,
-/// about a fifth of Integrated Gradients' CPU time went to the kernel. glibc's adaptive
-/// threshold also moved tensors of up to 32 MiB into its arenas after the first pass, where
-/// fragmentation raised the peak memory by a third over a single pass. Here a freed buffer
-/// is kept and handed to the next request of the same mapped length, and 2 MiB-aligned
-/// mappings let the kernel back them with huge pages (512× fewer faults where
-/// `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`).
+/// and glibc's adaptive threshold moved tensors of up to 32 MiB into its arenas after the
+/// first pass, where fragmentation raised the peak memory by up to a third over a single
+/// pass (IG-50 on ResNet34: 1.3–1.9 GB from run to run). Here a freed buffer is kept and
+/// handed to the next request of the same mapped length, so the peak stays that of one pass.
 ///
-/// Bounded: kept buffers never make the process hold more than the most it has had in use at
-/// once (`highWater`). A request that finds no buffer of its length first unmaps kept ones,
-/// oldest first, until the live buffers, the kept ones and the new one fit under that mark;
-/// so the peak resident memory is at most what it would be without reuse. What is kept after
-/// a computation stays mapped until the next large request reuses or evicts it, or
+/// Bounded: live and kept buffers together never exceed the most the process has had in use
+/// at once (`highWater`) plus a slack of an eighth of that (at least 32 MiB, at most 256 MiB).
+/// A request that finds no buffer of its length first unmaps kept ones, oldest first, until
+/// the live buffers, the kept ones and the new one fit under that bound. The slack is what
+/// makes reuse work: with none, every mismatch between two passes (a smaller last chunk, a
+/// temporary of another size) evicts a buffer the next pass needs, whose miss evicts another,
+/// and a pass ends up mapping most of its memory afresh again. What is kept after a
+/// computation stays mapped until the next large request reuses or evicts it, or
 /// `Runtime.releaseCachedMemory()` returns it to the system.
 ///
 /// Thread-safe: one lock around the bookkeeping (a few hundred calls per pass); the `mmap`
@@ -91,14 +92,15 @@ package enum LargeBuffers {
             pool.lock.unlock()
             return pointer
         }
-        // No buffer of this length: make room under the high-water mark before mapping more.
-        while !pool.kept.isEmpty && pool.liveBytes + pool.keptBytes + length > pool.highWater {
+        // No buffer of this length: make room under the bound before mapping more.
+        pool.highWater = max(pool.highWater, pool.liveBytes + length)
+        let bound = pool.highWater + slack(highWater: pool.highWater)
+        while !pool.kept.isEmpty && pool.liveBytes + pool.keptBytes + length > bound {
             let oldest = pool.kept.removeFirst()
             pool.keptBytes -= oldest.length
             evicted.append(oldest)
         }
         pool.liveBytes += length
-        pool.highWater = max(pool.highWater, pool.liveBytes + pool.keptBytes)
         pool.lock.unlock()
         for buffer in evicted { munmap(buffer.pointer, buffer.length) }
         guard let pointer = map(length) else {
@@ -121,6 +123,10 @@ package enum LargeBuffers {
         pool.lock.unlock()
     }
 
+    /// How far above `highWater` live and kept buffers may reach together (see the type's
+    /// documentation): an eighth of it, at least 32 MiB and at most 256 MiB.
+    package static func slack(highWater: Int) -> Int { min(max(highWater / 8, 32 << 20), 256 << 20) }
+
     /// Unmaps every kept buffer (see `Runtime.releaseCachedMemory()`); returns the bytes freed.
     @discardableResult
     package static func releaseKept() -> Int {
@@ -134,14 +140,18 @@ package enum LargeBuffers {
         return kept.reduce(0) { $0 + $1.length }
     }
 
-    /// Bytes in use, bytes kept for reuse, and the most the two have held together.
+    /// Bytes in use, bytes kept for reuse, and the most ever in use at once.
     package static var statistics: (live: Int, kept: Int, highWater: Int) {
         pool.lock.lock(); defer { pool.lock.unlock() }
         return (pool.liveBytes, pool.keptBytes, pool.highWater)
     }
 
-    /// Maps `length` bytes (whole pages), 2 MiB-aligned with huge pages asked for when at
-    /// least 2 MiB: the kernel only backs aligned 2 MiB ranges with huge pages.
+    /// Maps `length` bytes (whole pages), 2 MiB-aligned when at least 2 MiB: where transparent
+    /// huge pages are `always` on, the kernel backs aligned 2 MiB ranges with huge pages. They
+    /// are not asked for (`MADV_HUGEPAGE`): with the usual `defrag=madvise` setting that makes
+    /// every fault of such a range compact memory first, which on a machine whose memory is
+    /// fragmented (a long-running host, a VM after builds) cost more kernel time than the page
+    /// faults it saves.
     private static func map(_ length: Int) -> UnsafeMutableRawPointer? {
         let protection = PROT_READ | PROT_WRITE
         let flags = MAP_PRIVATE | MAP_ANONYMOUS
@@ -155,12 +165,7 @@ package enum LargeBuffers {
         let aligned = (address + UInt(hugePage - 1)) & ~UInt(hugePage - 1)
         let head = Int(aligned - address)
         if head > 0 { munmap(raw, head) }
-        if hugePage - head > 0 {
-            munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(length)), hugePage - head)
-        }
-        let pointer = UnsafeMutableRawPointer(bitPattern: aligned)!
-        // Advice only: where huge pages are off, the mapping works with small pages.
-        _ = madvise(pointer, length, MADV_HUGEPAGE)
-        return pointer
+        munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(length)), hugePage - head)
+        return UnsafeMutableRawPointer(bitPattern: aligned)!
     }
 }

@@ -47,8 +47,8 @@ public enum Runtime {
     /// Returns to the system the large buffers Elucidate keeps for reuse after a computation,
     /// and the number of bytes that freed.
     ///
-    /// Tensors of a megabyte and more are recycled: freed ones are kept (at most what the
-    /// process once had in use at the same time) so that the next pass of an attribution
+    /// Tensors of a megabyte and more are recycled: freed ones are kept (bounded by the most the
+    /// process has had in use at once, plus an eighth) so that the next pass of an attribution
     /// method reuses them without page faults. A host that has finished explaining and wants
     /// that memory back calls this; the next computation maps afresh. Safe from any thread,
     /// also while computations run (it only releases buffers nobody holds).
