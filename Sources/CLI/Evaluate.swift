@@ -31,6 +31,8 @@ struct EvaluateOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Model inputs per call (default: 16; 10 for sensitivity-max).")
     var batchSize: Int?
 
+    @OptionGroup var data: EvaluationDataOptions
+
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
@@ -62,9 +64,10 @@ struct EvaluateOptions: ParsableArguments {
         return all
     }
 
-    /// The classifier and every input as one batch `[N, C, H, W]` (images of one size), with
-    /// the rows' names; notes ignored EXIF orientations unless printing JSON.
-    func loadInputs() throws -> (Classifier, Tensor, [String]) { try input.loadForEvaluation(model, json: json) }
+    /// The classifier and the inputs, to be read a chunk at a time (`EvaluationInputs`).
+    func loadInputs() throws -> (Classifier, EvaluationInputs) {
+        try input.loadForEvaluation(model, imagesPerBatch: data.imagesPerBatch, json: json)
+    }
 
     /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
     /// report: a table, or JSON with `--json`.
@@ -73,7 +76,7 @@ struct EvaluateOptions: ParsableArguments {
         let inputFiles = model.inputURLs + input.inputURLs + (plan.inputFiles + [attributions].compactMap { $0 })
             .map { URL(fileURLWithPath: $0) }
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
-        let (classifier, inputs, names) = try loadInputs()
+        let (classifier, inputs) = try loadInputs()
         var source: AttributionSource
         if let attributions {
             source = .given(try NPY.readFiniteFloat32(URL(fileURLWithPath: attributions), what: "the attributions"))
@@ -81,7 +84,7 @@ struct EvaluateOptions: ParsableArguments {
             source = .method(method!, try methodSettings())
         }
         var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
-            plan, inputs: inputs, attributions: source, names: names)
+            plan, inputs: inputs, attributions: source)
         evaluation.report.attributions = attributions
         if let plot, let canvas = evaluation.curvePlot() {
             try PNGWriter.write(canvas, to: URL(fileURLWithPath: plot), protectedInputs: inputFiles)
@@ -249,20 +252,26 @@ struct EvaluateSanity: ParsableCommand {
     func run() throws {
         let inputFiles = common.model.inputURLs + common.input.inputURLs
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
-        let (classifier, inputs, names) = try common.loadInputs()
+        let (classifier, inputs) = try common.loadInputs()
         let check = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
-            method: common.method!, options: methodOptions(), inputs: inputs, names: names,
-            seed: seed ?? SeededRandom.randomSeed())
+            method: common.method!, options: methodOptions(), inputs: inputs, seed: seed ?? SeededRandom.randomSeed())
         if let plot { try PNGWriter.write(check.figure(), to: URL(fileURLWithPath: plot), protectedInputs: inputFiles) }
         let report = check.report
         if common.json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return
         }
-        var text = "sanity check of \(report.method) (seed \(report.seed)), mean over \(report.inputs.count) input(s):\n"
+        var text = ""
+        for row in report.inputs {
+            guard let last = row.layers.last else { continue }
+            text += String(format: "%@: class %d, up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
+                           TerminalText.escaped(row.input), row.target, last.layer, last.spearman, last.spearmanAbs, last.ssim)
+        }
+        text += "sanity check of \(report.method) (seed \(report.seed)), mean (standard deviation) over \(report.count) input(s):\n"
         for stage in report.layers {
-            text += String(format: "  up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
-                           stage.layer, stage.spearman, stage.spearmanAbs, stage.ssim)
+            text += String(format: "  up to %@: Spearman %.4f (%.3g), Spearman of |map| %.4f (%.3g), SSIM %.4f (%.3g)\n",
+                           stage.layer, stage.spearman, stage.spearmanStandardDeviation ?? 0, stage.spearmanAbs,
+                           stage.spearmanAbsStandardDeviation ?? 0, stage.ssim, stage.ssimStandardDeviation ?? 0)
         }
         try StandardOutput.write(text)
     }
@@ -281,6 +290,8 @@ struct EvaluateCompare: ParsableCommand {
     @Option(name: .long, help: "Seed of every draw (default: a random one, reported).")
     var seed: UInt64?
 
+    @OptionGroup var data: EvaluationDataOptions
+
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
@@ -294,9 +305,9 @@ struct EvaluateCompare: ParsableCommand {
     }
 
     func run() throws {
-        let (classifier, inputs, names) = try input.loadForEvaluation(model, json: json)
+        let (classifier, inputs) = try input.loadForEvaluation(model, imagesPerBatch: data.imagesPerBatch, json: json)
         let report = try Evaluator(classifier: classifier, modelName: model.model).compare(
-            methods: methodNames, inputs: inputs, names: names, seed: seed ?? SeededRandom.randomSeed())
+            methods: methodNames, inputs: inputs, seed: seed ?? SeededRandom.randomSeed())
         if json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return
@@ -305,28 +316,62 @@ struct EvaluateCompare: ParsableCommand {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
         let nameWidth = max(6, report.methods.map(\.method.count).max() ?? 0)
-        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-            + cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
-            + cell("sanity |ρ|", 12) + "\n"
-        for row in report.methods {
-            text += row.method.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-                + cell(String(format: "%.4f", row.deletion), 11) + cell(String(format: "%.4f", row.insertion), 11)
-                + cell(String(format: "%.4g", row.infidelity), 12) + cell(String(format: "%.4f", row.sensitivityMax), 13)
-                + cell(String(format: "%.4f", row.sanitySpearmanAbs), 12) + "\n"
+        func line(_ name: String, _ values: [Double]) -> String {
+            name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                + cell(String(format: "%.4f", values[0]), 11) + cell(String(format: "%.4f", values[1]), 11)
+                + cell(String(format: "%.4g", values[2]), 12) + cell(String(format: "%.4f", values[3]), 13)
+                + cell(String(format: "%.4f", values[4]), 12) + "\n"
         }
-        text += "over \(report.inputs) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
+        let keys = ["deletion", "insertion", "infidelity", "sensitivityMax", "sanitySpearmanAbs"]
+        let header = cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
+            + cell("sanity |ρ|", 12) + "\n"
+        // Every input's values first (a data set's rows), then the means and their spread.
+        var text = ""
+        for (index, row) in report.methods.enumerated() {
+            for input in row.inputs {
+                text += "\(TerminalText.escaped(input.input)): \(row.method): class \(input.target), "
+                    + zip(keys, [input.deletion, input.insertion, input.infidelity, input.sensitivityMax,
+                                 input.sanitySpearmanAbs]).map { String(format: "%@ %.4g", $0, $1) }.joined(separator: ", ") + "\n"
+            }
+            if index == report.methods.count - 1 { text += "\n" }
+        }
+        text += "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + header
+        for row in report.methods {
+            text += line(row.method, keys.map { row.spread[$0]?.mean ?? .nan })
+            text += line("  ± sd", keys.map { row.spread[$0]?.standardDeviation ?? .nan })
+        }
+        text += "mean and standard deviation over \(report.count) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
         try StandardOutput.write(text)
     }
 }
 
+/// How `evaluate` reads a data set: a chunk of images at a time.
+struct EvaluationDataOptions: ParsableArguments {
+    @Option(name: .customLong("images-per-batch"), help: ArgumentHelp(
+        "Inputs decoded and evaluated together (default 16): a folder or manifest is never read whole. Scores do not depend on it.",
+        valueName: "n"))
+    var imagesPerBatch: Int = EvaluationInputs.defaultImagesPerBatch
+
+    func validate() throws {
+        if imagesPerBatch < 1 { throw ValidationError("--images-per-batch must be at least 1") }
+    }
+}
+
 extension InputOptions {
-    /// The classifier of `model` and every input as one batch `[N, C, H, W]` (images of one
-    /// size), with the rows' names; notes ignored EXIF orientations unless printing JSON.
-    func loadForEvaluation(_ model: ModelOptions, json: Bool) throws -> (Classifier, Tensor, [String]) {
+    /// The classifier of `model` and the inputs to evaluate, `imagesPerBatch` at a time: the
+    /// input tensor's rows, or the images, folders and manifest as `InputDiscovery.found` lists
+    /// them in the order given (a manifest's targets kept); notes ignored EXIF orientations on
+    /// stderr unless printing JSON.
+    func loadForEvaluation(_ model: ModelOptions, imagesPerBatch: Int, json: Bool) throws -> (Classifier, EvaluationInputs) {
         let classifier = try model.loadClassifier()
-        let batches = try loadBatches(for: classifier)
-        try requireOneSize(batches, preset: preset ?? classifier.preset ?? .torchvision)
-        if !json { noteIgnoredOrientations(batches) }
-        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
+        if inputTensor != nil {
+            let batch = try loadBatches(for: classifier)[0]
+            return (classifier, .tensor(batch.tensor, names: batch.names, imagesPerBatch: imagesPerBatch))
+        }
+        let found = try InputDiscovery.found(paths: images, manifest: manifest)
+        if found.isEmpty { throw ElucidateError(.invalidArgument, "no PNG or JPEG images in the inputs given") }
+        var inputs = EvaluationInputs.images(found, preset: preset, exif: exifRule ?? .ignore, imagesPerBatch: imagesPerBatch)
+        if !json { inputs.ignoredOrientation = InputOptions.noteIgnoredOrientation }
+        return (classifier, inputs)
     }
 }

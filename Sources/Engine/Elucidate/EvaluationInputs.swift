@@ -23,6 +23,10 @@ public struct EvaluationInputs: Sendable {
     /// separate chunks.
     public var imagesPerBatch: Int
 
+    /// Hears each image decoded under `ExifRule.ignore` whose EXIF orientation would turn it
+    /// (2…8), with its path, so that a caller can say so (the command line's note on stderr).
+    public var ignoredOrientation: (@Sendable (_ path: String, _ orientation: Int) -> Void)?
+
     /// The default `imagesPerBatch`: the `batch-size` default of the metrics' model calls.
     public static let defaultImagesPerBatch = 16
 
@@ -92,6 +96,9 @@ public struct EvaluationInputs: Sendable {
                 switch item.result {
                 case .failure(let error): throw error.path == nil ? error.at(item.input.path) : error
                 case .success(let image):
+                    if exif == .ignore, let orientation = image.exifOrientation, (2...8).contains(orientation) {
+                        ignoredOrientation?(item.input.path, orientation)
+                    }
                     guard image.tensor.shape[1] == channels else {
                         throw ElucidateError(.invalidArgument, "the image has \(image.tensor.shape[1]) channels, the model takes \(channels)",
                                              path: item.input.path)
