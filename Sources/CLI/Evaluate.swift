@@ -36,24 +36,18 @@ struct EvaluateOptions: ParsableArguments {
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
-    /// The method's options as the library takes them.
-    func methodSettings() throws(ElucidateError) -> Options { try Options(json: methodOptions) }
+    /// The library's request for subcommand `name` with its own `options`: a bad value is a
+    /// usage error, before any file is read (`check`), with the library's message.
+    func request(_ name: String, _ options: Options) throws(ElucidateError) -> EvaluationRequest {
+        var all = metricOptions(options)
+        if let method { all["method"] = .string(method) }
+        if let methodOptions { all["method-options"] = .string(methodOptions) }
+        return try EvaluationRequest(name, options: all, attributionsGiven: attributions != nil)
+    }
 
-    /// Checks the options shared by every metric and `metric`'s own (`options`) with the
-    /// library's messages: a bad value is a usage error, before any file is read.
-    func check(_ metric: EvaluationMetric, _ options: Options) throws {
-        if attributions == nil && method == nil { throw ValidationError("give --attributions FILE.npy or --method NAME") }
-        if attributions != nil && method != nil { throw ValidationError("give --attributions or --method, not both") }
-        if methodOptions != nil && method == nil { throw ValidationError("--method-options needs --method") }
-        if metric == .sensitivityMax && method == nil {
-            throw ValidationError("sensitivity-max recomputes the map on noisy inputs: give --method NAME")
-        }
-        do {
-            _ = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
-            if let method { _ = try ExplanationPlan(method: method, options: methodSettings()) }
-        } catch {
-            throw ValidationError(error.message)
-        }
+    /// Checks the options shared by every subcommand and `name`'s own (`options`).
+    func check(_ name: String, _ options: Options) throws {
+        do { _ = try request(name, options) } catch { throw ValidationError(error.message) }
     }
 
     /// `options` with the shared `target` and `batch-size`.
@@ -72,19 +66,18 @@ struct EvaluateOptions: ParsableArguments {
     /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
     /// report: a table, or JSON with `--json`.
     func run(_ metric: EvaluationMetric, _ options: Options, plot: String? = nil) throws {
-        let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
-        let inputFiles = model.inputURLs + input.inputURLs + (plan.inputFiles + [attributions].compactMap { $0 })
+        let request = try request(metric.rawValue, options)
+        let inputFiles = model.inputURLs + input.inputURLs + (request.inputFiles + [attributions].compactMap { $0 })
             .map { URL(fileURLWithPath: $0) }
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
         let (classifier, inputs) = try loadInputs()
-        var source: AttributionSource
-        if let attributions {
-            source = .given(try NPY.readFiniteFloat32(URL(fileURLWithPath: attributions), what: "the attributions"))
-        } else {
-            source = .method(method!, try methodSettings())
+        let given = try attributions.map { file throws(ElucidateError) in
+            try NPY.readFiniteFloat32(URL(fileURLWithPath: file), what: "the attributions")
         }
-        var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
-            plan, inputs: inputs, attributions: source)
+        guard case .metric(var evaluation) = try request.run(Evaluator(classifier: classifier, modelName: model.model),
+                                                             inputs: inputs, attributions: given) else {
+            preconditionFailure("a metric's request gave another result")
+        }
         evaluation.report.attributions = attributions
         if let plot, let canvas = evaluation.curvePlot() {
             try PNGWriter.write(canvas, to: URL(fileURLWithPath: plot), protectedInputs: inputFiles)
@@ -140,7 +133,7 @@ protocol RemovalSubcommand: ParsableCommand {
 }
 
 extension RemovalSubcommand {
-    func validate() throws { try common.check(Self.metric, removal.options) }
+    func validate() throws { try common.check(Self.metric.rawValue, removal.options) }
     func run() throws { try common.run(Self.metric, removal.options, plot: removal.plot) }
 }
 
@@ -189,7 +182,7 @@ struct EvaluateInfidelity: ParsableCommand {
         return options
     }
 
-    func validate() throws { try common.check(.infidelity, options) }
+    func validate() throws { try common.check(EvaluationMetric.infidelity.rawValue, options) }
     func run() throws { try common.run(.infidelity, options) }
 }
 
@@ -219,7 +212,7 @@ struct EvaluateSensitivityMax: ParsableCommand {
         return options
     }
 
-    func validate() throws { try common.check(.sensitivityMax, options) }
+    func validate() throws { try common.check(EvaluationMetric.sensitivityMax.rawValue, options) }
     func run() throws { try common.run(.sensitivityMax, options) }
 }
 
@@ -235,26 +228,19 @@ struct EvaluateSanity: ParsableCommand {
     @Option(name: .long, help: "Also draw the first input's maps, original then one per stage, to this PNG.")
     var plot: String?
 
-    /// The method's options with the evaluation's target.
-    func methodOptions() throws(ElucidateError) -> Options {
-        var options = try common.methodSettings()
-        options["target"] = .string(common.target)
-        return options
-    }
+    var options: Options { seed.map { Options(["seed": .string(String($0))]) } ?? Options() }
 
-    func validate() throws {
-        guard let method = common.method else { throw ValidationError("the sanity check recomputes the map: give --method NAME") }
-        if common.attributions != nil { throw ValidationError("--attributions does not apply to sanity, which recomputes the map") }
-        if common.batchSize != nil { throw ValidationError("--batch-size does not apply to sanity") }
-        do { _ = try ExplanationPlan(method: method, options: methodOptions()) } catch { throw ValidationError(error.message) }
-    }
+    func validate() throws { try common.check("sanity", options) }
 
     func run() throws {
         let inputFiles = common.model.inputURLs + common.input.inputURLs
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
+        let request = try common.request("sanity", options)
         let (classifier, inputs) = try common.loadInputs()
-        let check = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
-            method: common.method!, options: methodOptions(), inputs: inputs, seed: seed ?? SeededRandom.randomSeed())
+        guard case .sanity(let check) = try request.run(Evaluator(classifier: classifier, modelName: common.model.model),
+                                                         inputs: inputs, attributions: nil) else {
+            preconditionFailure("a sanity request gave another result")
+        }
         if let plot { try PNGWriter.write(check.figure(), to: URL(fileURLWithPath: plot), protectedInputs: inputFiles) }
         let report = check.report
         if common.json {
@@ -295,19 +281,24 @@ struct EvaluateCompare: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
-    var methodNames: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    /// The library's request: the methods and the seed.
+    func request() throws(ElucidateError) -> EvaluationRequest {
+        var options = Options(["methods": .string(methods)])
+        if let seed { options["seed"] = .string(String(seed)) }
+        return try EvaluationRequest("compare", options: options, attributionsGiven: false)
+    }
 
     func validate() throws {
-        if methodNames.isEmpty { throw ValidationError("--methods needs at least one method") }
-        for name in methodNames {
-            do { _ = try ExplanationPlan(method: name, options: Options()) } catch { throw ValidationError(error.message) }
-        }
+        do { _ = try request() } catch { throw ValidationError(error.message) }
     }
 
     func run() throws {
+        let request = try request()
         let (classifier, inputs) = try input.loadForEvaluation(model, imagesPerBatch: data.imagesPerBatch, json: json)
-        let report = try Evaluator(classifier: classifier, modelName: model.model).compare(
-            methods: methodNames, inputs: inputs, seed: seed ?? SeededRandom.randomSeed())
+        guard case .compare(let report) = try request.run(Evaluator(classifier: classifier, modelName: model.model),
+                                                          inputs: inputs, attributions: nil) else {
+            preconditionFailure("a compare request gave another result")
+        }
         if json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return
@@ -325,22 +316,20 @@ struct EvaluateCompare: ParsableCommand {
         let keys = ["deletion", "insertion", "infidelity", "sensitivityMax", "sanitySpearmanAbs"]
         let header = cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
             + cell("sanity |ρ|", 12) + "\n"
-        // Every input's values first (a data set's rows), then the means and their spread.
-        var text = ""
-        for (index, row) in report.methods.enumerated() {
+        // The means and their spread, then every input's values (a data set's rows).
+        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + header
+        for row in report.methods {
+            text += line(row.method, keys.map { row.spread[$0]?.mean ?? .nan })
+            text += line("  ± sd", keys.map { row.spread[$0]?.standardDeviation ?? .nan })
+        }
+        text += "mean and standard deviation over \(report.count) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n\n"
+        for row in report.methods {
             for input in row.inputs {
                 text += "\(TerminalText.escaped(input.input)): \(row.method): class \(input.target), "
                     + zip(keys, [input.deletion, input.insertion, input.infidelity, input.sensitivityMax,
                                  input.sanitySpearmanAbs]).map { String(format: "%@ %.4g", $0, $1) }.joined(separator: ", ") + "\n"
             }
-            if index == report.methods.count - 1 { text += "\n" }
         }
-        text += "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + header
-        for row in report.methods {
-            text += line(row.method, keys.map { row.spread[$0]?.mean ?? .nan })
-            text += line("  ± sd", keys.map { row.spread[$0]?.standardDeviation ?? .nan })
-        }
-        text += "mean and standard deviation over \(report.count) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
         try StandardOutput.write(text)
     }
 }
