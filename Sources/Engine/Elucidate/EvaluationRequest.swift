@@ -32,10 +32,12 @@ public struct EvaluationRequest: Sendable {
     /// Reads `options` for the subcommand `name`; `attributionsGiven` says whether maps come
     /// with the inputs (a metric needs maps or a method, not both; sanity and compare take none).
     public init(_ name: String, options: Options = Options(), attributionsGiven: Bool) throws(ElucidateError) {
-        var shared = OptionReader(options)
-        let methodName = try shared.string("method")
-        let methodText = try shared.string("method-options")
-        imagesPerBatch = try shared.int("images-per-batch")
+        // One reader for sanity's and compare's options, so that an unknown one is named with
+        // every known one; a metric's own go to its plan, without the shared ones.
+        var reader = OptionReader(options)
+        let methodName = try reader.string("method")
+        let methodText = try reader.string("method-options")
+        imagesPerBatch = try reader.int("images-per-batch")
         if let imagesPerBatch, imagesPerBatch < 1 {
             throw ElucidateError(.invalidArgument, "--images-per-batch must be at least 1")
         }
@@ -43,7 +45,6 @@ public struct EvaluationRequest: Sendable {
         var methodOptions = try Options(json: methodText)
         var rest = options
         for key in ["method", "method-options", "images-per-batch"] { rest.values[key] = nil }
-        var reader = OptionReader(rest)
         func seed() throws(ElucidateError) -> UInt64 {
             try reader.value(of: "seed", as: UInt64.self) ?? SeededRandom.randomSeed()
         }
