@@ -18,7 +18,7 @@ struct EvaluateOptions: ParsableArguments {
     @Option(name: .long, help: "Class to evaluate: an index, a label, or 'predicted' (default).")
     var target: String = "predicted"
 
-    @Option(name: .long, help: "The maps to evaluate: a float32 .npy with one row per input, (N,C,H,W).")
+    @Option(name: .long, help: "The maps to evaluate: a float32 .npy with one row per input, (N,C,H,W), in the order the inputs are given (a folder's images in name order).")
     var attributions: String?
 
     @Option(name: .long, help: "Compute the maps with this explain method instead (e.g. saliency, integrated-gradients; see 'elucidate explain --help').")
