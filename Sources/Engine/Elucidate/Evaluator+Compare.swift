@@ -106,11 +106,15 @@ public struct ComparisonReport: Codable, Sendable {
         public var input: String
         /// The class it was scored for.
         public var target: Int
-        /// Its deletion AUC, insertion AUC, infidelity, sensitivity-max and final-stage sanity correlation.
+        /// Its deletion AUC.
         public var deletion: Double
+        /// Its insertion AUC.
         public var insertion: Double
+        /// Its infidelity.
         public var infidelity: Double
+        /// Its sensitivity-max.
         public var sensitivityMax: Double
+        /// Its final-stage sanity correlation (Spearman, absolute maps).
         public var sanitySpearmanAbs: Double
     }
 

@@ -126,10 +126,12 @@ public struct SanityReport: Encodable, Sendable {
         /// SSIM of the normalised absolute maps.
         public var ssim: Double
 
-        /// Over a data set: the standard deviations of `spearman`, `spearmanAbs` and `ssim` over
-        /// the inputs (population, `numpy.std`); nil for one input's stage.
+        /// In the means over the inputs: the population standard deviation (`numpy.std`) of
+        /// `spearman` over the inputs; nil for one input's stage.
         public var spearmanStandardDeviation: Double?
+        /// The same of `spearmanAbs`.
         public var spearmanAbsStandardDeviation: Double?
+        /// The same of `ssim`.
         public var ssimStandardDeviation: Double?
         /// How many inputs the means are over; nil for one input's stage.
         public var count: Int?

@@ -63,18 +63,17 @@ public struct Evaluator: Sendable {
         let metric = try plan.metricValue()
         let explainer = Explainer(classifier: classifier, modelName: modelName)
         var maker: MethodMaps?
-        switch source {
-        case .given(let given):
-            guard given.rank == 4, given.shape[0] == inputs.count else {
-                throw ElucidateError(.invalidArgument, "the attributions \(given.shape) must be [N, C, H, W] with one row per input (\(inputs.count))")
-            }
-            try given.requireFinite("the attributions", advice: "give finite attributions")
-        case .method(let name, let options):
-            maker = try MethodMaps(name, options, preset: inputs.preset)
-        }
+        if case .method(let name, let options) = source { maker = try MethodMaps(name, options, preset: inputs.preset) }
         var reports: [EvaluationReport.Input] = []
         var masked = 0
         try inputs.forEachChunk(classifier) { chunk throws(ElucidateError) in
+            // Given maps are checked once the inputs are known good (the first chunk read), before any model work.
+            if chunk.offset == 0, case .given(let given) = source {
+                guard given.rank == 4, given.shape[0] == inputs.count else {
+                    throw ElucidateError(.invalidArgument, "the attributions \(given.shape) must be [N, C, H, W] with one row per input (\(inputs.count))")
+                }
+                try given.requireFinite("the attributions", advice: "give finite attributions")
+            }
             let rowTargets = try targets(chunk, plan.target)
             var maps: Tensor?
             switch source {
