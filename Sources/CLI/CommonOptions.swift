@@ -46,11 +46,11 @@ struct ModelOptions: ParsableArguments {
 /// The images to run on: image files, or a tensor that is already preprocessed; with
 /// `--out-dir` (`BatchOptions`) also folders and a manifest.
 struct InputOptions: ParsableArguments {
-    @Argument(help: "JPEG or PNG images (with --out-dir also folders, walked for PNG and JPEG files).")
+    @Argument(help: "JPEG or PNG images (with --out-dir, and for evaluate, also folders, walked for PNG and JPEG files).")
     var images: [String] = []
 
     @Option(name: .long, help: ArgumentHelp(
-        "With --out-dir: a UTF-8 list of images, one path per line (relative to the list's folder), optionally a TAB and a class index or label to explain; # starts a comment.",
+        "With --out-dir, and for evaluate: a UTF-8 list of images, one path per line (relative to the list's folder), optionally a TAB and a class index or label to explain; # starts a comment.",
         valueName: "list"))
     var manifest: String?
 
@@ -129,9 +129,14 @@ struct InputOptions: ParsableArguments {
     func noteIgnoredOrientations(_ batches: [InputBatch]) {
         for batch in batches {
             guard let orientation = ignoredOrientation(batch) else { continue }
-            StandardError.write("note: \(TerminalText.escaped(batch.names[0])) records EXIF orientation \(orientation); "
-                                + "it is used as stored, not as a photo viewer shows it (--exif apply turns it)\n")
+            Self.noteIgnoredOrientation(batch.names[0], orientation)
         }
+    }
+
+    /// The note on stderr for image `name`, whose EXIF orientation `orientation` was ignored.
+    @Sendable static func noteIgnoredOrientation(_ name: String, _ orientation: Int) {
+        StandardError.write("note: \(TerminalText.escaped(name)) records EXIF orientation \(orientation); "
+                            + "it is used as stored, not as a photo viewer shows it (--exif apply turns it)\n")
     }
 }
 

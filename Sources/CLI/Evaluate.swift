@@ -18,7 +18,7 @@ struct EvaluateOptions: ParsableArguments {
     @Option(name: .long, help: "Class to evaluate: an index, a label, or 'predicted' (default).")
     var target: String = "predicted"
 
-    @Option(name: .long, help: "The maps to evaluate: a float32 .npy with one row per input, (N,C,H,W).")
+    @Option(name: .long, help: "The maps to evaluate: a float32 .npy with one row per input, (N,C,H,W), in the order the inputs are given (a folder's images in name order).")
     var attributions: String?
 
     @Option(name: .long, help: "Compute the maps with this explain method instead (e.g. saliency, integrated-gradients; see 'elucidate explain --help').")
@@ -31,27 +31,23 @@ struct EvaluateOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Model inputs per call (default: 16; 10 for sensitivity-max).")
     var batchSize: Int?
 
+    @OptionGroup var data: EvaluationDataOptions
+
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
-    /// The method's options as the library takes them.
-    func methodSettings() throws(ElucidateError) -> Options { try Options(json: methodOptions) }
+    /// The library's request for subcommand `name` with its own `options`: a bad value is a
+    /// usage error, before any file is read (`check`), with the library's message.
+    func request(_ name: String, _ options: Options) throws(ElucidateError) -> EvaluationRequest {
+        var all = metricOptions(options)
+        if let method { all["method"] = .string(method) }
+        if let methodOptions { all["method-options"] = .string(methodOptions) }
+        return try EvaluationRequest(name, options: all, attributionsGiven: attributions != nil)
+    }
 
-    /// Checks the options shared by every metric and `metric`'s own (`options`) with the
-    /// library's messages: a bad value is a usage error, before any file is read.
-    func check(_ metric: EvaluationMetric, _ options: Options) throws {
-        if attributions == nil && method == nil { throw ValidationError("give --attributions FILE.npy or --method NAME") }
-        if attributions != nil && method != nil { throw ValidationError("give --attributions or --method, not both") }
-        if methodOptions != nil && method == nil { throw ValidationError("--method-options needs --method") }
-        if metric == .sensitivityMax && method == nil {
-            throw ValidationError("sensitivity-max recomputes the map on noisy inputs: give --method NAME")
-        }
-        do {
-            _ = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
-            if let method { _ = try ExplanationPlan(method: method, options: methodSettings()) }
-        } catch {
-            throw ValidationError(error.message)
-        }
+    /// Checks the options shared by every subcommand and `name`'s own (`options`).
+    func check(_ name: String, _ options: Options) throws {
+        do { _ = try request(name, options) } catch { throw ValidationError(error.message) }
     }
 
     /// `options` with the shared `target` and `batch-size`.
@@ -62,26 +58,26 @@ struct EvaluateOptions: ParsableArguments {
         return all
     }
 
-    /// The classifier and every input as one batch `[N, C, H, W]` (images of one size), with
-    /// the rows' names; notes ignored EXIF orientations unless printing JSON.
-    func loadInputs() throws -> (Classifier, Tensor, [String]) { try input.loadForEvaluation(model, json: json) }
+    /// The classifier and the inputs, to be read a chunk at a time (`EvaluationInputs`).
+    func loadInputs() throws -> (Classifier, EvaluationInputs) {
+        try input.loadForEvaluation(model, imagesPerBatch: data.imagesPerBatch, json: json)
+    }
 
     /// Evaluates every input with `metric` through the library's `Evaluator` and prints the
     /// report: a table, or JSON with `--json`.
     func run(_ metric: EvaluationMetric, _ options: Options, plot: String? = nil) throws {
-        let plan = try EvaluationPlan(metric: metric.rawValue, options: metricOptions(options))
-        let inputFiles = model.inputURLs + input.inputURLs + (plan.inputFiles + [attributions].compactMap { $0 })
+        let request = try request(metric.rawValue, options)
+        let inputFiles = model.inputURLs + input.inputURLs + (request.inputFiles + [attributions].compactMap { $0 })
             .map { URL(fileURLWithPath: $0) }
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
-        let (classifier, inputs, names) = try loadInputs()
-        var source: AttributionSource
-        if let attributions {
-            source = .given(try NPY.readFiniteFloat32(URL(fileURLWithPath: attributions), what: "the attributions"))
-        } else {
-            source = .method(method!, try methodSettings())
+        let (classifier, inputs) = try loadInputs()
+        let given = try attributions.map { file throws(ElucidateError) in
+            try NPY.readFiniteFloat32(URL(fileURLWithPath: file), what: "the attributions")
         }
-        var evaluation = try Evaluator(classifier: classifier, modelName: model.model).evaluate(
-            plan, inputs: inputs, attributions: source, names: names)
+        guard case .metric(var evaluation) = try request.run(Evaluator(classifier: classifier, modelName: model.model),
+                                                             inputs: inputs, attributions: given) else {
+            preconditionFailure("a metric's request gave another result")
+        }
         evaluation.report.attributions = attributions
         if let plot, let canvas = evaluation.curvePlot() {
             try PNGWriter.write(canvas, to: URL(fileURLWithPath: plot), protectedInputs: inputFiles)
@@ -137,7 +133,7 @@ protocol RemovalSubcommand: ParsableCommand {
 }
 
 extension RemovalSubcommand {
-    func validate() throws { try common.check(Self.metric, removal.options) }
+    func validate() throws { try common.check(Self.metric.rawValue, removal.options) }
     func run() throws { try common.run(Self.metric, removal.options, plot: removal.plot) }
 }
 
@@ -186,7 +182,7 @@ struct EvaluateInfidelity: ParsableCommand {
         return options
     }
 
-    func validate() throws { try common.check(.infidelity, options) }
+    func validate() throws { try common.check(EvaluationMetric.infidelity.rawValue, options) }
     func run() throws { try common.run(.infidelity, options) }
 }
 
@@ -216,7 +212,7 @@ struct EvaluateSensitivityMax: ParsableCommand {
         return options
     }
 
-    func validate() throws { try common.check(.sensitivityMax, options) }
+    func validate() throws { try common.check(EvaluationMetric.sensitivityMax.rawValue, options) }
     func run() throws { try common.run(.sensitivityMax, options) }
 }
 
@@ -232,37 +228,36 @@ struct EvaluateSanity: ParsableCommand {
     @Option(name: .long, help: "Also draw the first input's maps, original then one per stage, to this PNG.")
     var plot: String?
 
-    /// The method's options with the evaluation's target.
-    func methodOptions() throws(ElucidateError) -> Options {
-        var options = try common.methodSettings()
-        options["target"] = .string(common.target)
-        return options
-    }
+    var options: Options { seed.map { Options(["seed": .string(String($0))]) } ?? Options() }
 
-    func validate() throws {
-        guard let method = common.method else { throw ValidationError("the sanity check recomputes the map: give --method NAME") }
-        if common.attributions != nil { throw ValidationError("--attributions does not apply to sanity, which recomputes the map") }
-        if common.batchSize != nil { throw ValidationError("--batch-size does not apply to sanity") }
-        do { _ = try ExplanationPlan(method: method, options: methodOptions()) } catch { throw ValidationError(error.message) }
-    }
+    func validate() throws { try common.check("sanity", options) }
 
     func run() throws {
         let inputFiles = common.model.inputURLs + common.input.inputURLs
         try OutputFiles.check([("--plot", plot)], inputs: inputFiles)
-        let (classifier, inputs, names) = try common.loadInputs()
-        let check = try Evaluator(classifier: classifier, modelName: common.model.model).sanityCheck(
-            method: common.method!, options: methodOptions(), inputs: inputs, names: names,
-            seed: seed ?? SeededRandom.randomSeed())
+        let request = try common.request("sanity", options)
+        let (classifier, inputs) = try common.loadInputs()
+        guard case .sanity(let check) = try request.run(Evaluator(classifier: classifier, modelName: common.model.model),
+                                                         inputs: inputs, attributions: nil) else {
+            preconditionFailure("a sanity request gave another result")
+        }
         if let plot { try PNGWriter.write(check.figure(), to: URL(fileURLWithPath: plot), protectedInputs: inputFiles) }
         let report = check.report
         if common.json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return
         }
-        var text = "sanity check of \(report.method) (seed \(report.seed)), mean over \(report.inputs.count) input(s):\n"
+        var text = ""
+        for row in report.inputs {
+            guard let last = row.layers.last else { continue }
+            text += String(format: "%@: class %d, up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
+                           TerminalText.escaped(row.input), row.target, last.layer, last.spearman, last.spearmanAbs, last.ssim)
+        }
+        text += "sanity check of \(report.method) (seed \(report.seed)), mean (standard deviation) over \(report.count) input(s):\n"
         for stage in report.layers {
-            text += String(format: "  up to %@: Spearman %.4f, Spearman of |map| %.4f, SSIM %.4f\n",
-                           stage.layer, stage.spearman, stage.spearmanAbs, stage.ssim)
+            text += String(format: "  up to %@: Spearman %.4f (%.3g), Spearman of |map| %.4f (%.3g), SSIM %.4f (%.3g)\n",
+                           stage.layer, stage.spearman, stage.spearmanStandardDeviation ?? 0, stage.spearmanAbs,
+                           stage.spearmanAbsStandardDeviation ?? 0, stage.ssim, stage.ssimStandardDeviation ?? 0)
         }
         try StandardOutput.write(text)
     }
@@ -281,22 +276,29 @@ struct EvaluateCompare: ParsableCommand {
     @Option(name: .long, help: "Seed of every draw (default: a random one, reported).")
     var seed: UInt64?
 
+    @OptionGroup var data: EvaluationDataOptions
+
     @Flag(name: .long, help: "Print one JSON document describing the run.")
     var json = false
 
-    var methodNames: [String] { methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    /// The library's request: the methods and the seed.
+    func request() throws(ElucidateError) -> EvaluationRequest {
+        var options = Options(["methods": .string(methods)])
+        if let seed { options["seed"] = .string(String(seed)) }
+        return try EvaluationRequest("compare", options: options, attributionsGiven: false)
+    }
 
     func validate() throws {
-        if methodNames.isEmpty { throw ValidationError("--methods needs at least one method") }
-        for name in methodNames {
-            do { _ = try ExplanationPlan(method: name, options: Options()) } catch { throw ValidationError(error.message) }
-        }
+        do { _ = try request() } catch { throw ValidationError(error.message) }
     }
 
     func run() throws {
-        let (classifier, inputs, names) = try input.loadForEvaluation(model, json: json)
-        let report = try Evaluator(classifier: classifier, modelName: model.model).compare(
-            methods: methodNames, inputs: inputs, names: names, seed: seed ?? SeededRandom.randomSeed())
+        let request = try request()
+        let (classifier, inputs) = try input.loadForEvaluation(model, imagesPerBatch: data.imagesPerBatch, json: json)
+        guard case .compare(let report) = try request.run(Evaluator(classifier: classifier, modelName: model.model),
+                                                          inputs: inputs, attributions: nil) else {
+            preconditionFailure("a compare request gave another result")
+        }
         if json {
             try StandardOutput.write(try JSONOutput.string(report) + "\n")
             return
@@ -305,28 +307,60 @@ struct EvaluateCompare: ParsableCommand {
             String(repeating: " ", count: max(0, width - text.count)) + text
         }
         let nameWidth = max(6, report.methods.map(\.method.count).max() ?? 0)
-        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-            + cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
-            + cell("sanity |ρ|", 12) + "\n"
-        for row in report.methods {
-            text += row.method.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-                + cell(String(format: "%.4f", row.deletion), 11) + cell(String(format: "%.4f", row.insertion), 11)
-                + cell(String(format: "%.4g", row.infidelity), 12) + cell(String(format: "%.4f", row.sensitivityMax), 13)
-                + cell(String(format: "%.4f", row.sanitySpearmanAbs), 12) + "\n"
+        func line(_ name: String, _ values: [Double]) -> String {
+            name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                + cell(String(format: "%.4f", values[0]), 11) + cell(String(format: "%.4f", values[1]), 11)
+                + cell(String(format: "%.4g", values[2]), 12) + cell(String(format: "%.4f", values[3]), 13)
+                + cell(String(format: "%.4f", values[4]), 12) + "\n"
         }
-        text += "over \(report.inputs) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n"
+        let keys = ["deletion", "insertion", "infidelity", "sensitivityMax", "sanitySpearmanAbs"]
+        let header = cell("deletion", 11) + cell("insertion", 11) + cell("infidelity", 12) + cell("sensitivity", 13)
+            + cell("sanity |ρ|", 12) + "\n"
+        // The means and their spread, then every input's values (a data set's rows).
+        var text = "method".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + header
+        for row in report.methods {
+            text += line(row.method, keys.map { row.spread[$0]?.mean ?? .nan })
+            text += line("  ± sd", keys.map { row.spread[$0]?.standardDeviation ?? .nan })
+        }
+        text += "mean and standard deviation over \(report.count) input(s), seed \(report.seed); deletion, infidelity, sensitivity and sanity: lower is better\n\n"
+        for row in report.methods {
+            for input in row.inputs {
+                text += "\(TerminalText.escaped(input.input)): \(row.method): class \(input.target), "
+                    + zip(keys, [input.deletion, input.insertion, input.infidelity, input.sensitivityMax,
+                                 input.sanitySpearmanAbs]).map { String(format: "%@ %.4g", $0, $1) }.joined(separator: ", ") + "\n"
+            }
+        }
         try StandardOutput.write(text)
     }
 }
 
+/// How `evaluate` reads a data set: a chunk of images at a time.
+struct EvaluationDataOptions: ParsableArguments {
+    @Option(name: .customLong("images-per-batch"), help: ArgumentHelp(
+        "Inputs decoded and evaluated together (default 16): a folder or manifest is never read whole. Scores do not depend on it.",
+        valueName: "n"))
+    var imagesPerBatch: Int = EvaluationInputs.defaultImagesPerBatch
+
+    func validate() throws {
+        if imagesPerBatch < 1 { throw ValidationError("--images-per-batch must be at least 1") }
+    }
+}
+
 extension InputOptions {
-    /// The classifier of `model` and every input as one batch `[N, C, H, W]` (images of one
-    /// size), with the rows' names; notes ignored EXIF orientations unless printing JSON.
-    func loadForEvaluation(_ model: ModelOptions, json: Bool) throws -> (Classifier, Tensor, [String]) {
+    /// The classifier of `model` and the inputs to evaluate, `imagesPerBatch` at a time: the
+    /// input tensor's rows, or the images, folders and manifest as `InputDiscovery.found` lists
+    /// them in the order given (a manifest's targets kept); notes ignored EXIF orientations on
+    /// stderr unless printing JSON.
+    func loadForEvaluation(_ model: ModelOptions, imagesPerBatch: Int, json: Bool) throws -> (Classifier, EvaluationInputs) {
         let classifier = try model.loadClassifier()
-        let batches = try loadBatches(for: classifier)
-        try requireOneSize(batches, preset: preset ?? classifier.preset ?? .torchvision)
-        if !json { noteIgnoredOrientations(batches) }
-        return (classifier, Tensor.concatenatingRows(batches.map(\.tensor)), batches.flatMap(\.names))
+        if inputTensor != nil {
+            let batch = try loadBatches(for: classifier)[0]
+            return (classifier, .tensor(batch.tensor, names: batch.names, imagesPerBatch: imagesPerBatch))
+        }
+        let found = try InputDiscovery.found(paths: images, manifest: manifest)
+        if found.isEmpty { throw ElucidateError(.invalidArgument, "no PNG or JPEG images in the inputs given") }
+        var inputs = EvaluationInputs.images(found, preset: preset, exif: exifRule ?? .ignore, imagesPerBatch: imagesPerBatch)
+        if !json { inputs.ignoredOrientation = InputOptions.noteIgnoredOrientation }
+        return (classifier, inputs)
     }
 }

@@ -209,6 +209,36 @@ int elu_explain_dataset(const elu_model *model, const char *method, const char *
                         const char *run_options_json, const char *picture_options_json,
                         const int *cancel, char **summary_json, char **error);
 
+/* Evaluates explanations of `input` ([N, C, H, W]) as `elucidate evaluate METRIC --json` does,
+ * and sets *report_json to a new string holding that command's JSON report (free it with
+ * elu_string_free; NULL on failure): every input's score and the scores' "mean",
+ * "standardDeviation" and "count". `metric` is one of
+ *   "deletion", "insertion"  RISE's curves: per input "curve" (steps + 1 probabilities) and "auc";
+ *   "infidelity"             Captum's infidelity: per input "infidelity";
+ *   "sensitivity-max"        Captum's sensitivity-max (needs "method"): per input "sensitivity-max";
+ *   "sanity"                 Adebayo et al.'s cascading randomisation (needs "method"):
+ *                            "layers": [{"layer", "spearman", "spearmanAbs", "ssim", …}];
+ *   "compare"                every metric for each of "methods": "methods": [{"method",
+ *                            "deletion", "insertion", "infidelity", "sensitivityMax",
+ *                            "sanitySpearmanAbs", "spread", "inputs"}].
+ * `options_json` takes that command's options by name: the metric's ("steps", "baseline",
+ * "perturbations", "noise-stdev", "samples", "seed", "normalize", "radius", "target",
+ * "batch-size"), "method" (the explain method that makes the maps) with "method-options" (its
+ * options as a JSON object in a string, e.g. "{\"steps\": 32}"), "methods" for compare
+ * ("saliency,integrated-gradients" or an array) and "images-per-batch" (rows evaluated
+ * together, default 16; scores do not depend on it). The maps: `attributions` of shape
+ * `attribution_shape` ([N, C', H', W'] with the input's N: the input's shape for infidelity, any
+ * channel count for deletion and insertion), or NULL to compute them with "method" (then
+ * `attribution_shape` is ignored); sensitivity-max, sanity and compare always compute them and
+ * refuse given maps. A seed not given is drawn at random and reported in the JSON. Unknown
+ * metrics or options, both or neither of maps and method, NULL pointers and bad shapes are
+ * ELU_ERROR_INVALID_ARGUMENT, reported before any model work; files named by the options (a
+ * baseline, perturbations) are read but never written. */
+int elu_evaluate(const elu_model *model, const char *metric, const char *options_json,
+                 const float *input, const int64_t shape[4],
+                 const float *attributions, const int64_t attribution_shape[4],
+                 char **report_json, char **error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,47 +14,86 @@ extension Evaluator {
     public func sanityCheck(method: String, options: Options = Options(), inputs: Tensor, targets: [Int]? = nil,
                             names: [String]? = nil, weights: StateDict? = nil,
                             seed: UInt64) throws(ElucidateError) -> SanityCheck {
+        try sanityCheck(method: method, options: options,
+                        inputs: .tensor(inputs, names: names, targets: targets, imagesPerBatch: Self.oneChunk(inputs)),
+                        weights: weights, seed: seed)
+    }
+
+    /// The sanity check over a data set, `inputs.imagesPerBatch` inputs at a time (the model's
+    /// re-initialised stages built once): every input's comparisons, and per stage their mean
+    /// and standard deviation over the inputs. Each input keeps its own target (a manifest's)
+    /// if it has one, else the `target` option of `options`. `SanityCheck.maps` holds the first
+    /// chunk's maps.
+    public func sanityCheck(method: String, options: Options = Options(), inputs: EvaluationInputs,
+                            weights: StateDict? = nil, seed: UInt64) throws(ElucidateError) -> SanityCheck {
         let started = Date()
+        var maker = try MethodMaps(method, options, preset: inputs.preset)
+        let cascade = try SanityCascade(self, weights: weights, seed: seed)
         let explainer = Explainer(classifier: classifier, modelName: modelName)
-        let original = try explainer.explain(method: method, options: options, inputs: inputs, targets: targets, names: names)
-        let rowTargets = original.report.inputs.map(\.target)
+        var rows: [SanityReport.Input] = []
+        var stageRows: [[MapComparison]] = Array(repeating: [], count: cascade.stages.count)  // [stage][input]
+        var firstMaps: [Tensor]?
+        try inputs.forEachChunk(classifier) { chunk throws(ElucidateError) in
+            let rowTargets = try targets(chunk, maker.prepared.settings.target)
+            let original = try maker.maps(explainer, chunk, targets: rowTargets)
+            let (comparisons, maps) = try cascade.compare(&maker, chunk, original: original, targets: rowTargets)
+            if firstMaps == nil { firstMaps = [original] + maps }
+            for row in 0..<chunk.count {
+                rows.append(SanityReport.Input(input: chunk.names[row], target: rowTargets[row],
+                                               layers: cascade.entries(comparisons.map { $0[row] })))
+            }
+            for stage in comparisons.indices { stageRows[stage] += comparisons[stage] }
+        }
+        let means = zip(cascade.stages, stageRows).map { name, comparisons in SanityReport.Stage(layer: name, spread: comparisons) }
+        let report = SanityReport(method: method, model: modelName, seed: String(seed), layers: means,
+                                  elapsedSeconds: Date().timeIntervalSince(started), inputs: rows, count: rows.count)
+        return SanityCheck(report: report, maps: firstMaps ?? [])
+    }
+}
+
+/// The model re-initialised stage by stage from the top (`CascadingRandomization`), each stage
+/// an explainer of its own, built once for all the chunks of a sanity check.
+struct SanityCascade {
+    /// The stages' names, top first.
+    let stages: [String]
+    let explainers: [Explainer]
+
+    /// The cascade of `evaluator`'s model from `weights` (nil: read again from its source) with `seed`.
+    init(_ evaluator: Evaluator, weights: StateDict?, seed: UInt64) throws(ElucidateError) {
+        let classifier = evaluator.classifier
         var state: StateDict
         if let weights { state = weights } else {
             do { state = try Classifier.readWeights(from: classifier.source).stateDict } catch { throw error.at(classifier.source.path) }
         }
-        var stages: [[MapComparison]] = []  // [stage][row]
-        var stageMaps: [Tensor] = []
-        let cascade = try CascadingRandomization(seed: seed).cascade(state)
-        for randomized in cascade {
+        var explainers: [Explainer] = []
+        for randomized in try CascadingRandomization(seed: seed).cascade(state) {
             let network = try ResNet(stateDict: randomized, architecture: classifier.architecture)
             let model = Classifier(network: network, labels: classifier.labels, preset: classifier.preset, source: classifier.source)
-            let maps = try Explainer(classifier: model, modelName: modelName)
-                .explain(method: method, options: options, inputs: inputs, targets: rowTargets).attributions
-            stageMaps.append(maps)
-            var rows: [MapComparison] = []
-            for row in 0..<inputs.shape[0] {
-                rows.append(try MapComparison(maps.rows(row..<(row + 1)), reference: original.attributions.rows(row..<(row + 1))))
-            }
-            stages.append(rows)
+            explainers.append(Explainer(classifier: model, modelName: evaluator.modelName))
         }
-        let stageNames = CascadingRandomization.stages.map(\.name)
-        func entries(_ comparisons: [MapComparison]) -> [SanityReport.Stage] {
-            zip(stageNames, comparisons).map { SanityReport.Stage(layer: $0, comparison: $1) }
+        self.explainers = explainers
+        stages = CascadingRandomization.stages.map(\.name)
+    }
+
+    /// The chunk's maps after each stage, for the same `targets`, and how each row's compares
+    /// with its `original` map: comparisons `[stage][row]`, maps `[stage]`.
+    func compare(_ maker: inout MethodMaps, _ chunk: EvaluationChunk, original: Tensor,
+                 targets: [Int]) throws(ElucidateError) -> (comparisons: [[MapComparison]], maps: [Tensor]) {
+        var comparisons: [[MapComparison]] = []
+        var maps: [Tensor] = []
+        for explainer in explainers {
+            let stageMaps = try maker.maps(explainer, chunk, targets: targets)
+            maps.append(stageMaps)
+            comparisons.append(try (0..<chunk.count).map { row throws(ElucidateError) in
+                try MapComparison(stageMaps.rows(row..<(row + 1)), reference: original.rows(row..<(row + 1)))
+            })
         }
-        let inputsReport = original.report.inputs.enumerated().map { row, input in
-            SanityReport.Input(input: input.input, target: input.target, layers: entries(stages.map { $0[row] }))
-        }
-        let means = stages.map { rows -> MapComparison in
-            var mean = rows[0]
-            let count = Double(rows.count)
-            mean.spearman = rows.map(\.spearman).reduce(0, +) / count
-            mean.spearmanAbs = rows.map(\.spearmanAbs).reduce(0, +) / count
-            mean.ssim = rows.map(\.ssim).reduce(0, +) / count
-            return mean
-        }
-        let report = SanityReport(method: method, model: modelName, seed: String(seed), layers: entries(means),
-                                  elapsedSeconds: Date().timeIntervalSince(started), inputs: inputsReport)
-        return SanityCheck(report: report, maps: [original.attributions] + stageMaps)
+        return (comparisons, maps)
+    }
+
+    /// One row's stages, top first.
+    func entries(_ comparisons: [MapComparison]) -> [SanityReport.Stage] {
+        zip(stages, comparisons).map { SanityReport.Stage(layer: $0, comparison: $1) }
     }
 }
 
@@ -63,7 +102,8 @@ public struct SanityCheck: Sendable {
     /// The comparisons per stage, as `--json` prints them.
     public var report: SanityReport
     /// The original maps, then the maps after each stage (`CascadingRandomization.stages`),
-    /// each `[N, …]` as the method returns them.
+    /// each `[n, …]` as the method returns them: the inputs of the first chunk (all of them
+    /// for a tensor).
     public var maps: [Tensor]
 
     /// The paper's figure for input `row`: the original map, then one per stage (`MapStrip`).
@@ -86,11 +126,35 @@ public struct SanityReport: Encodable, Sendable {
         /// SSIM of the normalised absolute maps.
         public var ssim: Double
 
+        /// In the means over the inputs: the population standard deviation (`numpy.std`) of
+        /// `spearman` over the inputs; nil for one input's stage.
+        public var spearmanStandardDeviation: Double?
+        /// The same of `spearmanAbs`.
+        public var spearmanAbsStandardDeviation: Double?
+        /// The same of `ssim`.
+        public var ssimStandardDeviation: Double?
+        /// How many inputs the means are over; nil for one input's stage.
+        public var count: Int?
+
         init(layer: String, comparison: MapComparison) {
             self.layer = layer
             spearman = comparison.spearman
             spearmanAbs = comparison.spearmanAbs
             ssim = comparison.ssim
+        }
+
+        /// The mean and spread of `comparisons` (at least one).
+        init(layer: String, spread comparisons: [MapComparison]) {
+            self.layer = layer
+            let spearman = Spread(comparisons.map(\.spearman)), spearmanAbs = Spread(comparisons.map(\.spearmanAbs))
+            let ssim = Spread(comparisons.map(\.ssim))
+            self.spearman = spearman.mean
+            self.spearmanAbs = spearmanAbs.mean
+            self.ssim = ssim.mean
+            spearmanStandardDeviation = spearman.standardDeviation
+            spearmanAbsStandardDeviation = spearmanAbs.standardDeviation
+            ssimStandardDeviation = ssim.standardDeviation
+            count = comparisons.count
         }
     }
 
@@ -110,10 +174,13 @@ public struct SanityReport: Encodable, Sendable {
     public var model: String
     /// The seed of the re-initialisation, as text (a 64-bit value).
     public var seed: String
-    /// Each stage's comparisons averaged over the inputs, top first.
+    /// Each stage's comparisons averaged over the inputs, with their standard deviations and
+    /// count, top first.
     public var layers: [Stage]
     /// Wall-clock time of the run, in seconds.
     public var elapsedSeconds: Double
     /// One entry per input.
     public var inputs: [Input]
+    /// How many inputs.
+    public var count: Int
 }

@@ -22,7 +22,9 @@ public enum AttributionSource: Sendable {
 /// // evaluation.report.inputs[0].curve: 29 probabilities; .score: the AUC
 /// ```
 ///
-/// Each row is evaluated on its own; the report gives every row's score and their mean.
+/// Each row is evaluated on its own; the report gives every row's score and their mean and
+/// spread. A data set (`EvaluationInputs`: a folder, a manifest, many images) is read and
+/// evaluated `imagesPerBatch` inputs at a time, never whole.
 public struct Evaluator: Sendable {
     /// The model the metrics run.
     public let classifier: Classifier
@@ -44,76 +46,129 @@ public struct Evaluator: Sendable {
                      targets: targets, names: names)
     }
 
-    /// Runs a checked plan (see `evaluate(metric:options:inputs:attributions:targets:names:)`).
+    /// Runs a checked plan (see `evaluate(metric:options:inputs:attributions:targets:names:)`)
+    /// on the rows of `inputs` as one chunk.
     public func evaluate(_ plan: EvaluationPlan, inputs: Tensor, attributions source: AttributionSource,
                          targets: [Int]? = nil, names: [String]? = nil) throws(ElucidateError) -> Evaluation {
-        let started = Date()
-        guard inputs.rank == 4, inputs.shape.allSatisfy({ $0 > 0 }), inputs.shape[1] == classifier.network.inputChannels else {
-            throw ElucidateError(.invalidArgument,
-                                 "the input must be a batch [N, \(classifier.network.inputChannels), H, W], got \(inputs.shape)")
-        }
-        let rows = inputs.shape[0]
-        let rowNames = names ?? (0..<rows).map { "input[\($0)]" }
-        guard rowNames.count == rows else { throw ElucidateError(.invalidArgument, "\(rowNames.count) names for \(rows) inputs") }
-        let metric = try plan.metricValue()
-        let logits = try classifier.logits(inputs)
-        let best = classifier.topClasses(logits: logits, k: 1).map { $0[0] }
-        let explainer = Explainer(classifier: classifier, modelName: modelName)
-        let rowTargets = try explainer.targets(ExplanationBatch(names: rowNames, inputs: inputs, targets: targets),
-                                               best: best, requested: plan.target)
-        var method: String?
-        let maps: Tensor?
-        switch source {
-        case .given(let given):
-            guard given.rank == 4, given.shape[0] == rows else {
-                throw ElucidateError(.invalidArgument, "the attributions \(given.shape) must be [N, C, H, W] with one row per input (\(rows))")
-            }
-            try given.requireFinite("the attributions", advice: "give finite attributions")
-            maps = given
-        case .method(let name, let options):
-            method = name
-            // Sensitivity reruns the method on every noisy input; the others need one map.
-            if case .sensitivity = metric { maps = nil } else {
-                maps = try explainer.explain(method: name, options: options, inputs: inputs, targets: rowTargets,
-                                             names: rowNames).attributions
-            }
-        }
+        try evaluate(plan, inputs: .tensor(inputs, names: names, targets: targets, imagesPerBatch: Self.oneChunk(inputs)),
+                     attributions: source)
+    }
 
+    /// Scores every input of a data set with a checked plan, `inputs.imagesPerBatch` inputs at
+    /// a time: each input's row (score, curve) and the scores' mean, standard deviation and count.
+    /// Given maps (`AttributionSource.given`) have one row per input, in the inputs' order.
+    public func evaluate(_ plan: EvaluationPlan, inputs: EvaluationInputs,
+                         attributions source: AttributionSource) throws(ElucidateError) -> Evaluation {
+        let started = Date()
+        let metric = try plan.metricValue()
+        let explainer = Explainer(classifier: classifier, modelName: modelName)
+        var maker: MethodMaps?
+        if case .method(let name, let options) = source { maker = try MethodMaps(name, options, preset: inputs.preset) }
         var reports: [EvaluationReport.Input] = []
-        for row in 0..<rows {
-            let input = inputs.rows(row..<(row + 1))
-            let target = rowTargets[row]
-            var entry = EvaluationReport.Input(input: rowNames[row], target: target, targetLabel: classifier.labels?[target],
-                                               score: 0, curve: nil)
-            switch metric {
-            case .removal(let removal):
-                let curve = try removal.curve(classifier, input: input, attributions: maps!.rows(row..<(row + 1)), target: target)
-                entry.curve = curve.scores
-                entry.score = curve.auc
-            case .infidelity(let infidelity):
-                entry.score = try infidelity.value(classifier, input: input, attributions: maps!.rows(row..<(row + 1)), target: target)
-            case .sensitivity(let sensitivity):
-                guard case .method(let name, let options) = source else {
-                    throw ElucidateError(.invalidArgument, "sensitivity-max recomputes the map: give a method, not attributions")
+        var masked = 0
+        try inputs.forEachChunk(classifier) { chunk throws(ElucidateError) in
+            // Given maps are checked once the inputs are known good (the first chunk read), before any model work.
+            if chunk.offset == 0, case .given(let given) = source {
+                guard given.rank == 4, given.shape[0] == inputs.count else {
+                    throw ElucidateError(.invalidArgument, "the attributions \(given.shape) must be [N, C, H, W] with one row per input (\(inputs.count))")
                 }
-                entry.score = try sensitivity.value(input: input) { batch throws(ElucidateError) in
-                    try explainer.explain(method: name, options: options, inputs: batch,
-                                          targets: Array(repeating: target, count: batch.shape[0])).attributions
-                }
+                try given.requireFinite("the attributions", advice: "give finite attributions")
             }
-            reports.append(entry)
+            let rowTargets = try targets(chunk, plan.target)
+            var maps: Tensor?
+            switch source {
+            case .given(let given): maps = given.rows(chunk.offset..<(chunk.offset + chunk.count))
+            case .method:
+                // Sensitivity reruns the method on every noisy input; the others need one map.
+                if case .sensitivity = metric {} else { maps = try maker!.maps(explainer, chunk, targets: rowTargets) }
+            }
+            for row in 0..<chunk.count {
+                reports.append(try score(metric, chunk, row: row, target: rowTargets[row], maps: maps, maker: maker,
+                                         explainer: explainer))
+            }
+            if case .removal(let removal) = metric { masked += chunk.count * (removal.steps + 1) }
         }
-        let scores = reports.map(\.score)
-        let mean = scores.reduce(0, +) / Double(scores.count)
-        let spread = (scores.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(scores.count)).squareRoot()
+        let spread = Spread(reports.map(\.score))
         let elapsed = Date().timeIntervalSince(started)
         var report = EvaluationReport(
-            metric: plan.metric, model: modelName, method: method, options: plan.recorded,
-            mean: mean, standardDeviation: spread, elapsedSeconds: elapsed, inputs: reports)
-        if case .removal(let removal) = metric, elapsed > 0 {
-            report.imagesPerSecond = Double(rows * (removal.steps + 1)) / elapsed
-        }
+            metric: plan.metric, model: modelName, method: maker?.name, options: plan.recorded,
+            mean: spread.mean, standardDeviation: spread.standardDeviation, elapsedSeconds: elapsed, inputs: reports)
+        if masked > 0, elapsed > 0 { report.imagesPerSecond = Double(masked) / elapsed }
         return Evaluation(report: report)
+    }
+
+    /// `imagesPerBatch` that takes every row of `inputs` in one chunk (the tensor APIs' way).
+    static func oneChunk(_ inputs: Tensor) -> Int { inputs.rank == 4 ? max(1, inputs.shape[0]) : 1 }
+
+    /// Each row's class: its own (a manifest's, or given), else `requested` (`predicted`: the
+    /// model's best class for the row).
+    func targets(_ chunk: EvaluationChunk, _ requested: TargetChoice) throws(ElucidateError) -> [Int] {
+        if chunk.targets.allSatisfy({ $0 != nil }) { return chunk.targets.map { $0! } }
+        let best = classifier.topClasses(logits: try classifier.logits(chunk.inputs), k: 1).map { $0[0] }
+        let planned = try Explainer(classifier: classifier, modelName: modelName)
+            .targets(ExplanationBatch(names: chunk.names, inputs: chunk.inputs), best: best, requested: requested)
+        return zip(chunk.targets, planned).map { $0 ?? $1 }
+    }
+
+    /// One row's score with a prepared metric: `maps` are the chunk's (nil for sensitivity,
+    /// which reruns `maker`'s method on noisy copies of the row).
+    func score(_ metric: PreparedMetric, _ chunk: EvaluationChunk, row: Int, target: Int, maps: Tensor?,
+               maker: MethodMaps?, explainer: Explainer) throws(ElucidateError) -> EvaluationReport.Input {
+        let input = chunk.inputs.rows(row..<(row + 1))
+        var entry = EvaluationReport.Input(input: chunk.names[row], target: target, targetLabel: classifier.labels?[target],
+                                           score: 0, curve: nil)
+        switch metric {
+        case .removal(let removal):
+            let curve = try removal.curve(classifier, input: input, attributions: maps!.rows(row..<(row + 1)), target: target)
+            entry.curve = curve.scores
+            entry.score = curve.auc
+        case .infidelity(let infidelity):
+            entry.score = try infidelity.value(classifier, input: input, attributions: maps!.rows(row..<(row + 1)), target: target)
+        case .sensitivity(let sensitivity):
+            guard let maker else {
+                throw ElucidateError(.invalidArgument, "sensitivity-max recomputes the map: give a method, not attributions")
+            }
+            entry.score = try sensitivity.value(input: input) { batch throws(ElucidateError) in
+                try explainer.explain(method: maker.name, options: maker.options, inputs: batch,
+                                      targets: Array(repeating: target, count: batch.shape[0])).attributions
+            }
+        }
+        return entry
+    }
+}
+
+/// A method made ready for an evaluation's chunks: each input's map is the one `explain` gives
+/// for that input alone — rows go through the method together only when it runs forward passes
+/// alone without random draws (`PreparedExplanation.grouping`), and a stochastic method draws
+/// with the same seed for every input — so a score never depends on the inputs beside it.
+struct MethodMaps {
+    /// The method's command-line name and its options.
+    let name: String
+    let options: Options
+    let prepared: PreparedExplanation
+    /// The preset the inputs went through (nil: the model's).
+    let preset: PreprocessingPreset?
+    private var grouping: BatchWork.Grouping?
+
+    init(_ name: String, _ options: Options, preset: PreprocessingPreset?) throws(ElucidateError) {
+        self.name = name
+        self.options = options
+        self.preset = preset
+        prepared = try ExplanationPlan(method: name, options: options).prepared()
+    }
+
+    /// The maps of the chunk's rows for `targets`, `[n, …]`.
+    mutating func maps(_ explainer: Explainer, _ chunk: EvaluationChunk, targets: [Int]) throws(ElucidateError) -> Tensor {
+        let mode = grouping ?? prepared.grouping(chunk.inputs.rows(0..<1),
+                                                 preset: preset ?? explainer.classifier.preset ?? .torchvision)
+        grouping = mode
+        func run(_ rows: Range<Int>) throws(ElucidateError) -> Tensor {
+            let batch = ExplanationBatch(names: Array(chunk.names[rows]), inputs: chunk.inputs.rows(rows),
+                                         targets: Array(targets[rows]))
+            return try explainer.run(prepared, batches: [batch], preset: preset).attributions
+        }
+        if mode == .batched || chunk.count == 1 { return try run(0..<chunk.count) }
+        return Tensor.concatenatingRows(try (0..<chunk.count).map { row throws(ElucidateError) in try run(row..<(row + 1)) })
     }
 }
 
@@ -130,7 +185,8 @@ public struct Evaluation: Sendable {
 
 /// What an evaluation did, as `elucidate evaluate --json` prints it: the metric's score of each
 /// row under the key `auc` (deletion, insertion) or the metric's name (`infidelity`,
-/// `sensitivity-max`), deletion's and insertion's `curve`, and the scores' `mean`.
+/// `sensitivity-max`), deletion's and insertion's `curve`, and the scores' `mean`,
+/// `standardDeviation` and `count` over the inputs.
 public struct EvaluationReport: Encodable, Sendable {
     /// One evaluated row.
     public struct Input: Sendable {
@@ -190,6 +246,7 @@ public struct EvaluationReport: Encodable, Sendable {
         try container.encode(options, forKey: Key("options"))
         try container.encode(mean, forKey: Key("mean"))
         try container.encode(standardDeviation, forKey: Key("standardDeviation"))
+        try container.encode(inputs.count, forKey: Key("count"))
         try container.encode(elapsedSeconds, forKey: Key("elapsedSeconds"))
         try container.encodeIfPresent(imagesPerSecond, forKey: Key("imagesPerSecond"))
         var rows = container.nestedUnkeyedContainer(forKey: Key("inputs"))

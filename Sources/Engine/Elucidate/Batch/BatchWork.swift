@@ -48,9 +48,7 @@ struct BatchWork: Sendable {
     /// each input alone and seeded).
     func grouping(_ input: Tensor) -> Grouping {
         guard let method else { return .batched }
-        if method.prepared.settings.noiseTunnel != nil { return .aloneSeeded }
-        if (try? method.prepared.make(input, preset).isStochastic) ?? true { return .aloneSeeded }
-        return method.prepared.method.isForwardOnly ? .batched : .alone
+        return method.prepared.grouping(input, preset: preset)
     }
 
     /// The records of the rows of `inputs` `[N, C, H, W]` named `names`, explained for
@@ -101,5 +99,17 @@ struct BatchWork: Sendable {
             record.probability = best[row].probability
             return Row(record: record, attributions: nil)
         }
+    }
+}
+
+extension PreparedExplanation {
+    /// How inputs go through this method so that an input's result never depends on the inputs
+    /// beside it (`BatchWork.Grouping`), judged on a first input `[1, C, H, W]` under `preset`:
+    /// a noise tunnel or random draws (or a method that cannot be made for it) alone and seeded,
+    /// a backward pass alone, forward passes only together.
+    func grouping(_ input: Tensor, preset: PreprocessingPreset) -> BatchWork.Grouping {
+        if settings.noiseTunnel != nil { return .aloneSeeded }
+        if (try? make(input, preset).isStochastic) ?? true { return .aloneSeeded }
+        return method.isForwardOnly ? .batched : .alone
     }
 }

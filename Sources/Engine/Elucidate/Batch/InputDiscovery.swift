@@ -15,6 +15,15 @@ public enum InputDiscovery {
     /// under `excluding` (the output folder, whose pictures are PNGs).
     public static func inputs(paths: [String], manifest: String? = nil,
                               excluding excluded: String? = nil) throws(ElucidateError) -> [BatchInput] {
+        try sortedRefusingClashes(found(paths: paths, manifest: manifest, excluding: excluded))
+    }
+
+    /// The inputs `inputs(paths:manifest:excluding:)` finds, unsorted and unchecked for clashes,
+    /// in the order given: each path in turn (a folder's images in name order, level by level),
+    /// then the manifest's entries in file order — for runs that write no per-input files and
+    /// keep the user's order (`elucidate evaluate`).
+    public static func found(paths: [String], manifest: String? = nil,
+                             excluding excluded: String? = nil) throws(ElucidateError) -> [BatchInput] {
         var found: [BatchInput] = []
         for path in paths {
             if case .found(.folder, _) = FileKind.of(path) {
@@ -24,7 +33,7 @@ public enum InputDiscovery {
             }
         }
         if let manifest { found += try Manifest.read(manifest) }
-        return try sortedRefusingClashes(found)
+        return found
     }
 
     /// `inputs` sorted by key; an error names the first two inputs that share a key.
