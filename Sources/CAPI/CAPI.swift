@@ -141,6 +141,12 @@ public func elu_string_free(_ s: UnsafeMutablePointer<CChar>?) {
     free(s)
 }
 
+/// `elu_release_cached_memory` of elucidate.h: `Runtime.releaseCachedMemory()`.
+@_cdecl("elu_release_cached_memory")
+public func elu_release_cached_memory() -> Int64 {
+    Int64(Runtime.releaseCachedMemory())
+}
+
 /// `elu_model_load` of elucidate.h: a retained `ModelHandle` (free with `elu_model_free`), or NULL
 /// with `*error` set.
 @_cdecl("elu_model_load")

@@ -72,6 +72,12 @@ const char *elu_version(void);
 /* Frees a string the library returned (an error message, a JSON report). NULL is ignored. */
 void elu_string_free(char *s);
 
+/* Returns to the system the large buffers (a megabyte and more) the library keeps for reuse
+ * between the passes of a computation, and the number of bytes freed. Kept buffers never
+ * exceed the most the process had in use at once plus an eighth; a host that has finished
+ * explaining and wants that memory back calls this. Safe from any thread at any time. */
+int64_t elu_release_cached_memory(void);
+
 /* Loads a model from a .safetensors or PyTorch .pth file, or a built-in model by name
  * ("fashion-mnist-resnet"; a built-in name is used only when no such file exists). Options:
  * "arch" (check the weights against resnet18…resnet152) and "labels" (a labels file, one

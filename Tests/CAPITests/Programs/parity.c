@@ -55,6 +55,8 @@ int main(int argc, char **argv) {
     printf("%s\n", report);
     elu_string_free(report);
     elu_model_free(model);
+    /* Done explaining: the buffers kept for reuse go back to the system (a count, never negative). */
+    if (elu_release_cached_memory() < 0) return fail("releasing the cached memory", NULL);
     free(input);
     free(attributions);
     free(targets);
