@@ -42,6 +42,17 @@ let package = Package(
             path: "Benchmarks/Kernels",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        // The gradient path: a saliency pass and single convolutions' input gradients.
+        .executableTarget(
+            name: "GradientPath",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Elucidate", package: "Elucidate"),
+                .product(name: "ElucidateTestSupport", package: "Elucidate"),
+            ],
+            path: "Benchmarks/GradientPath",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
         // A plain timer (no package-benchmark) for tools/compare_forward.py.
         .executableTarget(
             name: "ForwardTiming",
