@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import CKernels
 import Elucidate
 import Foundation
@@ -280,7 +281,7 @@ struct GradientProfiler {
     // MARK: Run
 
     func run(_ input: Tensor) throws {
-        let seed = oneHotArgmax(try reference.logits(input))
+        let seed = topClassSeed(try reference.logits(input))
         var rows: [Row] = []
         var blocks: [BlockRows] = []
         var wholeBackward: [Double] = []
@@ -402,21 +403,6 @@ struct GradientProfiler {
         line("(in forward) bias+ReLU epilogues, im2col (×\(biased.count))", biased.reduce(0) { $0 + median($1.bias) },
              "  Winograd layers fuse theirs")
     }
-}
-
-/// One-hot rows at each row's largest logit: the seed of a saliency pass on the top class.
-func oneHotArgmax(_ logits: Tensor) -> Tensor {
-    let (rows, classes) = (logits.shape[0], logits.shape[1])
-    var seed = Tensor(zeros: logits.shape)
-    logits.withUnsafeBufferPointer { values in
-        seed.withUnsafeMutableBufferPointer { s in
-            for row in 0..<rows {
-                let scores = values[(row * classes)..<((row + 1) * classes)]
-                s[scores.indices.max { scores[$0] < scores[$1] }!] = 1
-            }
-        }
-    }
-    return seed
 }
 
 func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {

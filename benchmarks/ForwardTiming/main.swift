@@ -110,18 +110,13 @@ Runtime.setThreadCount(options.threads)
 let stateDict = DeterministicWeights.stateDict(architecture, classes: options.classes)
 let input = DeterministicWeights.input(shape: [options.batch, 3, options.size, options.size])
 
-if options.profile {
+if options.profile || options.profileGradient {
     do {
-        try Profiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
-    } catch {
-        fail("\(error)")
-    }
-    exit(0)
-}
-
-if options.profileGradient {
-    do {
-        try GradientProfiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        if options.profileGradient {
+            try GradientProfiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        } else {
+            try Profiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        }
     } catch {
         fail("\(error)")
     }

@@ -16,6 +16,7 @@
 // Threads: ELUCIDATE_BENCH_THREADS, else every core.
 
 import Benchmark
+import BenchmarkSupport
 import Dispatch
 import Elucidate
 import Foundation
@@ -29,27 +30,8 @@ private enum Custom {
     static let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
 }
 
-/// One-hot rows at each row's top class: the seed of a saliency pass.
-private func topClassSeed(_ logits: Tensor) -> Tensor {
-    let classes = logits.shape[1]
-    var seed = Tensor(zeros: logits.shape)
-    logits.withUnsafeBufferPointer { values in
-        seed.withUnsafeMutableBufferPointer { s in
-            for row in 0..<logits.shape[0] {
-                let scores = values[(row * classes)..<((row + 1) * classes)]
-                s[scores.indices.max { scores[$0] < scores[$1] }!] = 1
-            }
-        }
-    }
-    return seed
-}
-
 let benchmarks: @Sendable () -> Void = {
-    if let text = ProcessInfo.processInfo.environment["ELUCIDATE_BENCH_THREADS"], let n = Int(text), n > 0 {
-        Runtime.setThreadCount(n)
-    } else {
-        Runtime.setThreadCount(Runtime.defaultThreadCount)
-    }
+    configureBenchmarkThreads()
 
     // MARK: Whole saliency pass, ResNet34 224×224
 
