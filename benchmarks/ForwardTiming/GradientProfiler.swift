@@ -51,8 +51,8 @@ struct GradientProfiler {
         /// Milliseconds per run: the recorded forward operation; the layer's own backward
         /// (a convolution's or pool's input gradient, the fc's); the ReLU backward mask; the
         /// sum of the two branches' gradients at a block's input; the forward's bias/ReLU
-        /// epilogue kernel alone (im2col forwards only: Winograd fuses it into its output
-        /// transform). The last is part of `forward`, not added to it.
+        /// epilogue kernel alone (im2col and direct forwards only: Winograd fuses it into its
+        /// output transform). The last is part of `forward`, not added to it.
         var forward: [Double] = []
         var inputGradient: [Double] = []
         var mask: [Double] = []
@@ -250,8 +250,8 @@ struct GradientProfiler {
         }
     }
 
-    /// Times the bias/ReLU epilogue kernel alone on a copy of each im2col convolution's
-    /// output, image by image as `Conv2d` runs it.
+    /// Times the bias/ReLU epilogue kernel alone on a copy of the output of each convolution
+    /// whose forward is not Winograd (im2col or direct), image by image as `Conv2d` runs it.
     func timeBiasEpilogues(_ rows: inout [Row]) {
         let threads = Runtime.threadCount
         for i in rows.indices {
@@ -400,7 +400,7 @@ struct GradientProfiler {
         line("head backward (avg pool, fc)",
              rows.filter { $0.kind == .avgPool || $0.kind == .linear }.reduce(0) { $0 + median($1.inputGradient) })
         let biased = convs.filter { !$0.bias.isEmpty }
-        line("(in forward) bias+ReLU epilogues, im2col (×\(biased.count))", biased.reduce(0) { $0 + median($1.bias) },
+        line("(in forward) bias+ReLU epilogues, im2col/gemm (×\(biased.count))", biased.reduce(0) { $0 + median($1.bias) },
              "  Winograd layers fuse theirs")
     }
 }
