@@ -8,6 +8,22 @@ import PackageDescription
 //   swift package --scratch-path .build benchmark
 //   swift build -c release --scratch-path .build --product forward-timing
 
+/// A package-benchmark suite in Benchmarks/NAME, with Elucidate and the parity tests'
+/// deterministic weights (`ElucidateTestSupport`) and the suites' shared helpers.
+func benchmarkSuite(_ name: String) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [
+            .product(name: "Benchmark", package: "package-benchmark"),
+            .product(name: "Elucidate", package: "Elucidate"),
+            .product(name: "ElucidateTestSupport", package: "Elucidate"),
+            "BenchmarkSupport",
+        ],
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+    )
+}
+
 let package = Package(
     name: "ElucidateBenchmarks",
     platforms: [.macOS(.v13)],
@@ -22,31 +38,22 @@ let package = Package(
     ],
     targets: [
         // package-benchmark suites: `swift package benchmark --target ResNetForward`.
-        .executableTarget(
-            name: "ResNetForward",
-            dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "Elucidate", package: "Elucidate"),
-                .product(name: "ElucidateTestSupport", package: "Elucidate"),
-            ],
-            path: "Benchmarks/ResNetForward",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
-        ),
-        .executableTarget(
-            name: "Kernels",
-            dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
-                .product(name: "Elucidate", package: "Elucidate"),
-                .product(name: "ElucidateTestSupport", package: "Elucidate"),
-            ],
-            path: "Benchmarks/Kernels",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        benchmarkSuite("ResNetForward"),
+        benchmarkSuite("Kernels"),
+        // The gradient path: a saliency pass and single convolutions' input gradients.
+        benchmarkSuite("GradientPath"),
+        // Thread setting and saliency seed, shared by the suites and forward-timing.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [.product(name: "Elucidate", package: "Elucidate")],
+            path: "BenchmarkSupport"
         ),
         // A plain timer (no package-benchmark) for tools/compare_forward.py.
         .executableTarget(
             name: "ForwardTiming",
             dependencies: [
                 .product(name: "Elucidate", package: "Elucidate"),
+                "BenchmarkSupport",
                 // DeterministicWeights, the parity tests' weights and inputs.
                 .product(name: "ElucidateTestSupport", package: "Elucidate"),
             ],

@@ -141,13 +141,7 @@ struct Profiler {
     /// as the engine's scratch pool and a warm allocator give them.
     func phases(of conv: Conv2d, input: Tensor, into layer: inout Layer, repeats: Int) {
         let shape = input.shape
-        var params = ek_conv2d_params(
-            n: Int64(shape[0]), c: Int64(shape[1]), h: Int64(shape[2]), w: Int64(shape[3]),
-            k: Int64(conv.outChannels), r: Int64(conv.kernelSize.h), s: Int64(conv.kernelSize.w),
-            stride_h: Int64(conv.stride.h), stride_w: Int64(conv.stride.w),
-            pad_h: Int64(conv.padding.h), pad_w: Int64(conv.padding.w),
-            dilation_h: Int64(conv.dilation.h), dilation_w: Int64(conv.dilation.w),
-            activation: conv.activation == .relu ? EK_ACT_RELU : EK_ACT_NONE, ith: 0, nth: 1)
+        var params = kernelParams(of: conv, inputShape: shape)
         var oh: Int64 = 0, ow: Int64 = 0
         guard ek_conv2d_output_size(&params, &oh, &ow) == EK_OK else { return }
         let k = conv.outChannels, plane = Int(oh * ow)
@@ -202,11 +196,7 @@ struct Profiler {
                             Int64(plane), 0, y, Int64(plane))
             t0 = now()
             gemm += t0 - t1
-            let nth = max(1, min(threads, k))
-            let shared = Unchecked((bias: bias, y: y))
-            DispatchQueue.concurrentPerform(iterations: nth) { ith in
-                _ = ek_bias_act_f32(Int64(k), Int64(plane), shared.value.bias, act, shared.value.y, Int32(ith), Int32(nth))
-            }
+            biasActivation(channels: k, plane: plane, bias: bias, act, y, threads: threads)
             t1 = now()
             epilogue += t1 - t0
         }
@@ -305,6 +295,29 @@ struct Profiler {
               + "sgemm \(fmt(gemm)) ms (\(fmt(convs.reduce(0) { $0 + $1.flops } / gemm / 1e6, 1)) GFLOP/s), "
               + "epilogue \(fmt(epilogue)) ms")
         print("whole network: \(fmt(flops / 1e9, 2)) GFLOP, \(fmt(flops / total / 1e6, 1)) GFLOP/s")
+    }
+}
+
+/// The CKernels description of `conv` on an input of `shape` `[N, C, H, W]`, as `Conv2d`
+/// builds it for its kernels (one share; the activation fused in the epilogue).
+func kernelParams(of conv: Conv2d, inputShape shape: [Int]) -> ek_conv2d_params {
+    ek_conv2d_params(
+        n: Int64(shape[0]), c: Int64(shape[1]), h: Int64(shape[2]), w: Int64(shape[3]),
+        k: Int64(conv.outChannels), r: Int64(conv.kernelSize.h), s: Int64(conv.kernelSize.w),
+        stride_h: Int64(conv.stride.h), stride_w: Int64(conv.stride.w),
+        pad_h: Int64(conv.padding.h), pad_w: Int64(conv.padding.w),
+        dilation_h: Int64(conv.dilation.h), dilation_w: Int64(conv.dilation.w),
+        activation: conv.activation == .relu ? EK_ACT_RELU : EK_ACT_NONE, ith: 0, nth: 1)
+}
+
+/// A convolution's bias + activation epilogue on one image's output `[K, plane]` in place,
+/// split over the output channels as `Conv2d` splits it.
+func biasActivation(channels k: Int, plane: Int, bias: UnsafePointer<Float>?, _ act: ek_activation,
+                    _ y: UnsafeMutablePointer<Float>, threads: Int) {
+    let nth = max(1, min(threads, k))
+    let shared = Unchecked((bias: bias, y: y))
+    DispatchQueue.concurrentPerform(iterations: nth) { ith in
+        _ = ek_bias_act_f32(Int64(k), Int64(plane), shared.value.bias, act, shared.value.y, Int32(ith), Int32(nth))
     }
 }
 

@@ -5,7 +5,8 @@
 //
 // `--profile` instead times every layer of the same network, rebuilt here from Engine's
 // public layer types (convolutions with their batch norms folded, as `ResNet` does), and
-// prints a table of where the time goes. See benchmarks/README.md.
+// prints a table of where the time goes; `--profile-gradient` does the same for the forward
+// recorded in a Graph and the input-gradient backward. See benchmarks/README.md.
 
 import CKernels
 import Dispatch
@@ -22,16 +23,19 @@ struct Options {
     var threads = Runtime.defaultThreadCount
     var classes = 1000
     var profile = false
+    var profileGradient = false
     var samples = false
 
     static let usage = """
         usage: forward-timing [--arch resnet34] [--batch 1] [--size 224] [--repeat 20] [--warmup 3]
-                              [--threads N] [--classes 1000] [--samples] [--profile]
+                              [--threads N] [--classes 1000] [--samples] [--profile] [--profile-gradient]
 
         Builds ARCH with deterministic weights, runs WARMUP untimed forward passes, then REPEAT
         timed ones, and prints one JSON line: median and minimum wall-clock milliseconds per
         forward pass of the whole batch. --samples adds every run's time ("samples_ms").
         --profile prints a per-layer timing table instead (median over REPEAT runs).
+        --profile-gradient prints one for the gradient path: the forward recorded in a Graph
+        and the input-gradient backward, per layer (see benchmarks/README.md).
         """
 
     static func parse(_ arguments: [String]) -> Options {
@@ -60,6 +64,7 @@ struct Options {
             case "--threads": options.threads = integer(flag, minimum: 1)
             case "--classes": options.classes = integer(flag, minimum: 1)
             case "--profile": options.profile = true
+            case "--profile-gradient": options.profileGradient = true
             case "--samples": options.samples = true
             case "-h", "--help":
                 print(usage)
@@ -83,6 +88,7 @@ func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 func milliseconds(_ nanoseconds: UInt64) -> Double { Double(nanoseconds) / 1e6 }
 
 func median(_ values: [Double]) -> Double {
+    guard !values.isEmpty else { return 0 }
     let sorted = values.sorted()
     let mid = sorted.count / 2
     return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
@@ -104,9 +110,13 @@ Runtime.setThreadCount(options.threads)
 let stateDict = DeterministicWeights.stateDict(architecture, classes: options.classes)
 let input = DeterministicWeights.input(shape: [options.batch, 3, options.size, options.size])
 
-if options.profile {
+if options.profile || options.profileGradient {
     do {
-        try Profiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        if options.profileGradient {
+            try GradientProfiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        } else {
+            try Profiler(architecture: architecture, stateDict: stateDict, options: options).run(input)
+        }
     } catch {
         fail("\(error)")
     }

@@ -11,20 +11,12 @@
 // Every tensor is made in `setup`, outside the measured region.
 
 import Benchmark
+import BenchmarkSupport
 import CKernels
 import Dispatch
 import Elucidate
 import Foundation
 import TestSupport
-
-/// Threads for Elucidate's loops and OpenBLAS: ELUCIDATE_BENCH_THREADS, else every core.
-private func configureThreads() {
-    if let text = ProcessInfo.processInfo.environment["ELUCIDATE_BENCH_THREADS"], let n = Int(text), n > 0 {
-        Runtime.setThreadCount(n)
-    } else {
-        Runtime.setThreadCount(Runtime.defaultThreadCount)
-    }
-}
 
 private enum Custom {
     /// Floating-point operations per second of a convolution or linear layer (2 per multiply-add).
@@ -72,7 +64,7 @@ private func batchNorm(channels c: Int) -> BatchNorm2d {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    configureThreads()
+    configureBenchmarkThreads()
     let timeMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .throughput, .mallocCountTotal]
     let heavy = Benchmark.Configuration(
         metrics: timeMetrics + [Custom.gflops], timeUnits: .microseconds, warmupIterations: 3,

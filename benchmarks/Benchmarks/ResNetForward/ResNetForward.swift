@@ -7,6 +7,7 @@
 // measured region. Threads: ELUCIDATE_BENCH_THREADS, else every core.
 
 import Benchmark
+import BenchmarkSupport
 import Dispatch
 import Elucidate
 import Foundation
@@ -18,11 +19,7 @@ private enum Custom {
 }
 
 let benchmarks: @Sendable () -> Void = {
-    if let text = ProcessInfo.processInfo.environment["ELUCIDATE_BENCH_THREADS"], let n = Int(text), n > 0 {
-        Runtime.setThreadCount(n)
-    } else {
-        Runtime.setThreadCount(Runtime.defaultThreadCount)
-    }
+    configureBenchmarkThreads()
 
     let configuration = Benchmark.Configuration(
         metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, .mallocBytesCount, .peakMemoryResident,
