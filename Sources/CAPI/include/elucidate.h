@@ -74,7 +74,7 @@ void elu_string_free(char *s);
 
 /* Returns to the system the large buffers (a megabyte and more) the library keeps for reuse
  * between the passes of a computation, and the number of bytes freed. Kept buffers never
- * exceed the most the process had in use at once plus an eighth; a host that has finished
+ * exceed the most the process had in use at once plus at most 256 MiB; a host that has finished
  * explaining and wants that memory back calls this. Safe from any thread at any time. */
 int64_t elu_release_cached_memory(void);
 

@@ -48,7 +48,7 @@ public enum Runtime {
     /// and the number of bytes that freed.
     ///
     /// Tensors of a megabyte and more are recycled: freed ones are kept (bounded by the most the
-    /// process has had in use at once, plus an eighth) so that the next pass of an attribution
+    /// process has had in use at once, plus at most 256 MiB) so that the next pass of an attribution
     /// method reuses them without page faults. A host that has finished explaining and wants
     /// that memory back calls this; the next computation maps afresh. Safe from any thread,
     /// also while computations run (it only releases buffers nobody holds).
