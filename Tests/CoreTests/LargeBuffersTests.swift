@@ -43,7 +43,7 @@ final class LargeBuffersTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var held: [LargeBuffers.Allocation] = []
         var mostLive = LargeBuffers.statistics.live
-        for _ in 0..<300 {
+        for _ in 0..<1000 {
             if held.isEmpty || Bool.random(using: &generator) {
                 let pages = Int.random(in: 256...2048, using: &generator) | 1   // odd: ≥ 1 MiB, unlike other tests'
                 held.append(LargeBuffers.Allocation(byteCount: pages * 4096))

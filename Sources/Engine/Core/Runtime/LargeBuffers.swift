@@ -89,6 +89,9 @@ package enum LargeBuffers {
             let pointer = pool.kept.remove(at: index).pointer
             pool.keptBytes -= length
             pool.liveBytes += length
+            // A reused buffer can still raise the most ever live (since it was kept, others
+            // may have been mapped); live + kept is unchanged.
+            pool.highWater = max(pool.highWater, pool.liveBytes)
             pool.lock.unlock()
             return pointer
         }
