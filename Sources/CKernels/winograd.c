@@ -43,10 +43,11 @@ static void weight_column(const float *g, int64_t stride, float out[6]) {
     out[5] = g2;
 }
 
-ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u) {
+static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight, float *u, int packed) {
+    enum { MR = EK_GEMM_MR };
     if (!ek_winograd_applies(p) || weight == NULL || u == NULL || !ek__share_ok(p->ith, p->nth))
         return EK_ERR_INVALID_ARGUMENT;
-    const int64_t kc = p->k * p->c;
+    const int64_t kc = packed ? ek_gemm_packed_a_floats(p->k, p->c) : p->k * p->c;
     int64_t begin, end;
     ek__share(p->k, p->ith, p->nth, &begin, &end);
     for (int64_t k = begin; k < end; k++) {
@@ -66,11 +67,33 @@ ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight,
                     for (int j = 0; j < 6; j++) block[i * 6 + j][c] = out[j];
                 }
             }
+            if (!packed) {
+                for (int e = 0; e < 36; e++)
+                    memcpy(u + e * kc + k * p->c + c0, block[e], (size_t)count * sizeof(float));
+                continue;
+            }
+            float *panel = u + (k / MR) * p->c * MR + k % MR;
             for (int e = 0; e < 36; e++)
-                memcpy(u + e * kc + k * p->c + c0, block[e], (size_t)count * sizeof(float));
+                for (int64_t c = 0; c < count; c++) panel[e * kc + (c0 + c) * MR] = block[e][c];
+        }
+        // The last row zero-fills the rows past K of its panel.
+        if (packed && k == p->k - 1) {
+            for (int64_t row = k + 1; row % MR != 0; row++) {
+                float *panel = u + (row / MR) * p->c * MR + row % MR;
+                for (int e = 0; e < 36; e++)
+                    for (int64_t c = 0; c < p->c; c++) panel[e * kc + c * MR] = 0.0f;
+            }
         }
     }
     return EK_OK;
+}
+
+ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u) {
+    return winograd_weight(p, weight, u, 0);
+}
+
+ek_status ek_winograd_weight_packed_f32(const ek_conv2d_params *p, const float *weight, float *u) {
+    return winograd_weight(p, weight, u, 1);
 }
 
 // MARK: - Row passes
@@ -162,6 +185,30 @@ EK_ALWAYS_INLINE void input_flush(input_stage *stage, float *v, int64_t ct) {
     stage->filled = 0;
 }
 
+// The packed-B form of `input_flush` (ek_gemm_pack_b_f32's layout, one product per e): the
+// staged tiles of channel `c` go to v[e·e_stride + (t / NR)·C·NR + c·NR + t % NR], a last
+// partial panel padded with zeros. Flushes start at multiples of CHUNK, so panels never split.
+EK_ALWAYS_INLINE void input_flush_packed(input_stage *stage, float *v, int64_t e_stride, int64_t channels,
+                                         int64_t c, int64_t base_tile) {
+    enum { NR = EK_GEMM_NR };
+    for (int64_t g = 0; g < stage->filled; g += NR) {
+        const int64_t count = ek__min64(NR, stage->filled - g);
+        float *panel = v + ((stage->first_tile - base_tile + g) / NR) * channels * NR + c * NR;
+        // A whole panel row is a fixed-size copy the compiler inlines (a libc call per 64 bytes
+        // cost more than the transform itself).
+        if (count == NR) {
+            for (int e = 0; e < 36; e++) memcpy(panel + e * e_stride, &stage->out[e][g], NR * sizeof(float));
+            continue;
+        }
+        for (int e = 0; e < 36; e++) {
+            float *target = panel + e * e_stride;
+            for (int64_t l = 0; l < NR; l++) target[l] = l < count ? stage->out[e][g + l] : 0.0f;
+        }
+    }
+    stage->first_tile += stage->filled;
+    stage->filled = 0;
+}
+
 // A run of `tiles` tiles of one tile row of a channel plane (input rows y0..y0+5 and
 // columns from x0, zero outside) into the stage; tiles ≤ CHUNK − stage->filled.
 EK_ALWAYS_INLINE void input_run(const float *plane, int64_t h, int64_t w, int64_t y0, int64_t x0,
@@ -205,17 +252,44 @@ EK_ALWAYS_INLINE void input_channel(const ek_conv2d_params *p, int64_t tiles_h, 
     if (stage.filled > 0) input_flush(&stage, channel_v, ct);
 }
 
-// All tiles of output channel `k`: m[e * kt + k * tiles + t] → y[image, k, ·, ·], CHUNK
-// consecutive tiles (across rows and images) at a time.
-EK_ALWAYS_INLINE void output_channel(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
-                                     int64_t ow, const float *m, int64_t k, float bias, int relu, float *y) {
+// Tile groups [group_begin, group_end) (CHUNK tiles each, counted over every image) of every
+// channel into the packed-B panels of the 36 products (e stride `e_stride`), whose column 0 is
+// tile `base_tile`. Groups outside,
+// channels inside: consecutive channels fill consecutive 64-byte rows of each panel, where
+// channels outside would scatter every write to another page.
+EK_ALWAYS_INLINE void input_groups(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, const float *x,
+                                   int64_t group_begin, int64_t group_end, float *v, int64_t e_stride,
+                                   int64_t base_tile) {
+    const int64_t per_image = tiles_h * tiles_w, tiles = p->n * per_image;
+    input_stage stage;
+    for (int64_t group = group_begin; group < group_end; group++) {
+        const int64_t t0 = group * CHUNK, t1 = ek__min64(tiles, t0 + CHUNK);
+        for (int64_t c = 0; c < p->c; c++) {
+            stage.filled = 0;
+            stage.first_tile = t0;
+            for (int64_t t = t0; t < t1;) {
+                const int64_t image = t / per_image, ty = (t % per_image) / tiles_w, tx = t % tiles_w;
+                const int64_t run = ek__min64(t1 - t, tiles_w - tx);
+                const float *plane = x + (image * p->c + c) * p->h * p->w;
+                input_run(plane, p->h, p->w, ty * TILE_OUT - p->pad_h, tx * TILE_OUT - p->pad_w, run, &stage);
+                t += run;
+            }
+            input_flush_packed(&stage, v, e_stride, p->c, c, base_tile);
+        }
+    }
+}
+
+// Tiles [t_begin, t_end) of output channel `k` (counted over every image), their products at
+// mk[e * e_stride + (t − t_begin)], → y[image, k, ·, ·], CHUNK consecutive tiles (across rows and
+// images) at a time.
+EK_ALWAYS_INLINE void output_range(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
+                                   int64_t ow, const float *mk, int64_t e_stride, int64_t t_begin, int64_t t_end,
+                                   int64_t k, float bias, int relu, float *y) {
     float s[4][6][CHUNK], row[CHUNK * TILE_OUT];
     const int64_t per_image = tiles_h * tiles_w;
-    const int64_t tiles = p->n * per_image;
-    const int64_t kt = p->k * tiles;
-    for (int64_t t0 = 0; t0 < tiles; t0 += CHUNK) {
-        const int64_t count = ek__min64(CHUNK, tiles - t0);
-        output_down(count, m + k * tiles + t0, kt, s);
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += CHUNK) {
+        const int64_t count = ek__min64(CHUNK, t_end - t0);
+        output_down(count, mk + (t0 - t_begin), e_stride, s);
         // Runs of tiles within one tile row.
         for (int64_t first = 0; first < count;) {
             const int64_t t = t0 + first;
@@ -239,11 +313,56 @@ EK_ALWAYS_INLINE void output_channel(const ek_conv2d_params *p, int64_t tiles_h,
     }
 }
 
+// All tiles of output channel `k`: m[e * kt + k * tiles + t] → y[image, k, ·, ·].
+EK_ALWAYS_INLINE void output_channel(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
+                                     int64_t ow, const float *m, int64_t k, float bias, int relu, float *y) {
+    const int64_t tiles = p->n * tiles_h * tiles_w;
+    output_range(p, tiles_h, tiles_w, oh, ow, m + k * tiles, p->k * tiles, 0, tiles, k, bias, relu, y);
+}
+
+// The fused convolution of tile blocks [block_begin, block_end) (`block` tiles each, a multiple
+// of CHUNK): per block, the input tiles into packed panels in `work`, the 36 products into
+// `work` after them, and the output transform, so the transformed tiles stay in cache instead of
+// going out to memory and back twice.
+EK_ALWAYS_INLINE void fused_blocks(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
+                                   int64_t ow, const float *u, const float *x, const float *bias, float *y,
+                                   float *work, int64_t block, int64_t block_begin, int64_t block_end) {
+    const int64_t tiles = p->n * tiles_h * tiles_w;
+    const int64_t u_stride = ek_gemm_packed_a_floats(p->k, p->c);
+    const int64_t v_stride = ek_gemm_packed_b_floats(p->c, block);
+    float *v = work, *m = work + 36 * v_stride;
+    const int relu = p->activation == EK_ACT_RELU;
+    for (int64_t b = block_begin; b < block_end; b++) {
+        const int64_t t0 = b * block, t1 = ek__min64(tiles, t0 + block), count = t1 - t0;
+        input_groups(p, tiles_h, tiles_w, x, t0 / CHUNK, (t1 + CHUNK - 1) / CHUNK, v, v_stride, t0);
+        for (int e = 0; e < 36; e++) {
+            ek_gemm_packed_params g = {p->k, count, p->c, u + e * u_stride, v + e * v_stride, m + e * p->k * count,
+                                       count, 0, NULL, EK_ACT_NONE, 0, (count + EK_GEMM_NR - 1) / EK_GEMM_NR};
+            ek_gemm_packed_f32(&g);
+        }
+        for (int64_t k = 0; k < p->k; k++)
+            output_range(p, tiles_h, tiles_w, oh, ow, m + k * count, p->k * count, t0, t1, k, bias ? bias[k] : 0.0f,
+                         relu, y);
+    }
+}
+
 #define EK_WINOGRAD_VARIANTS(suffix, target)                                                        \
     target static void input_channel_##suffix(const ek_conv2d_params *p, int64_t tiles_h,           \
                                               int64_t tiles_w, const float *x, int64_t c, float *v, \
                                               int64_t ct) {                                         \
         input_channel(p, tiles_h, tiles_w, x, c, v, ct);                                            \
+    }                                                                                               \
+    target static void input_groups_##suffix(const ek_conv2d_params *p, int64_t tiles_h,            \
+                                             int64_t tiles_w, const float *x, int64_t begin,        \
+                                             int64_t end, float *v, int64_t e_stride) {             \
+        input_groups(p, tiles_h, tiles_w, x, begin, end, v, e_stride, 0);                           \
+    }                                                                                               \
+    target static void fused_blocks_##suffix(const ek_conv2d_params *p, int64_t tiles_h,            \
+                                             int64_t tiles_w, int64_t oh, int64_t ow,               \
+                                             const float *u, const float *x, const float *bias,     \
+                                             float *y, float *work, int64_t block, int64_t begin,   \
+                                             int64_t end) {                                         \
+        fused_blocks(p, tiles_h, tiles_w, oh, ow, u, x, bias, y, work, block, begin, end);          \
     }                                                                                               \
     target static void output_channel_##suffix(const ek_conv2d_params *p, int64_t tiles_h,          \
                                                int64_t tiles_w, int64_t oh, int64_t ow,             \
@@ -258,6 +377,10 @@ EK_WINOGRAD_VARIANTS(avx512, EK_TARGET_AVX512)
 
 typedef void (*input_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, const float *, int64_t, float *,
                                  int64_t);
+typedef void (*input_groups_fn)(const ek_conv2d_params *, int64_t, int64_t, const float *, int64_t, int64_t,
+                                float *, int64_t);
+typedef void (*fused_blocks_fn)(const ek_conv2d_params *, int64_t, int64_t, int64_t, int64_t, const float *,
+                                const float *, const float *, float *, float *, int64_t, int64_t, int64_t);
 typedef void (*output_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, int64_t, int64_t, const float *,
                                   int64_t, float, int, float *);
 
@@ -275,6 +398,27 @@ ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float
     int64_t begin, end;
     ek__share(p->c, p->ith, p->nth, &begin, &end);
     for (int64_t c = begin; c < end; c++) channel(p, tiles_h, tiles_w, x, c, v, ct);
+    return EK_OK;
+}
+
+int64_t ek_winograd_input_groups(const ek_conv2d_params *p) {
+    int64_t tiles_h, tiles_w;
+    if (ek_winograd_tiles(p, &tiles_h, &tiles_w) != EK_OK) return 0;
+    return (p->n * tiles_h * tiles_w + CHUNK - 1) / CHUNK;
+}
+
+ek_status ek_winograd_input_packed_f32(const ek_conv2d_params *p, const float *x, float *v) {
+    int64_t tiles_h, tiles_w;
+    if (x == NULL || v == NULL || !ek__share_ok(p ? p->ith : 0, p ? p->nth : 0) ||
+        ek_winograd_tiles(p, &tiles_h, &tiles_w) != EK_OK)
+        return EK_ERR_INVALID_ARGUMENT;
+    const input_groups_fn groups = ek__isa() == EK_ISA_AVX512 ? input_groups_avx512
+                                   : ek__isa() == EK_ISA_AVX2 ? input_groups_avx2
+                                                              : input_groups_scalar;
+    const int64_t tiles = p->n * tiles_h * tiles_w;
+    int64_t begin, end;
+    ek__share((tiles + CHUNK - 1) / CHUNK, p->ith, p->nth, &begin, &end);
+    groups(p, tiles_h, tiles_w, x, begin, end, v, ek_gemm_packed_b_floats(p->c, tiles));
     return EK_OK;
 }
 
@@ -296,5 +440,30 @@ ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, cons
     ek__share(p->k, p->ith, p->nth, &begin, &end);
     for (int64_t k = begin; k < end; k++)
         channel(p, tiles_h, tiles_w, oh, ow, m, k, bias ? bias[k] : 0.0f, relu, y);
+    return EK_OK;
+}
+
+// MARK: - Fused: tile blocks through transform, products and output in cache
+
+int64_t ek_winograd_fused_work_floats(const ek_conv2d_params *p, int64_t block_tiles) {
+    if (!ek_winograd_applies(p) || block_tiles < 1 || block_tiles % CHUNK != 0) return 0;
+    return 36 * (ek_gemm_packed_b_floats(p->c, block_tiles) + p->k * block_tiles);
+}
+
+ek_status ek_winograd_fused_f32(const ek_conv2d_params *p, const float *u, const float *x, const float *bias,
+                                float *y, float *work, int64_t block_tiles) {
+    int64_t tiles_h, tiles_w, oh, ow;
+    if (u == NULL || x == NULL || y == NULL || work == NULL || !ek__share_ok(p ? p->ith : 0, p ? p->nth : 0) ||
+        ek_winograd_fused_work_floats(p, block_tiles) == 0 || ek_winograd_tiles(p, &tiles_h, &tiles_w) != EK_OK ||
+        ek_conv2d_output_size(p, &oh, &ow) != EK_OK)
+        return EK_ERR_INVALID_ARGUMENT;
+    if (p->activation != EK_ACT_NONE && p->activation != EK_ACT_RELU) return EK_ERR_INVALID_ARGUMENT;
+    const fused_blocks_fn blocks = ek__isa() == EK_ISA_AVX512 ? fused_blocks_avx512
+                                   : ek__isa() == EK_ISA_AVX2 ? fused_blocks_avx2
+                                                              : fused_blocks_scalar;
+    const int64_t tiles = p->n * tiles_h * tiles_w;
+    int64_t begin, end;
+    ek__share((tiles + block_tiles - 1) / block_tiles, p->ith, p->nth, &begin, &end);
+    blocks(p, tiles_h, tiles_w, oh, ow, u, x, bias, y, work, block_tiles, begin, end);
     return EK_OK;
 }

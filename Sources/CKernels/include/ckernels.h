@@ -183,13 +183,75 @@ ek_status ek_winograd_tiles(const ek_conv2d_params *p, int64_t *tiles_h, int64_t
 /// Transformed weights u[36, K, C] from weight[K, C, 3, 3]. Split over K.
 ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u);
 
+/// The same 36 matrices each as packed A (ek_gemm_pack_a_f32's layout, M = K rows, depth C):
+/// element e starts at u + e·ek_gemm_packed_a_floats(K, C). Split over K.
+ek_status ek_winograd_weight_packed_f32(const ek_conv2d_params *p, const float *weight, float *u);
+
 /// Transformed input tiles v[36, C, T] from x[N, C, H, W] (zero outside). Split over C.
 ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float *v);
+
+/// The same tiles as packed B of the 36 products (ek_gemm_pack_b_f32's layout, K = C rows,
+/// N = T columns): element e starts at v + e·ek_gemm_packed_b_floats(C, T). Split over groups
+/// of 64 consecutive tiles (ek_winograd_input_groups of them).
+ek_status ek_winograd_input_packed_f32(const ek_conv2d_params *p, const float *x, float *v);
+
+/// The groups of 64 tiles ek_winograd_input_packed_f32 splits over threads; 0 for invalid params.
+int64_t ek_winograd_input_groups(const ek_conv2d_params *p);
+
+/// Floats of work one share of ek_winograd_fused_f32 needs for blocks of `block_tiles` tiles (a
+/// multiple of 64); 0 when the params or the block size are invalid.
+int64_t ek_winograd_fused_work_floats(const ek_conv2d_params *p, int64_t block_tiles);
+
+/// The whole convolution y[N, K, OH, OW] = act(conv(x) + bias) from packed transformed weights
+/// (ek_winograd_weight_packed_f32), one block of `block_tiles` tiles at a time: its input tiles,
+/// 36 packed products and output transform through `work` (this share's own
+/// ek_winograd_fused_work_floats), so the transformed tiles stay in cache. Split over blocks;
+/// the same bits as the unfused packed path.
+ek_status ek_winograd_fused_f32(const ek_conv2d_params *p, const float *u, const float *x, const float *bias,
+                                float *y, float *work, int64_t block_tiles);
 
 /// y[N, K, OH, OW] = act(Aᵀ M A + bias[K]) from the products m[36, K, T]; bias may be NULL.
 /// Split over K.
 ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, const float *bias,
                                  float *y);
+
+// MARK: - Packed GEMM (gemm_packed.c)
+//
+// C = act(A·B + bias) with A packed once (a layer's weights) and B packed per call; see
+// gemm_packed.c for the layouts and the summation order every ISA level reproduces.
+
+enum { EK_GEMM_MR = 6, EK_GEMM_NR = 16, EK_GEMM_KC = 256 };
+
+/// Floats of packed A for an M×K matrix (rows rounded up to EK_GEMM_MR); 0 for empty shapes.
+int64_t ek_gemm_packed_a_floats(int64_t m, int64_t k);
+/// Floats of packed B for a K×N matrix (columns rounded up to EK_GEMM_NR); 0 for empty shapes.
+int64_t ek_gemm_packed_b_floats(int64_t k, int64_t n);
+
+/// Packs A (element (i, k) at a[i·row_stride + k·k_stride]: row_stride = lda, k_stride = 1 for
+/// a row-major A, the reverse for its transpose). Split over row panels.
+ek_status ek_gemm_pack_a_f32(int64_t m, int64_t k, const float *a, int64_t row_stride, int64_t k_stride,
+                             float *packed, int32_t ith, int32_t nth);
+
+/// Packs B, element (k, col) at b[(col / plane)·image_stride + k·plane + col % plane] (a
+/// row-major K×N matrix when N ≤ plane; the columns of a batch of [K, plane] images side by side
+/// otherwise). Split over column panels.
+ek_status ek_gemm_pack_b_f32(int64_t k, int64_t n, const float *b, int64_t plane, int64_t image_stride,
+                             float *packed, int32_t ith, int32_t nth);
+
+typedef struct ek_gemm_packed_params {
+    int64_t m, n, k;
+    const float *a;                  // packed A
+    const float *b;                  // packed B
+    float *c;                        // element (row, col) at c[(col/plane)·image_stride + row·plane + col%plane]
+    int64_t plane, image_stride;
+    const float *bias;               // per row (M), or NULL
+    ek_activation activation;        // EK_ACT_NONE or EK_ACT_RELU, after the bias
+    int64_t panel_begin, panel_end;  // the column panels (EK_GEMM_NR columns) this call computes
+} ek_gemm_packed_params;
+
+/// C = act(A·B + bias) over the column panels [panel_begin, panel_end); C is written, never
+/// read first (no clearing needed). Calls on disjoint panel ranges may run concurrently.
+ek_status ek_gemm_packed_f32(const ek_gemm_packed_params *p);
 
 // MARK: - Batch norm (inference form)
 

@@ -191,6 +191,42 @@ extension Runtime {
         }, "gemm")
     }
 
+    /// Whether convolutions multiply through Elucidate's packed products (`ek_gemm_packed_f32`:
+    /// weights packed once per layer, bias and ReLU in the store) rather than OpenBLAS: at the
+    /// AVX2 level. The scalar level keeps OpenBLAS, because the packed products' scalar reference
+    /// is one `fmaf` chain per element (the same bits as the vector tile, far too slow for whole
+    /// networks); the AVX-512 level keeps OpenBLAS's 512-bit kernels, which a 256-bit tile
+    /// would not beat on CPUs with two 512-bit FMA pipes.
+    package static var packedProducts: Bool { ek_isa_active() == EK_ISA_AVX2 }
+
+    /// C = act(A·B + bias) through `ek_gemm_packed_f32`, the column panels split over
+    /// Elucidate's threads. `a` and `b` are packed (`ek_gemm_pack_a_f32`, `packB`); C's
+    /// element (row, col) is at `c[(col / plane)·imageStride + row·plane + col % plane]`.
+    package static func packedGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   c: UnsafeMutablePointer<Float>, plane: Int, imageStride: Int,
+                                   bias: UnsafePointer<Float>? = nil, activation: ek_activation = EK_ACT_NONE) {
+        let panels = (n + Int(EK_GEMM_NR) - 1) / Int(EK_GEMM_NR)
+        let work = m * n * k
+        checkKernel(parallel(maxShares: work < 1 << 21 ? 1 : panels, elements: .max) { ith, nth in
+            let first = panels * Int(ith) / Int(nth), last = panels * Int(ith + 1) / Int(nth)
+            guard last > first else { return EK_OK }
+            var params = ek_gemm_packed_params(m: Int64(m), n: Int64(n), k: Int64(k), a: a, b: b, c: c,
+                                               plane: Int64(plane), image_stride: Int64(imageStride), bias: bias,
+                                               activation: activation, panel_begin: Int64(first), panel_end: Int64(last))
+            return ek_gemm_packed_f32(&params)
+        }, "packed gemm")
+    }
+
+    /// B `[k, n]` packed for `packedGEMM` into `packed`: element (row, col) read at
+    /// `b[(col / plane)·imageStride + row·plane + col % plane]`, split over Elucidate's threads.
+    package static func packB(k: Int, n: Int, b: UnsafePointer<Float>, plane: Int, imageStride: Int,
+                              into packed: UnsafeMutablePointer<Float>) {
+        let panels = (n + Int(EK_GEMM_NR) - 1) / Int(EK_GEMM_NR)
+        checkKernel(parallel(maxShares: panels, elements: k * n) { ith, nth in
+            ek_gemm_pack_b_f32(Int64(k), Int64(n), b, Int64(plane), Int64(imageStride), packed, ith, nth)
+        }, "packing")
+    }
+
     /// Runs `count` independent single-threaded products `body(index)` spread over
     /// Elucidate's threads (the 36 products of a Winograd convolution).
     ///

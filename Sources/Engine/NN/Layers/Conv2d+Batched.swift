@@ -13,6 +13,7 @@ extension Conv2d {
         let maximumColumns = 1 << 22
         try Runtime.ensureBLAS()
         if let output = winogradForward(input, outShape: outShape) { return output }
+        if Runtime.packedProducts { return packedForward(input, outShape: outShape) }
         if n == 1 || outPlane >= 1024 || rows * outPlane * 2 > maximumColumns { return try self(input) }
         let chunk = max(1, min(n, maximumColumns / (rows * outPlane)))
         var params = kernelParams(for: [1] + Array(input.shape.dropFirst()))

@@ -2,20 +2,21 @@ import CKernels
 import ElucidateCore
 import Foundation
 
-/// A convolution's Winograd-transformed weights `[36, K, C]`, computed on first use and
-/// shared by every copy of the layer (4× the weight's memory, so only layers that run
-/// through Winograd pay for it).
-final class WinogradWeights: @unchecked Sendable {
+/// Weights a convolution derives from its own and keeps (Winograd-transformed, packed for the
+/// packed products): made on first use and shared by every copy of the layer. Only the form
+/// the current instruction-set level uses is kept (each is up to 4× the weight's memory); a
+/// level change (tests switch levels) makes the other form once more.
+final class DerivedWeights: @unchecked Sendable {
     private let lock = NSLock()
-    private var transformed: Tensor?
+    private var made: (packed: Bool, tensor: Tensor)?
 
-    func get(_ make: () -> Tensor) -> Tensor {
+    func get(packed: Bool, _ make: () -> Tensor) -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        if let transformed { return transformed }
-        let made = make()
-        transformed = made
-        return made
+        if let made, made.packed == packed { return made.tensor }
+        let tensor = make()
+        made = (packed, tensor)
+        return tensor
     }
 }
 
@@ -30,19 +31,25 @@ extension Conv2d {
     /// Below this many output tiles per call, 36 thin products lose to one im2col product.
     static let minimumWinogradTiles = 16
 
-    /// The transformed weights `[36, K, C]`.
-    var winogradWeights: Tensor {
-        winogradCache.get { Self.winogradTransform(weight, params: kernelParams(for: [1, inChannels, 8, 8])) }
+    /// The transformed weights: `[36, K, C]`, or with `packed` the 36 matrices each as packed A
+    /// (`[36, ek_gemm_packed_a_floats(K, C)]`).
+    func winogradWeights(packed: Bool) -> Tensor {
+        winogradCache.get(packed: packed) {
+            Self.winogradTransform(weight, params: kernelParams(for: [1, inChannels, 8, 8]), packed: packed)
+        }
     }
 
     /// `weight` `[K, C, 3, 3]` through the Winograd weight transform: `[36, K, C]` (K and C as
-    /// in `params`), split over the output channels.
-    static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params) -> Tensor {
-        let u = Tensor(uninitialized: [36, Int(params.k), Int(params.c)])
+    /// in `params`), or with `packed` each of the 36 as the packed A of `ek_gemm_packed_f32`
+    /// (`[36, ek_gemm_packed_a_floats(K, C)]`), split over the output channels.
+    static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params, packed: Bool) -> Tensor {
+        let stride = packed ? Int(ek_gemm_packed_a_floats(params.k, params.c)) : Int(params.k * params.c)
+        let u = Tensor(uninitialized: [36, stride])
         checkKernel(Runtime.parallel(params, maxShares: Int(params.k), elements: u.count) { share in
-            return ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
+            packed ? ek_winograd_weight_packed_f32(&share, weight.storage.pointer, u.storage.pointer)
+                : ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
         }, "winograd weight transform")
-        return u
+        return packed ? u : u.reshaped([36, Int(params.k), Int(params.c)])
     }
 
     /// Tiles of a `[N, C, H, W]` input, or nil when Winograd does not apply or would not pay.
@@ -63,42 +70,59 @@ extension Conv2d {
     /// - Precondition: `outShape` from `outputShape(for:)`; BLAS loaded with one OpenBLAS thread.
     func winogradForward(_ input: Tensor, outShape: [Int]) -> Tensor? {
         guard Runtime.winogradEnabled, let tiles = winogradTiles(for: input.shape) else { return nil }
-        return Self.winograd(input, outShape: outShape, tilesPerImage: tiles.perImage, u: winogradWeights,
-                             bias: bias, params: { kernelParams(for: $0) })
+        let packed = Runtime.packedProducts
+        return Self.winograd(input, outShape: outShape, tilesPerImage: tiles.perImage, u: winogradWeights(packed: packed),
+                             packed: packed, bias: bias, params: { kernelParams(for: $0) })
     }
 
     /// `[N, C, H, W]` → `[N, K, OH, OW]` through Winograd with the transformed weights
-    /// `u` `[36, K, C]`, where `params(shape)` describes the convolution of an input of that
-    /// shape (its activation is fused into the output transform). Images are processed in
-    /// chunks that bound the scratch memory; the 36 products of a chunk run on Elucidate's
-    /// threads.
+    /// `u` (`winogradWeights(packed:)`), where `params(shape)` describes the convolution of an
+    /// input of that shape (its activation is fused into the output transform). Images are
+    /// processed in chunks that bound the scratch memory; the 36 products of a chunk run on
+    /// Elucidate's threads, through `ek_gemm_packed_f32` on tiles the input transform writes
+    /// already packed when `packed`, else through OpenBLAS.
     ///
     /// - Precondition: BLAS loaded with one OpenBLAS thread.
-    private static func winograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, bias: Tensor?,
-                                 params makeParams: ([Int]) -> ek_conv2d_params) -> Tensor {
+    private static func winograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, packed: Bool,
+                                 bias: Tensor?, params makeParams: ([Int]) -> ek_conv2d_params) -> Tensor {
         let (n, c, k) = (input.shape[0], input.shape[1], outShape[1])
+        if packed, let fused = fusedWinograd(input, outShape: outShape, tilesPerImage: tilesPerImage, u: u, bias: bias,
+                                             params: makeParams(input.shape)) {
+            return fused
+        }
         let maximumFloats = 1 << 24
         let chunk = max(1, min(n, maximumFloats / (36 * max(c, k) * tilesPerImage)))
         let chunkTiles = chunk * tilesPerImage
-        let v = ScratchBuffer.shared.acquire(count: 36 * c * chunkTiles)
+        let v = ScratchBuffer.shared.acquire(count: 36 * Int(ek_gemm_packed_b_floats(Int64(c), Int64(chunkTiles))))
         defer { ScratchBuffer.shared.release(v) }
         let m = ScratchBuffer.shared.acquire(count: 36 * k * chunkTiles)
         defer { ScratchBuffer.shared.release(m) }
         let output = Tensor(uninitialized: outShape)
         let inImage = c * input.shape[2] * input.shape[3]
         let outImage = k * outShape[2] * outShape[3]
+        let uStride = packed ? Int(ek_gemm_packed_a_floats(Int64(k), Int64(c))) : k * c
         var first = 0
         while first < n {
             let count = min(chunk, n - first)
             let t = count * tilesPerImage
             let params = makeParams([count] + Array(input.shape.dropFirst()))
             let x = input.storage.pointer + first * inImage
-            checkKernel(Runtime.parallel(params, maxShares: c, elements: 36 * c * t) { share in
-                return ek_winograd_input_f32(&share, x, v.pointer)
+            var query = params
+            let shares = packed ? Int(ek_winograd_input_groups(&query)) : c
+            checkKernel(Runtime.parallel(params, maxShares: shares, elements: 36 * c * t) { share in
+                return packed ? ek_winograd_input_packed_f32(&share, x, v.pointer) : ek_winograd_input_f32(&share, x, v.pointer)
             }, "winograd input transform")
+            let vStride = packed ? Int(ek_gemm_packed_b_floats(Int64(c), Int64(t))) : c * t
             Runtime.gemms(count: 36) { element in
-                ek_gemm_f32(0, 0, Int64(k), Int64(t), Int64(c), 1, u.storage.pointer + element * k * c, Int64(c),
-                            v.pointer + element * c * t, Int64(t), 0, m.pointer + element * k * t, Int64(t))
+                let (a, b, product) = (u.storage.pointer + element * uStride, v.pointer + element * vStride,
+                                       m.pointer + element * k * t)
+                guard packed else {
+                    return ek_gemm_f32(0, 0, Int64(k), Int64(t), Int64(c), 1, a, Int64(c), b, Int64(t), 0, product, Int64(t))
+                }
+                var gemm = ek_gemm_packed_params(m: Int64(k), n: Int64(t), k: Int64(c), a: a, b: b, c: product,
+                                                 plane: Int64(t), image_stride: 0, bias: nil, activation: EK_ACT_NONE,
+                                                 panel_begin: 0, panel_end: Int64((t + 15) / 16))
+                return ek_gemm_packed_f32(&gemm)
             }
             let y = output.storage.pointer + first * outImage
             let biasPointer = bias?.storage.pointer
@@ -107,6 +131,40 @@ extension Conv2d {
             }, "winograd output transform")
             first += count
         }
+        return output
+    }
+}
+
+extension Conv2d {
+    /// Tiles per fused block: the largest multiple of 64 up to 256 whose transformed tiles and
+    /// products (36·(C + K) floats a tile) stay within 2 MiB, so they live in L2 and L3.
+    static func fusedBlockTiles(c: Int, k: Int) -> Int {
+        let perTile = 36 * (c + k) * MemoryLayout<Float>.size
+        return 64 * max(1, min(4, (2 << 20) / (perTile * 64)))
+    }
+
+    /// The convolution through `ek_winograd_fused_f32` (tile blocks through the input transform,
+    /// the packed products and the output transform while in cache), or nil when it has too few
+    /// blocks to keep every thread busy: each block multiplies by all 36 transformed weight
+    /// matrices, so the unfused path, which splits the 36 products over threads, serves small
+    /// batches of many channels (ResNet's last stage) better.
+    private static func fusedWinograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, bias: Tensor?,
+                                      params: ek_conv2d_params) -> Tensor? {
+        let (c, k) = (input.shape[1], outShape[1])
+        let block = fusedBlockTiles(c: c, k: k)
+        let blocks = (input.shape[0] * tilesPerImage + block - 1) / block
+        let threads = Runtime.threadCount
+        guard blocks >= 2 * threads else { return nil }
+        var query = params
+        let workFloats = Int(ek_winograd_fused_work_floats(&query, Int64(block)))
+        guard workFloats > 0 else { return nil }
+        let work = ScratchBuffer.shared.acquire(count: threads * workFloats)
+        defer { ScratchBuffer.shared.release(work) }
+        let output = Tensor(uninitialized: outShape)
+        let (x, y, w, b) = (input.storage.pointer, output.storage.pointer, u.storage.pointer, bias?.storage.pointer)
+        checkKernel(Runtime.parallel(params, maxShares: min(blocks, threads), elements: .max) { share in
+            ek_winograd_fused_f32(&share, w, x, b, y, work.pointer + Int(share.ith) * workFloats, Int64(block))
+        }, "fused winograd")
         return output
     }
 }
@@ -128,8 +186,8 @@ extension Conv2d {
     /// The transposed, flipped weights `[C, K, 3, 3]` through the Winograd weight transform:
     /// `[36, C, K]`, made on first use (4× the weight's memory, for layers whose gradient is
     /// taken through Winograd).
-    private var winogradTransposedWeights: Tensor {
-        winogradBackwardCache.get {
+    private func winogradTransposedWeights(packed: Bool) -> Tensor {
+        winogradBackwardCache.get(packed: packed) {
             let (k, c) = (outChannels, inChannels)
             let flipped = weight.withUnsafeBufferPointer { w in
                 Tensor(uninitialized: [c, k, 3, 3]) { f in
@@ -141,7 +199,7 @@ extension Conv2d {
                     }
                 }
             }
-            return Self.winogradTransform(flipped, params: transposedParams(for: [1, k, 8, 8]))
+            return Self.winogradTransform(flipped, params: transposedParams(for: [1, k, 8, 8]), packed: packed)
         }
     }
 
@@ -158,7 +216,9 @@ extension Conv2d {
         guard ek_winograd_tiles(&params, &tilesH, &tilesW) == EK_OK else { return nil }
         let perImage = Int(tilesH * tilesW)
         guard perImage * inputShape[0] >= Self.minimumWinogradTiles else { return nil }
+        let packed = Runtime.packedProducts
         return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: perImage,
-                             u: winogradTransposedWeights, bias: nil, params: transposedParams(for:))
+                             u: winogradTransposedWeights(packed: packed), packed: packed, bias: nil,
+                             params: transposedParams(for:))
     }
 }

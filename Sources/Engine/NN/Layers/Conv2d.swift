@@ -22,8 +22,12 @@ public struct Conv2d: Sendable {
     public var activation: Activation = .identity
     /// Winograd-transformed weights, made on first use (the weights never change): for the
     /// forward, and for the input gradient (the weights transposed and flipped).
-    let winogradCache = WinogradWeights()
-    let winogradBackwardCache = WinogradWeights()
+    let winogradCache = DerivedWeights()
+    let winogradBackwardCache = DerivedWeights()
+    /// The weights packed for `ek_gemm_packed_f32`, for the im2col forward (`[K, C·R·S]`) and
+    /// input gradient (its transpose), made on first use.
+    let packedCache = DerivedWeights()
+    let packedBackwardCache = DerivedWeights()
 
     /// Output channels K: `weight.shape[0]`.
     public var outChannels: Int { weight.shape[0] }
@@ -88,6 +92,7 @@ public struct Conv2d: Sendable {
         let outShape = try outputShape(for: input.shape)
         try Runtime.ensureBLAS()
         if let output = winogradForward(input, outShape: outShape) { return output }
+        if Runtime.packedProducts { return packedForward(input, outShape: outShape) }
         var params = kernelParams(for: input.shape)
         let (n, k) = (outShape[0], outShape[1])
         let outPlane = outShape[2] * outShape[3]

@@ -14,6 +14,7 @@ extension Conv2d {
     func inputGradient(_ outputGradient: Tensor, inputShape: [Int]) throws(ElucidateError) -> Tensor {
         try Runtime.ensureBLAS()
         if let gradient = winogradInputGradient(outputGradient, inputShape: inputShape) { return gradient }
+        if Runtime.packedProducts { return packedInputGradient(outputGradient, inputShape: inputShape) }
         var params = kernelParams(for: inputShape)
         params.activation = EK_ACT_NONE
         let gradient = Tensor(uninitialized: inputShape)
