@@ -192,3 +192,70 @@ final class PackedGEMMTests: KernelTestCase {
         }
     }
 }
+
+/// `ek_winograd_fused_f32`: the same bits as the unfused packed path (packed input transform,
+/// the 36 packed products, the output transform), for every block size, share split and level.
+final class FusedWinogradTests: KernelTestCase {
+    func unfused(_ cc: ConvCase, x: [Float], u: [Float], bias: [Float]?) -> [Float] {
+        var p = cc.params
+        var tilesH: Int64 = 0, tilesW: Int64 = 0
+        XCTAssertEqual(ek_winograd_tiles(&p, &tilesH, &tilesW), EK_OK)
+        let t = cc.n * Int(tilesH * tilesW)
+        let aStride = Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c)))
+        let bStride = Int(ek_gemm_packed_b_floats(Int64(cc.c), Int64(t)))
+        var v = [Float](repeating: .nan, count: 36 * bStride), m = [Float](repeating: .nan, count: 36 * cc.k * t)
+        var y = [Float](repeating: .nan, count: cc.n * cc.k * cc.oh * cc.ow)
+        XCTAssertEqual(ek_winograd_input_packed_f32(&p, x, &v), EK_OK)
+        u.withUnsafeBufferPointer { pu in
+            v.withUnsafeBufferPointer { pv in
+                m.withUnsafeMutableBufferPointer { pm in
+                    for e in 0..<36 {
+                        var g = ek_gemm_packed_params(m: Int64(cc.k), n: Int64(t), k: Int64(cc.c), a: pu.baseAddress! + e * aStride,
+                                                      b: pv.baseAddress! + e * bStride, c: pm.baseAddress! + e * cc.k * t,
+                                                      plane: Int64(t), image_stride: 0, bias: nil, activation: EK_ACT_NONE,
+                                                      panel_begin: 0, panel_end: Int64((t + 15) / 16))
+                        XCTAssertEqual(ek_gemm_packed_f32(&g), EK_OK)
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(ek_winograd_output_f32(&p, m, bias, &y), EK_OK)
+        return y
+    }
+
+    func testFusedEqualsUnfusedBitForBit() {
+        var rng = SeededGenerator(seed: 15)
+        let cases = [ConvCase(n: 3, c: 16, h: 14, w: 14, k: 13, r: 3, s: 3, ph: 1, pw: 1, relu: true),  // 48 tiles: one partial block
+                     ConvCase(n: 2, c: 8, h: 40, w: 37, k: 10, r: 3, s: 3, ph: 1, pw: 1),             // 200 tiles, cut tiles
+                     ConvCase(n: 5, c: 7, h: 7, w: 7, k: 9, r: 3, s: 3, ph: 1, pw: 1, relu: true, bias: false)]
+        for cc in cases {
+            let x = rng.floats(cc.n * cc.c * cc.h * cc.w), weight = rng.floats(cc.k * cc.c * 9)
+            let bias: [Float]? = cc.bias ? rng.floats(cc.k) : nil
+            var p = cc.params
+            for isa in supportedISAs() {
+                XCTAssertEqual(ek_set_isa(isa), isa)
+                var u = [Float](repeating: .nan, count: 36 * Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c))))
+                XCTAssertEqual(ek_winograd_weight_packed_f32(&p, weight, &u), EK_OK)
+                let expected = unfused(cc, x: x, u: u, bias: bias)
+                for block in [64, 128] {
+                    let workFloats = Int(ek_winograd_fused_work_floats(&p, Int64(block)))
+                    XCTAssertGreaterThan(workFloats, 0)
+                    for shares in [Int32(1), 2, 3] {
+                        var y = [Float](repeating: .nan, count: expected.count)
+                        var work = [Float](repeating: .nan, count: workFloats)
+                        for ith in 0..<shares {
+                            p.ith = ith
+                            p.nth = shares
+                            XCTAssertEqual(ek_winograd_fused_f32(&p, u, x, bias, &y, &work, Int64(block)), EK_OK)
+                        }
+                        p.ith = 0
+                        p.nth = 1
+                        assertBitEqual(y, expected, "\(cc), blocks of \(block), \(shares) shares at \(isa)")
+                    }
+                }
+            }
+            XCTAssertEqual(ek_winograd_fused_work_floats(&p, 48), 0, "blocks must be multiples of 64")
+            _ = ek_isa_reset()
+        }
+    }
+}
