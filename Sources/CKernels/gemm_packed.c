@@ -31,6 +31,14 @@ enum { MR = EK_GEMM_MR, NR = EK_GEMM_NR, KC = EK_GEMM_KC };
 // Row panels of A kept hot in L2 while all column panels of the share stream past them.
 enum { ROW_PANELS_PER_BLOCK = 16 };
 
+int ek_gemm_packed_optimized(void) {
+#ifdef __OPTIMIZE__
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int64_t ek_gemm_packed_a_floats(int64_t m, int64_t k) {
     if (m < 1 || k < 1) return 0;
     return (m + MR - 1) / MR * MR * k;

@@ -32,15 +32,18 @@ ek_status ek_winograd_tiles(const ek_conv2d_params *p, int64_t *tiles_h, int64_t
 
 // MARK: - Weights: U = G g Gᵀ
 
-// G (6×3) applied to a 3-vector with stride `stride`.
-static void weight_column(const float *g, int64_t stride, float out[6]) {
-    const float g0 = g[0], g1 = g[stride], g2 = g[2 * stride];
-    out[0] = g0 * (1.0f / 4.0f);
-    out[1] = (g0 + g1 + g2) * (-1.0f / 6.0f);
-    out[2] = (g0 - g1 + g2) * (-1.0f / 6.0f);
-    out[3] = g0 * (1.0f / 24.0f) + g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-    out[4] = g0 * (1.0f / 24.0f) - g1 * (1.0f / 12.0f) + g2 * (1.0f / 6.0f);
-    out[5] = g2;
+// G (6×3) applied to `count` 3-vectors (g0[c], g1[c], g2[c]) at once: out[i][c], i < 6. One
+// loop over the channels per output row, which the compiler vectorises (the same operations per
+// element as one vector at a time, so the same bits).
+static void weight_columns(int64_t count, const float *g0, const float *g1, const float *g2, float out[6][64]) {
+    for (int64_t c = 0; c < count; c++) out[0][c] = g0[c] * (1.0f / 4.0f);
+    for (int64_t c = 0; c < count; c++) out[1][c] = (g0[c] + g1[c] + g2[c]) * (-1.0f / 6.0f);
+    for (int64_t c = 0; c < count; c++) out[2][c] = (g0[c] - g1[c] + g2[c]) * (-1.0f / 6.0f);
+    for (int64_t c = 0; c < count; c++)
+        out[3][c] = g0[c] * (1.0f / 24.0f) + g1[c] * (1.0f / 12.0f) + g2[c] * (1.0f / 6.0f);
+    for (int64_t c = 0; c < count; c++)
+        out[4][c] = g0[c] * (1.0f / 24.0f) - g1[c] * (1.0f / 12.0f) + g2[c] * (1.0f / 6.0f);
+    for (int64_t c = 0; c < count; c++) out[5][c] = g2[c];
 }
 
 static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight, float *u, int packed) {
@@ -55,18 +58,14 @@ static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight,
         // (i, j) at a time so every write streams, instead of 36 scattered writes per filter.
         for (int64_t c0 = 0; c0 < p->c; c0 += 64) {
             const int64_t count = ek__min64(64, p->c - c0);
-            float block[36][64];
-            for (int64_t c = 0; c < count; c++) {
-                const float *g = weight + (k * p->c + c0 + c) * 9;
-                float columns[3][6];  // G g: columns[j][i] for kernel column j
-                for (int j = 0; j < 3; j++) weight_column(g + j, 3, columns[j]);
-                for (int i = 0; i < 6; i++) {
-                    const float row[3] = {columns[0][i], columns[1][i], columns[2][i]};
-                    float out[6];
-                    weight_column(row, 1, out);
-                    for (int j = 0; j < 6; j++) block[i * 6 + j][c] = out[j];
-                }
-            }
+            // The 64 filters' taps as rows over the channels, G g per kernel column, then G
+            // across: block[i·6 + j][c] = (G g Gᵀ)[i][j] of channel c0 + c.
+            float taps[9][64], columns[3][6][64], block[36][64];
+            for (int64_t c = 0; c < count; c++)
+                for (int t = 0; t < 9; t++) taps[t][c] = weight[(k * p->c + c0 + c) * 9 + t];
+            for (int j = 0; j < 3; j++) weight_columns(count, taps[j], taps[3 + j], taps[6 + j], columns[j]);
+            for (int i = 0; i < 6; i++)
+                weight_columns(count, columns[0][i], columns[1][i], columns[2][i], &block[i * 6]);
             if (!packed) {
                 for (int e = 0; e < 36; e++)
                     memcpy(u + e * kc + k * p->c + c0, block[e], (size_t)count * sizeof(float));
@@ -252,18 +251,17 @@ EK_ALWAYS_INLINE void input_channel(const ek_conv2d_params *p, int64_t tiles_h, 
     if (stage.filled > 0) input_flush(&stage, channel_v, ct);
 }
 
-// Tile groups [group_begin, group_end) (CHUNK tiles each, counted over every image) of every
+// Tiles [t_begin, t_end) (counted over every image; t_begin a multiple of EK_GEMM_NR) of every
 // channel into the packed-B panels of the 36 products (e stride `e_stride`), whose column 0 is
-// tile `base_tile`. Groups outside,
-// channels inside: consecutive channels fill consecutive 64-byte rows of each panel, where
-// channels outside would scatter every write to another page.
+// tile `base_tile`, in groups of CHUNK tiles. Groups outside, channels inside: consecutive
+// channels fill consecutive 64-byte rows of each panel, where channels outside would scatter
+// every write to another page.
 EK_ALWAYS_INLINE void input_groups(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, const float *x,
-                                   int64_t group_begin, int64_t group_end, float *v, int64_t e_stride,
-                                   int64_t base_tile) {
-    const int64_t per_image = tiles_h * tiles_w, tiles = p->n * per_image;
+                                   int64_t t_begin, int64_t t_end, float *v, int64_t e_stride, int64_t base_tile) {
+    const int64_t per_image = tiles_h * tiles_w;
     input_stage stage;
-    for (int64_t group = group_begin; group < group_end; group++) {
-        const int64_t t0 = group * CHUNK, t1 = ek__min64(tiles, t0 + CHUNK);
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += CHUNK) {
+        const int64_t t1 = ek__min64(t_end, t0 + CHUNK);
         for (int64_t c = 0; c < p->c; c++) {
             stage.filled = 0;
             stage.first_tile = t0;
@@ -320,21 +318,20 @@ EK_ALWAYS_INLINE void output_channel(const ek_conv2d_params *p, int64_t tiles_h,
     output_range(p, tiles_h, tiles_w, oh, ow, m + k * tiles, p->k * tiles, 0, tiles, k, bias, relu, y);
 }
 
-// The fused convolution of tile blocks [block_begin, block_end) (`block` tiles each, a multiple
-// of CHUNK): per block, the input tiles into packed panels in `work`, the 36 products into
-// `work` after them, and the output transform, so the transformed tiles stay in cache instead of
-// going out to memory and back twice.
+// The fused convolution of tiles [t_begin, t_end) (t_begin a multiple of EK_GEMM_NR) in blocks
+// of at most `block` tiles (a multiple of CHUNK): per block, the input tiles into packed panels
+// in `work`, the 36 products into `work` after them, and the output transform, so the
+// transformed tiles stay in cache instead of going out to memory and back twice.
 EK_ALWAYS_INLINE void fused_blocks(const ek_conv2d_params *p, int64_t tiles_h, int64_t tiles_w, int64_t oh,
                                    int64_t ow, const float *u, const float *x, const float *bias, float *y,
-                                   float *work, int64_t block, int64_t block_begin, int64_t block_end) {
-    const int64_t tiles = p->n * tiles_h * tiles_w;
+                                   float *work, int64_t block, int64_t t_begin, int64_t t_end) {
     const int64_t u_stride = ek_gemm_packed_a_floats(p->k, p->c);
     const int64_t v_stride = ek_gemm_packed_b_floats(p->c, block);
     float *v = work, *m = work + 36 * v_stride;
     const int relu = p->activation == EK_ACT_RELU;
-    for (int64_t b = block_begin; b < block_end; b++) {
-        const int64_t t0 = b * block, t1 = ek__min64(tiles, t0 + block), count = t1 - t0;
-        input_groups(p, tiles_h, tiles_w, x, t0 / CHUNK, (t1 + CHUNK - 1) / CHUNK, v, v_stride, t0);
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += block) {
+        const int64_t t1 = ek__min64(t_end, t0 + block), count = t1 - t0;
+        input_groups(p, tiles_h, tiles_w, x, t0, t1, v, v_stride, t0);
         for (int e = 0; e < 36; e++) {
             ek_gemm_packed_params g = {p->k, count, p->c, u + e * u_stride, v + e * v_stride, m + e * p->k * count,
                                        count, 0, NULL, EK_ACT_NONE, 0, (count + EK_GEMM_NR - 1) / EK_GEMM_NR};
@@ -354,8 +351,9 @@ EK_ALWAYS_INLINE void fused_blocks(const ek_conv2d_params *p, int64_t tiles_h, i
     }                                                                                               \
     target static void input_groups_##suffix(const ek_conv2d_params *p, int64_t tiles_h,            \
                                              int64_t tiles_w, const float *x, int64_t begin,        \
-                                             int64_t end, float *v, int64_t e_stride) {             \
-        input_groups(p, tiles_h, tiles_w, x, begin, end, v, e_stride, 0);                           \
+                                             int64_t end, float *v, int64_t e_stride,               \
+                                             int64_t base_tile) {                                   \
+        input_groups(p, tiles_h, tiles_w, x, begin, end, v, e_stride, base_tile);                   \
     }                                                                                               \
     target static void fused_blocks_##suffix(const ek_conv2d_params *p, int64_t tiles_h,            \
                                              int64_t tiles_w, int64_t oh, int64_t ow,               \
@@ -378,7 +376,7 @@ EK_WINOGRAD_VARIANTS(avx512, EK_TARGET_AVX512)
 typedef void (*input_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, const float *, int64_t, float *,
                                  int64_t);
 typedef void (*input_groups_fn)(const ek_conv2d_params *, int64_t, int64_t, const float *, int64_t, int64_t,
-                                float *, int64_t);
+                                float *, int64_t, int64_t);
 typedef void (*fused_blocks_fn)(const ek_conv2d_params *, int64_t, int64_t, int64_t, int64_t, const float *,
                                 const float *, const float *, float *, float *, int64_t, int64_t, int64_t);
 typedef void (*output_channel_fn)(const ek_conv2d_params *, int64_t, int64_t, int64_t, int64_t, const float *,
@@ -418,7 +416,8 @@ ek_status ek_winograd_input_packed_f32(const ek_conv2d_params *p, const float *x
     const int64_t tiles = p->n * tiles_h * tiles_w;
     int64_t begin, end;
     ek__share((tiles + CHUNK - 1) / CHUNK, p->ith, p->nth, &begin, &end);
-    groups(p, tiles_h, tiles_w, x, begin, end, v, ek_gemm_packed_b_floats(p->c, tiles));
+    groups(p, tiles_h, tiles_w, x, begin * CHUNK, ek__min64(tiles, end * CHUNK), v, ek_gemm_packed_b_floats(p->c, tiles),
+           0);
     return EK_OK;
 }
 
@@ -461,9 +460,12 @@ ek_status ek_winograd_fused_f32(const ek_conv2d_params *p, const float *u, const
     const fused_blocks_fn blocks = ek__isa() == EK_ISA_AVX512 ? fused_blocks_avx512
                                    : ek__isa() == EK_ISA_AVX2 ? fused_blocks_avx2
                                                               : fused_blocks_scalar;
-    const int64_t tiles = p->n * tiles_h * tiles_w;
+    // Shares of whole panels rather than whole blocks, so threads get equal work when the
+    // blocks do not divide evenly (a batch of 50 at 14×14: 800 tiles, 12.5 blocks of 64).
+    const int64_t tiles = p->n * tiles_h * tiles_w, panels = (tiles + EK_GEMM_NR - 1) / EK_GEMM_NR;
     int64_t begin, end;
-    ek__share((tiles + block_tiles - 1) / block_tiles, p->ith, p->nth, &begin, &end);
-    blocks(p, tiles_h, tiles_w, oh, ow, u, x, bias, y, work, block_tiles, begin, end);
+    ek__share(panels, p->ith, p->nth, &begin, &end);
+    blocks(p, tiles_h, tiles_w, oh, ow, u, x, bias, y, work, block_tiles, begin * EK_GEMM_NR,
+           ek__min64(tiles, end * EK_GEMM_NR));
     return EK_OK;
 }

@@ -75,10 +75,16 @@ final class ConvolutionGradientTests: XCTestCase {
                 let (exact, magnitude) = reference(t, weight: conv.weight.scalars, dy: dy.scalars,
                                                    outH: outShape[2], outW: outShape[3])
                 let winograd = conv.usesWinograd
-                for enabled in [true, false] {
+                // Both product paths: OpenBLAS and the packed products (which a debug build
+                // leaves off by default), so the bound holds for each.
+                for (enabled, packed) in [(true, false), (false, false), (true, true), (false, true)] {
                     let previous = Runtime.winogradEnabled
                     Runtime.winogradEnabled = enabled
-                    defer { Runtime.winogradEnabled = previous }
+                    Runtime.packedProductsOverride = packed
+                    defer {
+                        Runtime.winogradEnabled = previous
+                        Runtime.packedProductsOverride = nil
+                    }
                     let dx = try conv.inputGradient(dy, inputShape: [t.n, t.c, t.h, t.w]).scalars
                     // The im2col path sums K·R·S products per element (then col2im adds the
                     // R·S overlapping columns), so its error is at most γ_n · Σ|w||dy| with
@@ -95,7 +101,7 @@ final class ConvolutionGradientTests: XCTestCase {
                     for i in dx.indices {
                         let bound = gamma * magnitude[i] + Double(Float.leastNormalMagnitude)
                         if abs(Double(dx[i]) - exact[i]) > bound {
-                            XCTFail("\(t) winograd \(enabled) at \(level): element \(i) \(dx[i]) vs \(exact[i]), bound \(bound)")
+                            XCTFail("\(t) winograd \(enabled) packed \(packed) at \(level): element \(i) \(dx[i]) vs \(exact[i]), bound \(bound)")
                             break
                         }
                     }
@@ -107,6 +113,62 @@ final class ConvolutionGradientTests: XCTestCase {
     func testInputGradientMatchesDoubleReferenceScalar() throws { try checkAgainstReference(at: .scalar) }
     func testInputGradientMatchesDoubleReferenceAVX2() throws { try checkAgainstReference(at: .avx2) }
     func testInputGradientMatchesDoubleReferenceAVX512() throws { try checkAgainstReference(at: .avx512) }
+
+    /// The forward (bias and ReLU fused) through the packed products against a double-precision
+    /// direct convolution, with the bounds of `checkAgainstReference` (sums of C·R·S terms, or
+    /// Winograd's C + 18 with its growth of 32 400); a 3×3 layer with enough tiles for the fused
+    /// path, and a batch through `batched`.
+    func testForwardThroughPackedProductsMatchesDoubleReference() throws {
+        var random = SeededGenerator(seed: 13)
+        Runtime.packedProductsOverride = true
+        defer { Runtime.packedProductsOverride = nil }
+        for t in cases + [Case(n: 2, c: 8, h: 80, w: 80, k: 8, r: 3)] {
+            let plain = layer(t, &random)
+            let bias = Tensor(shape: [t.k], values: random.floats(t.k))
+            var conv = Conv2d(weight: plain.weight, bias: bias, stride: t.stride, padding: t.padding)
+            conv.activation = .relu
+            let x = Tensor(shape: [t.n, t.c, t.h, t.w], values: random.floats(t.n * t.c * t.h * t.w))
+            let outShape = try conv.outputShape(for: x.shape)
+            let (outH, outW) = (outShape[2], outShape[3])
+            let w = conv.weight.scalars, xs = x.scalars, b = bias.scalars
+            let u = Double(Float.ulpOfOne) / 2
+            let winograd = conv.usesWinograd
+            let length = winograd ? Double(t.c + 18) : Double(t.c * t.r * t.r + 1)
+            let gamma = length * u / (1 - length * u) * (winograd ? 32_400.0 : 1.0)
+            for output in [try conv(x), try conv.batched(x)] {
+                let y = output.scalars
+                for image in 0..<t.n {
+                    for k in 0..<t.k {
+                        for oy in 0..<outH {
+                            for ox in 0..<outW {
+                                var exact = Double(b[k]), magnitude = abs(Double(b[k]))
+                                for c in 0..<t.c {
+                                    for i in 0..<t.r {
+                                        let yy = oy * t.stride - t.padding + i
+                                        guard yy >= 0 && yy < t.h else { continue }
+                                        for j in 0..<t.r {
+                                            let xx = ox * t.stride - t.padding + j
+                                            guard xx >= 0 && xx < t.w else { continue }
+                                            let term = Double(w[((k * t.c + c) * t.r + i) * t.r + j])
+                                                * Double(xs[((image * t.c + c) * t.h + yy) * t.w + xx])
+                                            exact += term
+                                            magnitude += abs(term)
+                                        }
+                                    }
+                                }
+                                let index = ((image * t.k + k) * outH + oy) * outW + ox
+                                let bound = gamma * magnitude + Double(Float.leastNormalMagnitude)
+                                if abs(Double(y[index]) - max(0, exact)) > bound {
+                                    XCTFail("\(t): output \(index) \(y[index]) vs \(max(0, exact)), bound \(bound)")
+                                    return
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// The Winograd input gradient is, bit for bit, the Winograd forward of the transposed and
     /// flipped convolution (padding R − 1 − P): the wiring of channels, taps and padding.

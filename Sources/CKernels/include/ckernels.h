@@ -222,6 +222,10 @@ ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, cons
 
 enum { EK_GEMM_MR = 6, EK_GEMM_NR = 16, EK_GEMM_KC = 256 };
 
+/// 1 when this file was compiled with optimisation. Unoptimised (a debug build), the tile is
+/// several times slower than OpenBLAS, which is always optimised: callers then keep OpenBLAS.
+int ek_gemm_packed_optimized(void);
+
 /// Floats of packed A for an M×K matrix (rows rounded up to EK_GEMM_MR); 0 for empty shapes.
 int64_t ek_gemm_packed_a_floats(int64_t m, int64_t k);
 /// Floats of packed B for a K×N matrix (columns rounded up to EK_GEMM_NR); 0 for empty shapes.

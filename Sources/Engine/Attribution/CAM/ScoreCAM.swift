@@ -1,3 +1,4 @@
+import CKernels
 import ElucidateCore
 import Foundation
 import ElucidateModels
@@ -111,28 +112,27 @@ public struct ScoreCAM: AttributionMethod {
         let (c, h, w) = (activations.shape[1], activations.shape[2], activations.shape[3])
         let (channels, height, width) = (image.shape[1], image.shape[2], image.shape[3])
         let plane = height * width
-        var mask = [Float](repeating: 0, count: plane)
-        var batch = Tensor(uninitialized: [selected.count, channels, height, width])
-        activations.withUnsafeBufferPointer { a in
-            image.withUnsafeBufferPointer { x in
-                batch.withUnsafeMutableBufferPointer { out in
-                    for (copy, channel) in selected.enumerated() {
-                        let base = (row * c + channel) * h * w
-                        CAMPostprocessing.resizeAlignCorners(UnsafeBufferPointer(rebasing: a[base..<(base + h * w)]),
-                                                             height: h, width: w, toHeight: height, toWidth: width,
-                                                             into: &mask)
-                        let low = mask.min() ?? 0, high = mask.max() ?? 0
-                        let scale = high - low + 1e-8
-                        let offset = copy * channels * plane
-                        for k in 0..<channels {
-                            for i in 0..<plane {
-                                out[offset + k * plane + i] = x[k * plane + i] * ((mask[i] - low) / scale)
-                            }
-                        }
+        let batch = Tensor(uninitialized: [selected.count, channels, height, width])
+        let (a, x, out) = (activations.storage.pointer, image.storage.pointer, batch.storage.pointer)
+        // The copies are independent, and one per forward pass of 32 is serial work the
+        // network's threads would otherwise wait on: split them over the threads.
+        checkKernel(Runtime.parallel(maxShares: selected.count, elements: selected.count * channels * plane) { ith, nth in
+            var mask = [Float](repeating: 0, count: plane)
+            for copy in (selected.count * Int(ith) / Int(nth))..<(selected.count * Int(ith + 1) / Int(nth)) {
+                let base = (row * c + selected[copy]) * h * w
+                CAMPostprocessing.resizeAlignCorners(UnsafeBufferPointer(start: a + base, count: h * w),
+                                                     height: h, width: w, toHeight: height, toWidth: width, into: &mask)
+                let low = mask.min() ?? 0, high = mask.max() ?? 0
+                let scale = high - low + 1e-8
+                let offset = copy * channels * plane
+                for k in 0..<channels {
+                    for i in 0..<plane {
+                        out[offset + k * plane + i] = x[k * plane + i] * ((mask[i] - low) / scale)
                     }
                 }
             }
-        }
+            return EK_OK
+        }, "score-cam masked copies")
         return batch
     }
 

@@ -191,13 +191,26 @@ extension Runtime {
         }, "gemm")
     }
 
+    nonisolated(unsafe) private static var packedOverride: Bool?
+
+    /// Forces `packedProducts` on or off (nil: the default rule), for tests that compare both
+    /// paths in any build.
+    package static var packedProductsOverride: Bool? {
+        get { lock.lock(); defer { lock.unlock() }; return packedOverride }
+        set { lock.lock(); packedOverride = newValue; lock.unlock() }
+    }
+
     /// Whether convolutions multiply through Elucidate's packed products (`ek_gemm_packed_f32`:
     /// weights packed once per layer, bias and ReLU in the store) rather than OpenBLAS: at the
-    /// AVX2 level. The scalar level keeps OpenBLAS, because the packed products' scalar reference
-    /// is one `fmaf` chain per element (the same bits as the vector tile, far too slow for whole
-    /// networks); the AVX-512 level keeps OpenBLAS's 512-bit kernels, which a 256-bit tile
-    /// would not beat on CPUs with two 512-bit FMA pipes.
-    package static var packedProducts: Bool { ek_isa_active() == EK_ISA_AVX2 }
+    /// AVX2 level, in an optimised build of CKernels (unoptimised, as in a debug build, the tile
+    /// is several times slower than OpenBLAS). The scalar level keeps OpenBLAS, because the
+    /// packed products' scalar reference is one `fmaf` chain per element (the same bits as the
+    /// vector tile, far too slow for whole networks); the AVX-512 level keeps OpenBLAS's 512-bit
+    /// kernels, which a 256-bit tile would not beat on CPUs with two 512-bit FMA pipes.
+    package static var packedProducts: Bool {
+        if let forced = packedProductsOverride { return forced }
+        return ek_isa_active() == EK_ISA_AVX2 && ek_gemm_packed_optimized() != 0
+    }
 
     /// C = act(A·B + bias) through `ek_gemm_packed_f32`, the column panels split over
     /// Elucidate's threads. `a` and `b` are packed (`ek_gemm_pack_a_f32`, `packB`); C's
