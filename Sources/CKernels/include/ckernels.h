@@ -205,8 +205,9 @@ int64_t ek_winograd_fused_work_floats(const ek_conv2d_params *p, int64_t block_t
 /// The whole convolution y[N, K, OH, OW] = act(conv(x) + bias) from packed transformed weights
 /// (ek_winograd_weight_packed_f32), one block of `block_tiles` tiles at a time: its input tiles,
 /// 36 packed products and output transform through `work` (this share's own
-/// ek_winograd_fused_work_floats), so the transformed tiles stay in cache. Split over blocks;
-/// the same bits as the unfused packed path.
+/// ek_winograd_fused_work_floats), so the transformed tiles stay in cache. Split over panels of
+/// EK_GEMM_NR tiles (each share runs its own tiles in blocks); the same bits as the unfused
+/// packed path.
 ek_status ek_winograd_fused_f32(const ek_conv2d_params *p, const float *u, const float *x, const float *bias,
                                 float *y, float *work, int64_t block_tiles);
 
