@@ -33,8 +33,9 @@ mean and spread of its error over the windows (at the pixels only one window cov
 
 ``--winograd-error`` emulates one 3x3 convolution layer in float32 with numpy (no Elucidate
 involved): direct (im2col) against Winograd F(4x4, 3x3) with Elucidate's points 0, +-1, +-2
-(and two other point sets), each against float64, on random ReLU activations and He-normal
-weights. The ratio of the two errors is the Winograd factor of
+(and another point set), F(5x5, 3x3) and F(6x6, 3x3) with the transforms winograd.c runs
+(``tools/winograd_transforms.py``), each against float64, on random ReLU activations and
+He-normal weights. The ratio of the two errors is the Winograd factor of
 ``Tests/AttributionTests/OcclusionAccuracyTests.swift``.
 """
 
@@ -87,7 +88,9 @@ def winograd_matrices(points, m=4, r=3):
 
 
 def winograd_error() -> None:
-    """One layer's float32 error, direct against Winograd F(4x4, 3x3) (see --winograd-error)."""
+    """One layer's float32 error, direct against Winograd F(m×m, 3×3) (see --winograd-error)."""
+    import winograd_transforms
+
     rng = np.random.default_rng(0)
 
     def direct(x, w, dtype):
@@ -96,26 +99,36 @@ def winograd_error() -> None:
         return (w.reshape(w.shape[0], -1).astype(dtype) @ cols.reshape(c * 9, -1)).reshape(w.shape[0], h - 2, wd - 2)
 
     def winograd(x, w, at, g, bt, dtype):
+        m, n = at.shape
         c, h, wd = x.shape
-        th, tw = (h - 2) // 4, (wd - 2) // 4
+        th, tw = (h - 2) // m, (wd - 2) // m
         u = (g @ w.astype(np.float64) @ g.T).astype(dtype)  # weights transformed once, rounded once
-        tiles = np.stack([np.stack([x[:, 4 * a:4 * a + 6, 4 * b:4 * b + 6] for b in range(tw)], 1)
+        tiles = np.stack([np.stack([x[:, m * a:m * a + n, m * b:m * b + n] for b in range(tw)], 1)
                           for a in range(th)], 1).astype(dtype)
         btd, atd = bt.astype(dtype), at.astype(dtype)
         v = np.einsum("ij,ctsjl->ctsil", btd, tiles).astype(dtype)
         v = np.einsum("ctsil,kl->ctsik", v, btd).astype(dtype)
-        # The 36 products over the channels, each one float32 matrix product (sgemm).
-        prod = np.empty((w.shape[0], th, tw, 6, 6), dtype)
-        for i in range(6):
-            for k in range(6):
+        # The n² products over the channels, each one float32 matrix product (sgemm).
+        prod = np.empty((w.shape[0], th, tw, n, n), dtype)
+        for i in range(n):
+            for k in range(n):
                 prod[..., i, k] = (u[:, :, i, k] @ v[..., i, k].reshape(c, -1)).reshape(-1, th, tw)
         y = np.einsum("ij,otsjl->otsil", atd, prod).astype(dtype)
         y = np.einsum("otsil,kl->otsik", y, atd).astype(dtype)
-        return y.transpose(0, 1, 3, 2, 4).reshape(w.shape[0], 4 * th, 4 * tw)
+        return y.transpose(0, 1, 3, 2, 4).reshape(w.shape[0], m * th, m * tw)
 
-    sets = {"0,±1,±2 (Elucidate's)": (0, 1, -1, 2, -2), "0,±1,±1/2": (0, 1, -1, 0.5, -0.5),
-            "0,±1,1/2,-2": (0, 1, -1, 0.5, -2)}
-    for channels, size in [(64, 56), (128, 28), (256, 16)]:
+    def exact(points, m):
+        at, g, bt = winograd_transforms.matrices([winograd_transforms.F(p) for p in points], m)
+        return tuple(np.array([[float(v) for v in row] for row in a]) for a in (at, g, bt))
+
+    # Elucidate's three tiles (F(5×5) and F(6×6) in the exact form winograd.c runs), and two
+    # other F(4×4) point sets for comparison.
+    sets = {"F(4x4) 0,±1,±2 (Elucidate's)": winograd_matrices((0, 1, -1, 2, -2)),
+            "F(4x4) 0,±1,±1/2": winograd_matrices((0, 1, -1, 0.5, -0.5)),
+            "F(5x5) ±1,±2,±1/2 (Elucidate's)": exact(winograd_transforms.POINTS[5], 5),
+            "F(6x6) 0,±1,±2,±1/2 (Elucidate's)": exact(winograd_transforms.POINTS[6], 6)}
+    for channels in (64, 128, 256):
+        size = 60  # a multiple of every tile
         x = np.maximum(rng.normal(0.2, 1, (channels, size + 2, size + 2)), 0).astype(np.float32)
         x[:, [0, -1], :] = 0
         x[:, :, [0, -1]] = 0
@@ -127,12 +140,10 @@ def winograd_error() -> None:
             return float(np.sqrt(((y.astype(np.float64) - reference) ** 2).mean()) / rms)
 
         base = error(direct(x, w, np.float32))
-        line = f"C={channels} {size}x{size}: direct {base:.2e}"
-        for label, points in sets.items():
-            at, g, bt = winograd_matrices(points)
+        print(f"C={channels} {size}x{size}: direct {base:.2e}")
+        for label, (at, g, bt) in sets.items():
             e = error(winograd(x, w, at, g, bt, np.float32))
-            line += f"; Winograd {label} {e:.2e} ({e / base:.1f}x)"
-        print(line)
+            print(f"    Winograd {label}: {e:.2e} ({e / base:.1f}x)")
 
 
 def seeded_resnet34(seed: int) -> torch.nn.Module:

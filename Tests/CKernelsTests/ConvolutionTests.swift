@@ -7,6 +7,8 @@ struct ConvCase: CustomStringConvertible {
     var n = 1, c = 1, h = 1, w = 1, k = 1, r = 1, s = 1
     var sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1
     var relu = false, bias = true
+    /// The Winograd tile m to force (4, 5, 6), or 0 for the kernels' own choice.
+    var tile: Int32 = 0
 
     var params: ek_conv2d_params {
         var p = ek_conv2d_params()
@@ -16,13 +18,27 @@ struct ConvCase: CustomStringConvertible {
         p.dilation_h = Int64(dh); p.dilation_w = Int64(dw)
         p.activation = relu ? EK_ACT_RELU : EK_ACT_NONE
         p.ith = 0; p.nth = 1
+        p.winograd_tile = tile
         return p
     }
     // Independent of the C code: PyTorch's formula.
     var oh: Int { (h + 2 * ph - dh * (r - 1) - 1) / sh + 1 }
     var ow: Int { (w + 2 * pw - dw * (s - 1) - 1) / sw + 1 }
+    /// Winograd's products per convolution, (m + 2)², for these params.
+    var winogradElements: Int {
+        var p = params
+        return Int(ek_winograd_elements(&p))
+    }
+    /// This case at each Winograd tile size.
+    var everyTile: [ConvCase] {
+        [Int32(4), 5, 6].map { tile in
+            var forced = self
+            forced.tile = tile
+            return forced
+        }
+    }
     var description: String {
-        "n\(n) c\(c) \(h)x\(w) k\(k) \(r)x\(s) stride \(sh),\(sw) pad \(ph),\(pw) dil \(dh),\(dw) relu \(relu) bias \(bias)"
+        "n\(n) c\(c) \(h)x\(w) k\(k) \(r)x\(s) stride \(sh),\(sw) pad \(ph),\(pw) dil \(dh),\(dw) relu \(relu) bias \(bias)" + (tile == 0 ? "" : " F(\(tile))")
     }
 }
 

@@ -145,8 +145,9 @@ final class PackedGEMMTests: KernelTestCase {
         let cases = [ConvCase(n: 2, c: 5, h: 9, w: 11, k: 7, r: 3, s: 3, ph: 1, pw: 1),
                      ConvCase(n: 3, c: 16, h: 14, w: 14, k: 13, r: 3, s: 3, ph: 1, pw: 1),
                      ConvCase(n: 1, c: 3, h: 40, w: 70, k: 6, r: 3, s: 3, ph: 1, pw: 1)]
-        for cc in cases {
+        for cc in cases.flatMap(\.everyTile) {
             var p = cc.params
+            let elements = cc.winogradElements
             var tilesH: Int64 = 0, tilesW: Int64 = 0
             XCTAssertEqual(ek_winograd_tiles(&p, &tilesH, &tilesW), EK_OK)
             let t = cc.n * Int(tilesH * tilesW)
@@ -155,11 +156,13 @@ final class PackedGEMMTests: KernelTestCase {
             let bStride = Int(ek_gemm_packed_b_floats(Int64(cc.c), Int64(t)))
             for isa in supportedISAs() {
                 XCTAssertEqual(ek_set_isa(isa), isa)
-                var u = [Float](repeating: .nan, count: 36 * cc.k * cc.c), v = [Float](repeating: .nan, count: 36 * cc.c * t)
+                var u = [Float](repeating: .nan, count: elements * cc.k * cc.c)
+                var v = [Float](repeating: .nan, count: elements * cc.c * t)
                 XCTAssertEqual(ek_winograd_weight_f32(&p, weight, &u), EK_OK)
                 XCTAssertEqual(ek_winograd_input_f32(&p, x, &v), EK_OK)
-                var expectedU = [Float](repeating: .nan, count: 36 * aStride), expectedV = [Float](repeating: .nan, count: 36 * bStride)
-                for e in 0..<36 {
+                var expectedU = [Float](repeating: .nan, count: elements * aStride)
+                var expectedV = [Float](repeating: .nan, count: elements * bStride)
+                for e in 0..<elements {
                     expectedU.withUnsafeMutableBufferPointer { out in
                         _ = ek_gemm_pack_a_f32(Int64(cc.k), Int64(cc.c), Array(u[(e * cc.k * cc.c)...]), Int64(cc.c), 1,
                                                out.baseAddress! + e * aStride, 0, 1)
@@ -172,7 +175,8 @@ final class PackedGEMMTests: KernelTestCase {
                 var query = p
                 let groups = Int32(ek_winograd_input_groups(&query))
                 for shares in [Int32(1), 2, 3] {
-                    var packedU = [Float](repeating: .nan, count: 36 * aStride), packedV = [Float](repeating: .nan, count: 36 * bStride)
+                    var packedU = [Float](repeating: .nan, count: elements * aStride)
+                    var packedV = [Float](repeating: .nan, count: elements * bStride)
                     for ith in 0..<shares {
                         p.ith = ith
                         p.nth = shares
@@ -194,22 +198,23 @@ final class PackedGEMMTests: KernelTestCase {
 }
 
 /// `ek_winograd_fused_f32`: the same bits as the unfused packed path (packed input transform,
-/// the 36 packed products, the output transform), for every block size, share split and level.
+/// the (m + 2)² packed products, the output transform), for every tile size, block size, share
+/// split and level.
 final class FusedWinogradTests: KernelTestCase {
     func unfused(_ cc: ConvCase, x: [Float], u: [Float], bias: [Float]?) -> [Float] {
         var p = cc.params
         var tilesH: Int64 = 0, tilesW: Int64 = 0
         XCTAssertEqual(ek_winograd_tiles(&p, &tilesH, &tilesW), EK_OK)
-        let t = cc.n * Int(tilesH * tilesW)
+        let t = cc.n * Int(tilesH * tilesW), elements = cc.winogradElements
         let aStride = Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c)))
         let bStride = Int(ek_gemm_packed_b_floats(Int64(cc.c), Int64(t)))
-        var v = [Float](repeating: .nan, count: 36 * bStride), m = [Float](repeating: .nan, count: 36 * cc.k * t)
+        var v = [Float](repeating: .nan, count: elements * bStride), m = [Float](repeating: .nan, count: elements * cc.k * t)
         var y = [Float](repeating: .nan, count: cc.n * cc.k * cc.oh * cc.ow)
         XCTAssertEqual(ek_winograd_input_packed_f32(&p, x, &v), EK_OK)
         u.withUnsafeBufferPointer { pu in
             v.withUnsafeBufferPointer { pv in
                 m.withUnsafeMutableBufferPointer { pm in
-                    for e in 0..<36 {
+                    for e in 0..<elements {
                         var g = ek_gemm_packed_params(m: Int64(cc.k), n: Int64(t), k: Int64(cc.c), a: pu.baseAddress! + e * aStride,
                                                       b: pv.baseAddress! + e * bStride, c: pm.baseAddress! + e * cc.k * t,
                                                       plane: Int64(t), image_stride: 0, bias: nil, activation: EK_ACT_NONE,
@@ -228,13 +233,14 @@ final class FusedWinogradTests: KernelTestCase {
         let cases = [ConvCase(n: 3, c: 16, h: 14, w: 14, k: 13, r: 3, s: 3, ph: 1, pw: 1, relu: true),  // 48 tiles: one partial block
                      ConvCase(n: 2, c: 8, h: 40, w: 37, k: 10, r: 3, s: 3, ph: 1, pw: 1),             // 200 tiles, cut tiles
                      ConvCase(n: 5, c: 7, h: 7, w: 7, k: 9, r: 3, s: 3, ph: 1, pw: 1, relu: true, bias: false)]
-        for cc in cases {
+        for cc in cases.flatMap(\.everyTile) {
             let x = rng.floats(cc.n * cc.c * cc.h * cc.w), weight = rng.floats(cc.k * cc.c * 9)
             let bias: [Float]? = cc.bias ? rng.floats(cc.k) : nil
             var p = cc.params
             for isa in supportedISAs() {
                 XCTAssertEqual(ek_set_isa(isa), isa)
-                var u = [Float](repeating: .nan, count: 36 * Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c))))
+                var u = [Float](repeating: .nan,
+                                count: cc.winogradElements * Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c))))
                 XCTAssertEqual(ek_winograd_weight_packed_f32(&p, weight, &u), EK_OK)
                 let expected = unfused(cc, x: x, u: u, bias: bias)
                 for block in [64, 128] {

@@ -1,5 +1,6 @@
 import Elucidate
 @testable import ElucidateNN
+import CKernels
 import TestSupport
 import XCTest
 
@@ -93,10 +94,17 @@ final class ConvolutionGradientTests: XCTestCase {
                     // transforms can enlarge: F(4×4, 3×3)'s input, weight and output matrices
                     // have ∞-norms 10, 1 and 18, so (in 2-D) its terms are bounded by
                     // 10²·1²·18² = 32 400 times the direct ones, over sums of length K plus
-                    // the transforms' 6 + 6 + 6 additions.
+                    // the transforms' 6 + 6 + 6 additions. F(5×5)'s have 50, 0.31 and 35.1
+                    // (298 541), F(6×6)'s 50, 0.62 and 67.1 (4 353 019), over 7 + 7 + 7 and
+                    // 8 + 8 + 8 additions: the tile the transposed convolution gets decides.
                     let u = Double(Float.ulpOfOne) / 2
-                    let length = enabled && winograd ? Double(t.k + 18) : Double(t.k * t.r * t.r + t.r * t.r)
-                    let growth = enabled && winograd ? 32_400.0 : 1.0
+                    var transposed = ek_conv2d_params(
+                        n: Int64(t.n), c: Int64(t.k), h: Int64(dy.shape[2]), w: Int64(dy.shape[3]), k: Int64(t.c),
+                        r: 3, s: 3, stride_h: 1, stride_w: 1, pad_h: Int64(2 - t.padding), pad_w: Int64(2 - t.padding),
+                        dilation_h: 1, dilation_w: 1, activation: EK_ACT_NONE, ith: 0, nth: 1, winograd_tile: 0)
+                    let tile = Int(ek_winograd_tile_size(&transposed))
+                    let length = enabled && winograd ? Double(t.k + 3 * (tile + 2)) : Double(t.k * t.r * t.r + t.r * t.r)
+                    let growth = enabled && winograd ? [4: 32_400.0, 5: 298_541, 6: 4_353_019][tile]! : 1.0
                     let gamma = length * u / (1 - length * u) * growth
                     for i in dx.indices {
                         let bound = gamma * magnitude[i] + Double(Float.leastNormalMagnitude)

@@ -119,22 +119,48 @@ public struct ReferenceResNet: Sendable {
         let backwardRoundings: (direct: Int, winograd: Int)
     }
 
-    /// How much Winograd F(4×4, 3×3) (points 0, ±1, ±2, ∞; Elucidate's winograd.c) enlarges
-    /// rounding errors over a direct 3×3 sum, for inputs of independent signs: an error in the
-    /// product M = (G g Gᵀ) ⊙ (Bᵀ d B) at (k, l) is typically ‖G_k‖‖G_l‖‖B_k‖‖B_l‖·|g||d| and
-    /// reaches output (i, j) times A_ki·A_lj, so output (i, j) carries an error of typical size
-    /// c_i·c_j·|g||d|·u with c_i = √(Σ_k A_ki²‖B_k‖²‖G_k‖²), where a direct 3×3 sum's result is
-    /// of size 3·|g||d|: a factor max c_i·c_j / 3 ≈ 31.4. (The worst case, from the ∞-norms,
-    /// is 32 400.) In the √n model of `forward`'s counts a factor f on an error is f² roundings.
+    /// How much Winograd F(m×m, 3×3) (Elucidate's winograd.c: F(4×4) on points 0, ±1, ±2, ∞,
+    /// F(5×5) on ±1, ±2, ±1/2, ∞, F(6×6) on 0, ±1, ±2, ±1/2, ∞, whichever the plane gets)
+    /// enlarges rounding errors over a direct 3×3 sum, for inputs of independent signs: an error
+    /// in the product M = (G g Gᵀ) ⊙ (Bᵀ d B) at (k, l) is typically ‖G_k‖‖G_l‖‖B_k‖‖B_l‖·|g||d|
+    /// and reaches output (i, j) times A_ki·A_lj, so output (i, j) carries an error of typical
+    /// size c_i·c_j·|g||d|·u with c_i = √(Σ_k A_ki²‖B_k‖²‖G_k‖²), where a direct 3×3 sum's
+    /// result is of size 3·|g||d|: a factor max c_i·c_j / 3, 31.4 for F(4×4) and 46.3 for F(5×5)
+    /// and F(6×6); the largest counts. (The worst case, from the ∞-norms, is 32 400 for F(4×4).)
+    /// In the √n model of `forward`'s counts a factor f on an error is f² roundings.
     public static let winogradGrowth: Double = {
-        let bt: [[Double]] = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
-        let at: [[Double]] = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
-        let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        let f4 = (bt: [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                       [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]] as [[Double]],
+                  at: [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]] as [[Double]],
+                  g: [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                      [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]] as [[Double]])
+        // F(5×5) and F(6×6) as tools/winograd_transforms.py generates them.
+        let f5 = (bt: [[-4, -4, 17, 17, -4, -4, 0], [-4, 4, 17, -17, -4, 4, 0], [2, 1, -10, -5, 8, 4, 0],
+                       [2, -1, -10, 5, 8, -4, 0], [4, 8, -5, -10, 1, 2, 0], [4, -8, -5, 10, 1, -2, 0],
+                       [-4, 0, 21, 0, -21, 0, 4]] as [[Double]],
+                  at: [[1, 1, 1, 1, 1, 1, 0], [1, -1, 2, -2, 1.0 / 2, -1.0 / 2, 0], [1, 1, 4, 4, 1.0 / 4, 1.0 / 4, 0],
+                       [1, -1, 8, -8, 1.0 / 8, -1.0 / 8, 0], [1, 1, 16, 16, 1.0 / 16, 1.0 / 16, 1]] as [[Double]],
+                  g: [[1.0 / 18, 1.0 / 18, 1.0 / 18], [1.0 / 18, -1.0 / 18, 1.0 / 18], [1.0 / 180, 1.0 / 90, 1.0 / 45],
+                      [1.0 / 180, -1.0 / 90, 1.0 / 45], [8.0 / 45, 4.0 / 45, 2.0 / 45], [8.0 / 45, -4.0 / 45, 2.0 / 45],
+                      [0, 0, 1.0 / 4]] as [[Double]])
+        let f6 = (bt: [[4, 0, -21, 0, 21, 0, -4, 0], [0, -4, -4, 17, 17, -4, -4, 0], [0, 4, -4, -17, 17, 4, -4, 0],
+                       [0, 2, 1, -10, -5, 8, 4, 0], [0, -2, 1, 10, -5, -8, 4, 0], [0, 4, 8, -5, -10, 1, 2, 0],
+                       [0, -4, 8, 5, -10, -1, 2, 0], [0, -4, 0, 21, 0, -21, 0, 4]] as [[Double]],
+                  at: [[1, 1, 1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1.0 / 2, -1.0 / 2, 0],
+                       [0, 1, 1, 4, 4, 1.0 / 4, 1.0 / 4, 0], [0, 1, -1, 8, -8, 1.0 / 8, -1.0 / 8, 0],
+                       [0, 1, 1, 16, 16, 1.0 / 16, 1.0 / 16, 0], [0, 1, -1, 32, -32, 1.0 / 32, -1.0 / 32, 1]] as [[Double]],
+                  g: [[1.0 / 4, 0, 0], [1.0 / 18, 1.0 / 18, 1.0 / 18], [1.0 / 18, -1.0 / 18, 1.0 / 18],
+                      [1.0 / 360, 1.0 / 180, 1.0 / 90], [1.0 / 360, -1.0 / 180, 1.0 / 90], [16.0 / 45, 8.0 / 45, 4.0 / 45],
+                      [16.0 / 45, -8.0 / 45, 4.0 / 45], [0, 0, 1.0 / 4]] as [[Double]])
         let norm = { (row: [Double]) in row.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-        let c = at.map { a in (0..<6).reduce(0.0) { $0 + a[$1] * a[$1] * norm(bt[$1]) * norm(bt[$1]) * norm(g[$1]) * norm(g[$1]) }.squareRoot() }
-        return c.max()! * c.max()! / 3
+        return [f4, f5, f6].map { tile in
+            let c = tile.at.map { a in
+                a.indices.reduce(0.0) { sum, k in
+                    sum + a[k] * a[k] * norm(tile.bt[k]) * norm(tile.bt[k]) * norm(tile.g[k]) * norm(tile.g[k])
+                }.squareRoot()
+            }
+            return c.max()! * c.max()! / 3
+        }.max()!
     }()
 
     /// Whether Elucidate may run this convolution through Winograd (`Conv2d.usesWinograd`:

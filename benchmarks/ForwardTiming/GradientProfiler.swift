@@ -27,7 +27,7 @@ struct GradientProfiler {
 
     /// The algorithm the engine ran for a convolution or its input gradient.
     enum Path: String {
-        /// Winograd F(4×4, 3×3): input transform, 36 products, output transform.
+        /// Winograd F(m×m, 3×3): input transform, (m + 2)² products, output transform.
         case winograd = "Wino"
         /// Forward: im2col + sgemm + bias/ReLU epilogue; input gradient: sgemm (Wᵀ·dy) + col2im.
         case im2col = "i2c"

@@ -307,7 +307,7 @@ func kernelParams(of conv: Conv2d, inputShape shape: [Int]) -> ek_conv2d_params 
         stride_h: Int64(conv.stride.h), stride_w: Int64(conv.stride.w),
         pad_h: Int64(conv.padding.h), pad_w: Int64(conv.padding.w),
         dilation_h: Int64(conv.dilation.h), dilation_w: Int64(conv.dilation.w),
-        activation: conv.activation == .relu ? EK_ACT_RELU : EK_ACT_NONE, ith: 0, nth: 1)
+        activation: conv.activation == .relu ? EK_ACT_RELU : EK_ACT_NONE, ith: 0, nth: 1, winograd_tile: 0)
 }
 
 /// A convolution's bias + activation epilogue on one image's output `[K, plane]` in place,

@@ -142,6 +142,7 @@ typedef struct ek_conv2d_params {
     int64_t dilation_h, dilation_w;
     ek_activation activation;    // applied after the bias
     int32_t ith, nth;            // work share (im2col / epilogue kernels only)
+    int32_t winograd_tile;       // Winograd output tile m (4, 5 or 6); 0 chooses by output size
 } ek_conv2d_params;
 
 /// Output height and width for the params; returns EK_ERR_INVALID_ARGUMENT when the
@@ -168,29 +169,42 @@ ek_status ek_bias_act_f32(int64_t k, int64_t hw, const float *bias, ek_activatio
 
 // MARK: - Winograd convolution F(4×4, 3×3)
 //
-// For 3×3, stride-1, undilated convolutions: 36 sgemms U_e[K, C] · V_e[C, T] (e < 36) replace
-// the 9·C-deep im2col product, 2.25–4× fewer multiply-adds. The caller runs the transforms
-// (split ith/nth), the 36 products, and the output transform. T = N · tiles_h · tiles_w;
-// tile t = (image · tiles_h + ty) · tiles_w + tx covers outputs [4ty, 4ty+4) × [4tx, 4tx+4).
+// For 3×3, stride-1, undilated convolutions: E = (m + 2)² products U_e[K, C] · V_e[C, T]
+// (e < E) replace the 9·C-deep im2col product, m = 4, 5 or 6 (F(m×m, 3×3)): 2.25–5× fewer
+// multiply-adds. The caller runs the transforms (split ith/nth), the E products, and the output
+// transform. T = N · tiles_h · tiles_w; tile t = (image · tiles_h + ty) · tiles_w + tx covers
+// outputs [m·ty, m·ty + m) × [m·tx, m·tx + m). Every function below uses the params' tile size
+// (ek_winograd_tile_size), so the weights must be transformed with the same m as the tiles.
 
-/// 1 when Winograd F(4×4, 3×3) computes this convolution: valid params, 3×3 kernel, stride 1,
-/// dilation 1, padding at most 2.
+/// The output tile m the params use: `winograd_tile` when it is 4, 5 or 6; when it is 0, the m
+/// with the cheapest multiplications for the output plane (the padding of cut tiles counted,
+/// F(5×5) and F(6×6) products weighted 1.12 and 1.2 for their dearer transforms; ties to the
+/// smaller m). It depends on the plane only, not on N, so an image's results do not depend on
+/// its batch. 0 when Winograd does not compute this convolution (not 3×3, stride 1,
+/// dilation 1, padding at most 2, or another `winograd_tile`).
+int ek_winograd_tile_size(const ek_conv2d_params *p);
+
+/// Products per convolution, (m + 2)² for the params' tile size; 0 when Winograd does not apply.
+int64_t ek_winograd_elements(const ek_conv2d_params *p);
+
+/// 1 when Winograd computes this convolution (ek_winograd_tile_size is not 0).
 int ek_winograd_applies(const ek_conv2d_params *p);
 
-/// Tiles per image along each axis: ceil(OH/4), ceil(OW/4).
+/// Tiles per image along each axis: ceil(OH/m), ceil(OW/m).
 ek_status ek_winograd_tiles(const ek_conv2d_params *p, int64_t *tiles_h, int64_t *tiles_w);
 
-/// Transformed weights u[36, K, C] from weight[K, C, 3, 3]. Split over K.
+/// Transformed weights u[E, K, C] from weight[K, C, 3, 3]. Split over K. F(4×4) in float32;
+/// F(5×5) and F(6×6) in double, rounded once (their G holds constants float32 cannot hold).
 ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u);
 
-/// The same 36 matrices each as packed A (ek_gemm_pack_a_f32's layout, M = K rows, depth C):
+/// The same E matrices each as packed A (ek_gemm_pack_a_f32's layout, M = K rows, depth C):
 /// element e starts at u + e·ek_gemm_packed_a_floats(K, C). Split over K.
 ek_status ek_winograd_weight_packed_f32(const ek_conv2d_params *p, const float *weight, float *u);
 
-/// Transformed input tiles v[36, C, T] from x[N, C, H, W] (zero outside). Split over C.
+/// Transformed input tiles v[E, C, T] from x[N, C, H, W] (zero outside). Split over C.
 ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float *v);
 
-/// The same tiles as packed B of the 36 products (ek_gemm_pack_b_f32's layout, K = C rows,
+/// The same tiles as packed B of the E products (ek_gemm_pack_b_f32's layout, K = C rows,
 /// N = T columns): element e starts at v + e·ek_gemm_packed_b_floats(C, T). Split over groups
 /// of 64 consecutive tiles (ek_winograd_input_groups of them).
 ek_status ek_winograd_input_packed_f32(const ek_conv2d_params *p, const float *x, float *v);
@@ -204,14 +218,14 @@ int64_t ek_winograd_fused_work_floats(const ek_conv2d_params *p, int64_t block_t
 
 /// The whole convolution y[N, K, OH, OW] = act(conv(x) + bias) from packed transformed weights
 /// (ek_winograd_weight_packed_f32), one block of `block_tiles` tiles at a time: its input tiles,
-/// 36 packed products and output transform through `work` (this share's own
+/// E packed products and output transform through `work` (this share's own
 /// ek_winograd_fused_work_floats), so the transformed tiles stay in cache. Split over panels of
 /// EK_GEMM_NR tiles (each share runs its own tiles in blocks); the same bits as the unfused
 /// packed path.
 ek_status ek_winograd_fused_f32(const ek_conv2d_params *p, const float *u, const float *x, const float *bias,
                                 float *y, float *work, int64_t block_tiles);
 
-/// y[N, K, OH, OW] = act(Aᵀ M A + bias[K]) from the products m[36, K, T]; bias may be NULL.
+/// y[N, K, OH, OW] = act(Aᵀ M A + bias[K]) from the products m[E, K, T]; bias may be NULL.
 /// Split over K.
 ek_status ek_winograd_output_f32(const ek_conv2d_params *p, const float *m, const float *bias,
                                  float *y);

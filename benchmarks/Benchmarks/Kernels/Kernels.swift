@@ -50,7 +50,7 @@ private func convolution(_ name: String, in c: Int, out k: Int, kernel: Int, str
 private func winogradParams(batch: Int, channels: Int, size: Int) -> ek_conv2d_params {
     ek_conv2d_params(n: Int64(batch), c: Int64(channels), h: Int64(size), w: Int64(size), k: Int64(channels), r: 3, s: 3,
                      stride_h: 1, stride_w: 1, pad_h: 1, pad_w: 1, dilation_h: 1, dilation_w: 1, activation: EK_ACT_RELU,
-                     ith: 0, nth: 1)
+                     ith: 0, nth: 1, winograd_tile: 4)
 }
 
 private func batchNorm(channels c: Int) -> BatchNorm2d {
@@ -75,7 +75,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Convolutions (Winograd or im2col, OpenBLAS sgemm, fused bias/ReLU epilogue)
     //
-    // 3×3 stride-1 cases run twice, through Winograd F(4×4, 3×3) (the default) and through
+    // 3×3 stride-1 cases run twice, through Winograd F(m×m, 3×3) (the default; the tile by plane and batch) and through
     // im2col; GFLOP/s counts the direct convolution's multiply-adds in both, so the figures
     // compare time. The batch-16 cases are occlusion's late layers (16 copies per pass).
 
@@ -186,7 +186,8 @@ let benchmarks: @Sendable () -> Void = {
             return { x throws(ElucidateError) in try pool(x) }
         },
         // Winograd tile transforms of occlusion's 14×14 stage (16 copies, 256 channels, 16
-        // tiles each), one thread: T = 256 tiles, V and M are 36 × 256 × 256.
+        // tiles each), one thread, forced to F(4×4) (`winogradParams`): T = 256 tiles, V and M
+        // are 36 × 256 × 256.
         ElementwiseCase(name: "Winograd input transform 16x256x14x14", input: [16, 256, 14, 14],
                         traffic: 16 * 256 * 14 * 14 + 36 * 256 * 256, scaling: .one) {
             // The output is this closure's own tensor, written in place (unique again once the

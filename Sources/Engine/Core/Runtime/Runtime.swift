@@ -71,7 +71,7 @@ public enum Runtime {
     nonisolated(unsafe) private static var winograd = ProcessInfo.processInfo.environment["ELUCIDATE_WINOGRAD"] != "0"
 
     /// Whether convolutions with 3×3 stride-1 kernels (and their input gradients) use
-    /// Winograd F(4×4, 3×3) (2.25–4× fewer multiply-adds, float32 error near 1e-6 relative)
+    /// Winograd F(m×m, 3×3) (2.25–5× fewer multiply-adds, float32 error near 1e-6 relative)
     /// rather than im2col. On by default (see `ELUCIDATE_WINOGRAD`). Set it before the first
     /// model call: each convolution reads it, so a change during an explanation mixes both
     /// algorithms' roundings (differences of order 1e-6 relative). Reading is safe from any thread.
@@ -80,6 +80,26 @@ public enum Runtime {
         set { lock.lock(); winograd = newValue; lock.unlock() }
     }
 
+
+    /// `ELUCIDATE_WINOGRAD_TILE=4`, `5` or `6` starts with that Winograd tile forced, so
+    /// benchmarks can time the tile sizes against each other.
+    nonisolated(unsafe) private static var forcedWinogradTile: Int32 = {
+        guard let value = ProcessInfo.processInfo.environment["ELUCIDATE_WINOGRAD_TILE"],
+              let tile = Int32(value), (4...6).contains(tile) else { return 0 }
+        return tile
+    }()
+
+    /// The Winograd output tile m of F(m×m, 3×3) every convolution uses: 4, 5 or 6, or 0 (the
+    /// default) to choose per output plane the m with the cheapest multiplications
+    /// (`ek_winograd_tile_size`: at 224², F(5×5) on the 14² planes, F(4×4) on the others).
+    /// Larger tiles round less well; see winograd.c. Set it before the first model call.
+    package static var winogradTile: Int32 {
+        get { lock.lock(); defer { lock.unlock() }; return forcedWinogradTile }
+        set {
+            precondition(newValue == 0 || (4...6).contains(newValue), "Winograd tile 4, 5, 6 or 0")
+            lock.lock(); forcedWinogradTile = newValue; lock.unlock()
+        }
+    }
 
     /// Makes sure BLAS is usable; throws a clear error if it cannot be loaded.
     ///
@@ -241,7 +261,7 @@ extension Runtime {
     }
 
     /// Runs `count` independent single-threaded products `body(index)` spread over
-    /// Elucidate's threads (the 36 products of a Winograd convolution).
+    /// Elucidate's threads (the (m + 2)² products of a Winograd convolution).
     ///
     /// - Precondition: `ensureBLAS()` was called (OpenBLAS single-threaded).
     package static func gemms(count: Int, _ body: (Int) -> ek_status) {

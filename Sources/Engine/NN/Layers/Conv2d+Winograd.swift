@@ -3,82 +3,110 @@ import ElucidateCore
 import Foundation
 
 /// Weights a convolution derives from its own and keeps (Winograd-transformed, packed for the
-/// packed products): made on first use and shared by every copy of the layer. Only the form
-/// the current instruction-set level uses is kept (each is up to 4× the weight's memory); a
-/// level change (tests switch levels) makes the other form once more.
+/// packed products): made on first use and shared by every copy of the layer. Winograd forms
+/// are kept per tile size (a network's 3×3 layers each see one plane size, so one tile, unless
+/// called at several input sizes); of each, only the form the current instruction-set level
+/// uses (each is up to 4–7× the weight's memory); a level change (tests switch levels) makes
+/// the other form once more.
 final class DerivedWeights: @unchecked Sendable {
     private let lock = NSLock()
-    private var made: (packed: Bool, tensor: Tensor)?
+    private var made: [Int32: (packed: Bool, tensor: Tensor)] = [:]
 
-    func get(packed: Bool, _ make: () -> Tensor) -> Tensor {
+    /// The form `packed` for Winograd tile `tile` (0 for forms that have no tile).
+    func get(packed: Bool, tile: Int32 = 0, _ make: () -> Tensor) -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        if let made, made.packed == packed { return made.tensor }
+        if let kept = made[tile], kept.packed == packed { return kept.tensor }
         let tensor = make()
-        made = (packed, tensor)
+        made[tile] = (packed, tensor)
         return tensor
     }
 }
 
 extension Conv2d {
-    /// Winograd F(4×4, 3×3) needs a 3×3, stride-1, undilated kernel; with very few channels
-    /// the 36 small products cost more than the multiply-adds they save.
+    /// Winograd F(m×m, 3×3) needs a 3×3, stride-1, undilated kernel; with very few channels
+    /// the (m + 2)² small products cost more than the multiply-adds they save.
     var usesWinograd: Bool {
         var params = kernelParams(for: [1, inChannels, 8, 8])
         return ek_winograd_applies(&params) != 0 && inChannels >= 8 && outChannels >= 8
     }
 
-    /// Below this many output tiles per call, 36 thin products lose to one im2col product.
+    /// Below this many F(4×4) tiles per call (256 outputs), Winograd's thin products lose to one
+    /// im2col product. Counted in F(4×4) tiles whatever tile the call then uses, so whether a
+    /// convolution takes Winograd does not depend on the tile choice.
     static let minimumWinogradTiles = 16
 
-    /// The transformed weights: `[36, K, C]`, or with `packed` the 36 matrices each as packed A
-    /// (`[36, ek_gemm_packed_a_floats(K, C)]`).
-    func winogradWeights(packed: Bool) -> Tensor {
-        winogradCache.get(packed: packed) {
-            Self.winogradTransform(weight, params: kernelParams(for: [1, inChannels, 8, 8]), packed: packed)
+    /// The transformed weights for tile `tile` (`ek_winograd_tile_size`): `[E, K, C]`, or with
+    /// `packed` the E = (tile + 2)² matrices each as packed A (`[E, ek_gemm_packed_a_floats(K, C)]`).
+    func winogradWeights(packed: Bool, tile: Int32) -> Tensor {
+        winogradCache.get(packed: packed, tile: tile) {
+            var params = kernelParams(for: [1, inChannels, 8, 8])
+            params.winograd_tile = tile
+            return Self.winogradTransform(weight, params: params, packed: packed)
         }
     }
 
-    /// `weight` `[K, C, 3, 3]` through the Winograd weight transform: `[36, K, C]` (K and C as
-    /// in `params`), or with `packed` each of the 36 as the packed A of `ek_gemm_packed_f32`
-    /// (`[36, ek_gemm_packed_a_floats(K, C)]`), split over the output channels.
+    /// `weight` `[K, C, 3, 3]` through the Winograd weight transform of the params' tile size:
+    /// `[E, K, C]` (K and C as in `params`, E = `ek_winograd_elements`), or with `packed` each of
+    /// the E as the packed A of `ek_gemm_packed_f32` (`[E, ek_gemm_packed_a_floats(K, C)]`),
+    /// split over the output channels.
     static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params, packed: Bool) -> Tensor {
+        var query = params
+        let elements = Int(ek_winograd_elements(&query))
         let stride = packed ? Int(ek_gemm_packed_a_floats(params.k, params.c)) : Int(params.k * params.c)
-        let u = Tensor(uninitialized: [36, stride])
+        let u = Tensor(uninitialized: [elements, stride])
         checkKernel(Runtime.parallel(params, maxShares: Int(params.k), elements: u.count) { share in
             packed ? ek_winograd_weight_packed_f32(&share, weight.storage.pointer, u.storage.pointer)
                 : ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
         }, "winograd weight transform")
-        return packed ? u : u.reshaped([36, Int(params.k), Int(params.c)])
+        return packed ? u : u.reshaped([elements, Int(params.k), Int(params.c)])
+    }
+
+    /// The Winograd geometry of the convolution `params` describes: its tile size (fixed in the
+    /// returned params, so every call of one convolution uses the tile its weights were made
+    /// for) and tiles per image, or nil when Winograd does not apply or would not pay (fewer
+    /// than `minimumWinogradTiles` F(4×4) tiles).
+    static func winogradPlan(_ params: ek_conv2d_params) -> (params: ek_conv2d_params, tilesPerImage: Int)? {
+        var small = params
+        small.winograd_tile = 4
+        var tilesH: Int64 = 0, tilesW: Int64 = 0
+        guard ek_winograd_tiles(&small, &tilesH, &tilesW) == EK_OK,
+              Int(tilesH * tilesW * params.n) >= minimumWinogradTiles else { return nil }
+        var params = params
+        params.winograd_tile = ek_winograd_tile_size(&params)
+        guard params.winograd_tile != 0, ek_winograd_tiles(&params, &tilesH, &tilesW) == EK_OK else { return nil }
+        return (params, Int(tilesH * tilesW))
     }
 
     /// Tiles of a `[N, C, H, W]` input, or nil when Winograd does not apply or would not pay.
     func winogradTiles(for input: [Int]) -> (perImage: Int, total: Int)? {
-        guard usesWinograd else { return nil }
-        var params = kernelParams(for: input)
-        var tilesH: Int64 = 0, tilesW: Int64 = 0
-        guard ek_winograd_tiles(&params, &tilesH, &tilesW) == EK_OK else { return nil }
-        let perImage = Int(tilesH * tilesW)
-        let total = perImage * input[0]
-        return total >= Self.minimumWinogradTiles ? (perImage, total) : nil
+        guard usesWinograd, let plan = Self.winogradPlan(kernelParams(for: input)) else { return nil }
+        return (plan.tilesPerImage, plan.tilesPerImage * input[0])
     }
 
-    /// This convolution through Winograd F(4×4, 3×3), with bias and activation fused into
+    /// This convolution through Winograd F(m×m, 3×3), with bias and activation fused into
     /// the output transform, or nil when Winograd is off (`Runtime.winogradEnabled`), does not
     /// apply or would not pay.
     ///
     /// - Precondition: `outShape` from `outputShape(for:)`; BLAS loaded with one OpenBLAS thread.
     func winogradForward(_ input: Tensor, outShape: [Int]) -> Tensor? {
-        guard Runtime.winogradEnabled, let tiles = winogradTiles(for: input.shape) else { return nil }
-        let packed = Runtime.packedProducts
-        return Self.winograd(input, outShape: outShape, tilesPerImage: tiles.perImage, u: winogradWeights(packed: packed),
-                             packed: packed, bias: bias, params: { kernelParams(for: $0) })
+        guard Runtime.winogradEnabled, usesWinograd, let plan = Self.winogradPlan(kernelParams(for: input.shape)) else {
+            return nil
+        }
+        let packed = Runtime.packedProducts, tile = plan.params.winograd_tile
+        return Self.winograd(input, outShape: outShape, tilesPerImage: plan.tilesPerImage,
+                             u: winogradWeights(packed: packed, tile: tile), packed: packed, bias: bias,
+                             params: { shape in
+                                 var params = kernelParams(for: shape)
+                                 params.winograd_tile = tile
+                                 return params
+                             })
     }
 
     /// `[N, C, H, W]` → `[N, K, OH, OW]` through Winograd with the transformed weights
     /// `u` (`winogradWeights(packed:)`), where `params(shape)` describes the convolution of an
     /// input of that shape (its activation is fused into the output transform). Images are
-    /// processed in chunks that bound the scratch memory; the 36 products of a chunk run on
+    /// processed in chunks that bound the scratch memory; the (m + 2)² products of a chunk run on
     /// Elucidate's threads, through `ek_gemm_packed_f32` on tiles the input transform writes
     /// already packed when `packed`, else through OpenBLAS.
     ///
@@ -86,16 +114,18 @@ extension Conv2d {
     private static func winograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, packed: Bool,
                                  bias: Tensor?, params makeParams: ([Int]) -> ek_conv2d_params) -> Tensor {
         let (n, c, k) = (input.shape[0], input.shape[1], outShape[1])
+        var query = makeParams(input.shape)
+        let elements = Int(ek_winograd_elements(&query))
         if packed, let fused = fusedWinograd(input, outShape: outShape, tilesPerImage: tilesPerImage, u: u, bias: bias,
                                              params: makeParams(input.shape)) {
             return fused
         }
         let maximumFloats = 1 << 24
-        let chunk = max(1, min(n, maximumFloats / (36 * max(c, k) * tilesPerImage)))
+        let chunk = max(1, min(n, maximumFloats / (elements * max(c, k) * tilesPerImage)))
         let chunkTiles = chunk * tilesPerImage
-        let v = ScratchBuffer.shared.acquire(count: 36 * Int(ek_gemm_packed_b_floats(Int64(c), Int64(chunkTiles))))
+        let v = ScratchBuffer.shared.acquire(count: elements * Int(ek_gemm_packed_b_floats(Int64(c), Int64(chunkTiles))))
         defer { ScratchBuffer.shared.release(v) }
-        let m = ScratchBuffer.shared.acquire(count: 36 * k * chunkTiles)
+        let m = ScratchBuffer.shared.acquire(count: elements * k * chunkTiles)
         defer { ScratchBuffer.shared.release(m) }
         let output = Tensor(uninitialized: outShape)
         let inImage = c * input.shape[2] * input.shape[3]
@@ -107,13 +137,13 @@ extension Conv2d {
             let t = count * tilesPerImage
             let params = makeParams([count] + Array(input.shape.dropFirst()))
             let x = input.storage.pointer + first * inImage
-            var query = params
-            let shares = packed ? Int(ek_winograd_input_groups(&query)) : c
-            checkKernel(Runtime.parallel(params, maxShares: shares, elements: 36 * c * t) { share in
+            var groupsQuery = params
+            let shares = packed ? Int(ek_winograd_input_groups(&groupsQuery)) : c
+            checkKernel(Runtime.parallel(params, maxShares: shares, elements: elements * c * t) { share in
                 return packed ? ek_winograd_input_packed_f32(&share, x, v.pointer) : ek_winograd_input_f32(&share, x, v.pointer)
             }, "winograd input transform")
             let vStride = packed ? Int(ek_gemm_packed_b_floats(Int64(c), Int64(t))) : c * t
-            Runtime.gemms(count: 36) { element in
+            Runtime.gemms(count: elements) { element in
                 let (a, b, product) = (u.storage.pointer + element * uStride, v.pointer + element * vStride,
                                        m.pointer + element * k * t)
                 guard packed else {
@@ -126,7 +156,7 @@ extension Conv2d {
             }
             let y = output.storage.pointer + first * outImage
             let biasPointer = bias?.storage.pointer
-            checkKernel(Runtime.parallel(params, maxShares: k, elements: 36 * k * t) { share in
+            checkKernel(Runtime.parallel(params, maxShares: k, elements: elements * k * t) { share in
                 return ek_winograd_output_f32(&share, m.pointer, biasPointer, y)
             }, "winograd output transform")
             first += count
@@ -137,21 +167,23 @@ extension Conv2d {
 
 extension Conv2d {
     /// Tiles per fused block: the largest multiple of 64 up to 256 whose transformed tiles and
-    /// products (36·(C + K) floats a tile) stay within 2 MiB, so they live in L2 and L3.
-    static func fusedBlockTiles(c: Int, k: Int) -> Int {
-        let perTile = 36 * (c + k) * MemoryLayout<Float>.size
+    /// products (E·(C + K) floats a tile, E = (m + 2)²) stay within 2 MiB, so they live in L2
+    /// and L3.
+    static func fusedBlockTiles(c: Int, k: Int, elements: Int) -> Int {
+        let perTile = elements * (c + k) * MemoryLayout<Float>.size
         return 64 * max(1, min(4, (2 << 20) / (perTile * 64)))
     }
 
     /// The convolution through `ek_winograd_fused_f32` (tile blocks through the input transform,
     /// the packed products and the output transform while in cache), or nil when it has too few
-    /// blocks to keep every thread busy: each block multiplies by all 36 transformed weight
-    /// matrices, so the unfused path, which splits the 36 products over threads, serves small
+    /// blocks to keep every thread busy: each block multiplies by all E transformed weight
+    /// matrices, so the unfused path, which splits the E products over threads, serves small
     /// batches of many channels (ResNet's last stage) better.
     private static func fusedWinograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, bias: Tensor?,
                                       params: ek_conv2d_params) -> Tensor? {
         let (c, k) = (input.shape[1], outShape[1])
-        let block = fusedBlockTiles(c: c, k: k)
+        var elementsQuery = params
+        let block = fusedBlockTiles(c: c, k: k, elements: Int(ek_winograd_elements(&elementsQuery)))
         let blocks = (input.shape[0] * tilesPerImage + block - 1) / block
         let threads = Runtime.threadCount
         guard blocks >= 2 * threads else { return nil }
@@ -180,14 +212,14 @@ extension Conv2d {
             n: Int64(shape[0]), c: Int64(outChannels), h: Int64(shape[2]), w: Int64(shape[3]),
             k: Int64(inChannels), r: Int64(kernelSize.h), s: Int64(kernelSize.w), stride_h: 1, stride_w: 1,
             pad_h: Int64(kernelSize.h - 1 - padding.h), pad_w: Int64(kernelSize.w - 1 - padding.w),
-            dilation_h: 1, dilation_w: 1, activation: EK_ACT_NONE, ith: 0, nth: 1)
+            dilation_h: 1, dilation_w: 1, activation: EK_ACT_NONE, ith: 0, nth: 1, winograd_tile: Runtime.winogradTile)
     }
 
-    /// The transposed, flipped weights `[C, K, 3, 3]` through the Winograd weight transform:
-    /// `[36, C, K]`, made on first use (4× the weight's memory, for layers whose gradient is
-    /// taken through Winograd).
-    private func winogradTransposedWeights(packed: Bool) -> Tensor {
-        winogradBackwardCache.get(packed: packed) {
+    /// The transposed, flipped weights `[C, K, 3, 3]` through the Winograd weight transform of
+    /// tile `tile`: `[E, C, K]`, made on first use (4–7× the weight's memory, for layers whose
+    /// gradient is taken through Winograd).
+    private func winogradTransposedWeights(packed: Bool, tile: Int32) -> Tensor {
+        winogradBackwardCache.get(packed: packed, tile: tile) {
             let (k, c) = (outChannels, inChannels)
             let flipped = weight.withUnsafeBufferPointer { w in
                 Tensor(uninitialized: [c, k, 3, 3]) { f in
@@ -199,7 +231,9 @@ extension Conv2d {
                     }
                 }
             }
-            return Self.winogradTransform(flipped, params: transposedParams(for: [1, k, 8, 8]), packed: packed)
+            var params = transposedParams(for: [1, k, 8, 8])
+            params.winograd_tile = tile
+            return Self.winogradTransform(flipped, params: params, packed: packed)
         }
     }
 
@@ -210,15 +244,15 @@ extension Conv2d {
     ///
     /// - Precondition: BLAS loaded with one OpenBLAS thread.
     func winogradInputGradient(_ outputGradient: Tensor, inputShape: [Int]) -> Tensor? {
-        guard Runtime.winogradEnabled, usesWinograd, padding.h <= 2, padding.w <= 2 else { return nil }
-        var params = transposedParams(for: outputGradient.shape)
-        var tilesH: Int64 = 0, tilesW: Int64 = 0
-        guard ek_winograd_tiles(&params, &tilesH, &tilesW) == EK_OK else { return nil }
-        let perImage = Int(tilesH * tilesW)
-        guard perImage * inputShape[0] >= Self.minimumWinogradTiles else { return nil }
-        let packed = Runtime.packedProducts
-        return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: perImage,
-                             u: winogradTransposedWeights(packed: packed), packed: packed, bias: nil,
-                             params: transposedParams(for:))
+        guard Runtime.winogradEnabled, usesWinograd, padding.h <= 2, padding.w <= 2,
+              let plan = Self.winogradPlan(transposedParams(for: outputGradient.shape)) else { return nil }
+        let packed = Runtime.packedProducts, tile = plan.params.winograd_tile
+        return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: plan.tilesPerImage,
+                             u: winogradTransposedWeights(packed: packed, tile: tile), packed: packed, bias: nil,
+                             params: { shape in
+                                 var params = transposedParams(for: shape)
+                                 params.winograd_tile = tile
+                                 return params
+                             })
     }
 }

@@ -64,7 +64,7 @@ public struct Conv2d: Sendable {
             stride_h: Int64(stride.h), stride_w: Int64(stride.w),
             pad_h: Int64(padding.h), pad_w: Int64(padding.w),
             dilation_h: Int64(dilation.h), dilation_w: Int64(dilation.w),
-            activation: activation.kernelValue, ith: 0, nth: 1)
+            activation: activation.kernelValue, ith: 0, nth: 1, winograd_tile: Runtime.winogradTile)
     }
 
     /// Output shape for an input shape, or an error naming why the input does not fit.
@@ -86,7 +86,7 @@ public struct Conv2d: Sendable {
         return [input[0], outChannels, Int(oh), Int(ow)]
     }
 
-    /// Convolves a `[N, C, H, W]` input: 3×3 stride-1 kernels through Winograd F(4×4, 3×3)
+    /// Convolves a `[N, C, H, W]` input: 3×3 stride-1 kernels through Winograd F(m×m, 3×3)
     /// (when `Runtime.winogradEnabled`), others through im2col and one GEMM per image.
     public func callAsFunction(_ input: Tensor) throws(ElucidateError) -> Tensor {
         let outShape = try outputShape(for: input.shape)
