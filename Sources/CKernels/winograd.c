@@ -72,76 +72,105 @@ ek_status ek_winograd_tiles(const ek_conv2d_params *p, int64_t *tiles_h, int64_t
 
 // MARK: - Weights: U = G g Gᵀ
 
-// F(4×4)'s G (6×3) applied to `count` 3-vectors (g0[c], g1[c], g2[c]) at once: out[i][c],
-// i < 6. One loop over the channels per output row, which the compiler vectorises (the same
+// Channels the weight transform handles at a time: with a panel's EK_GEMM_MR filters, the
+// vectorised loops run over WEIGHT_CHANNELS · MR lanes, lane q = channel · MR + filter, which
+// is packed A's own order within a panel.
+enum { WEIGHT_CHANNELS = 16, WEIGHT_LANES = WEIGHT_CHANNELS * EK_GEMM_MR };
+
+// F(4×4)'s G (6×3) applied to `count` 3-vectors (g0[q], g1[q], g2[q]) at once: out[i][q],
+// i < 6. One loop over the lanes per output row, which the compiler vectorises (the same
 // operations per element as one vector at a time, so the same bits).
-static void weight_columns(int64_t count, const float *g0, const float *g1, const float *g2, float out[6][64]) {
-    for (int64_t c = 0; c < count; c++) out[0][c] = g0[c] * (1.0f / 4.0f);
-    for (int64_t c = 0; c < count; c++) out[1][c] = (g0[c] + g1[c] + g2[c]) * (-1.0f / 6.0f);
-    for (int64_t c = 0; c < count; c++) out[2][c] = (g0[c] - g1[c] + g2[c]) * (-1.0f / 6.0f);
-    for (int64_t c = 0; c < count; c++)
-        out[3][c] = g0[c] * (1.0f / 24.0f) + g1[c] * (1.0f / 12.0f) + g2[c] * (1.0f / 6.0f);
-    for (int64_t c = 0; c < count; c++)
-        out[4][c] = g0[c] * (1.0f / 24.0f) - g1[c] * (1.0f / 12.0f) + g2[c] * (1.0f / 6.0f);
-    for (int64_t c = 0; c < count; c++) out[5][c] = g2[c];
+static void weight_columns(int64_t count, const float *g0, const float *g1, const float *g2,
+                           float out[6][WEIGHT_LANES]) {
+    for (int64_t q = 0; q < count; q++) out[0][q] = g0[q] * (1.0f / 4.0f);
+    for (int64_t q = 0; q < count; q++) out[1][q] = (g0[q] + g1[q] + g2[q]) * (-1.0f / 6.0f);
+    for (int64_t q = 0; q < count; q++) out[2][q] = (g0[q] - g1[q] + g2[q]) * (-1.0f / 6.0f);
+    for (int64_t q = 0; q < count; q++)
+        out[3][q] = g0[q] * (1.0f / 24.0f) + g1[q] * (1.0f / 12.0f) + g2[q] * (1.0f / 6.0f);
+    for (int64_t q = 0; q < count; q++)
+        out[4][q] = g0[q] * (1.0f / 24.0f) - g1[q] * (1.0f / 12.0f) + g2[q] * (1.0f / 6.0f);
+    for (int64_t q = 0; q < count; q++) out[5][q] = g2[q];
 }
 
-// F(5×5) and F(6×6): G g Gᵀ of `count` channels in double, rounded once (their G holds
-// constants such as 1/90 that float32 cannot represent): block[i·n + j][c].
-static void weight_block_double(int m, int64_t count, float taps[9][64], float block[MAX_ELEMENTS][64]) {
+// F(5×5) and F(6×6): G g Gᵀ of `count` lanes in double, rounded once (their G holds constants
+// such as 1/90 that float32 cannot represent): block[i·n + j][q].
+static void weight_block_double(int m, int64_t count, float taps[9][WEIGHT_LANES],
+                                float block[MAX_ELEMENTS][WEIGHT_LANES]) {
     const int n = m + 2;
     const double(*g)[3] = m == 5 ? winograd_g_5 : winograd_g_6;
-    for (int64_t c = 0; c < count; c++) {
-        double columns[MAX_IN][3];  // (G g)[i][s]
-        for (int i = 0; i < n; i++)
-            for (int s = 0; s < 3; s++)
-                columns[i][s] = g[i][0] * taps[s][c] + g[i][1] * taps[3 + s][c] + g[i][2] * taps[6 + s][c];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                block[i * n + j][c] = (float)(columns[i][0] * g[j][0] + columns[i][1] * g[j][1] + columns[i][2] * g[j][2]);
-    }
+    double columns[MAX_IN][3][WEIGHT_LANES];  // (G g)[i][s] per lane
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < 3; s++)
+            for (int64_t q = 0; q < count; q++)
+                columns[i][s][q] = g[i][0] * taps[s][q] + g[i][1] * taps[3 + s][q] + g[i][2] * taps[6 + s][q];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            for (int64_t q = 0; q < count; q++)
+                block[i * n + j][q] =
+                    (float)(columns[i][0][q] * g[j][0] + columns[i][1][q] * g[j][1] + columns[i][2][q] * g[j][2]);
 }
 
-static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight, float *u, int packed) {
+// The transformed weights of one panel of EK_GEMM_MR consecutive filters (k0 ..< k0 + rows;
+// lanes of rows past K are zero) over channels [c0, c0 + channels): block[e][c·MR + r] for
+// filter k0 + r, channel c0 + c, packed A's order. `transposed`: `weight` is the forward
+// convolution's [C, K, 3, 3] (C = p->k, K = p->c here) and the transform is of its input
+// gradient's kernel, transposed and flipped: tap t of (k, c) is weight[(c·K + k)·9 + 8 − t],
+// read in place rather than copied out first (a panel's filters are adjacent there).
+static void weight_panel(const ek_conv2d_params *p, int m, const float *weight, int transposed, int64_t k0,
+                         int64_t rows, int64_t c0, int64_t channels, float block[MAX_ELEMENTS][WEIGHT_LANES]) {
+    enum { MR = EK_GEMM_MR };
+    float taps[9][WEIGHT_LANES];
+    const int64_t lanes = channels * MR;
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t r = 0; r < MR; r++) {
+            const int64_t q = c * MR + r;
+            if (r >= rows) {
+                for (int t = 0; t < 9; t++) taps[t][q] = 0.0f;
+            } else if (transposed) {
+                const float *source = weight + ((c0 + c) * p->k + k0 + r) * 9;
+                for (int t = 0; t < 9; t++) taps[t][q] = source[8 - t];
+            } else {
+                const float *source = weight + ((k0 + r) * p->c + c0 + c) * 9;
+                for (int t = 0; t < 9; t++) taps[t][q] = source[t];
+            }
+        }
+    if (m == 4) {
+        float columns[3][6][WEIGHT_LANES];
+        for (int j = 0; j < 3; j++) weight_columns(lanes, taps[j], taps[3 + j], taps[6 + j], columns[j]);
+        for (int i = 0; i < 6; i++) weight_columns(lanes, columns[0][i], columns[1][i], columns[2][i], &block[i * 6]);
+    } else {
+        weight_block_double(m, lanes, taps, block);
+    }
+    // Rows past K hold +0 as ek_gemm_pack_a_f32 pads them (the transform of zeros can be −0).
+    for (int64_t r = rows; r < MR; r++)
+        for (int e = 0; e < (m + 2) * (m + 2); e++)
+            for (int64_t c = 0; c < channels; c++) block[e][c * MR + r] = 0.0f;
+}
+
+// Shares of whole panels of EK_GEMM_MR filters. A panel's block is packed A's layout already
+// (a panel interleaves its MR filters channel by channel), so the packed form is written as
+// whole runs; the plain form deinterleaves it.
+static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight, float *u, int packed,
+                                 int transposed) {
     enum { MR = EK_GEMM_MR };
     const int m = ek_winograd_tile_size(p), n = m + 2, elements = n * n;
     if (m == 0 || weight == NULL || u == NULL || !ek__share_ok(p->ith, p->nth)) return EK_ERR_INVALID_ARGUMENT;
     const int64_t kc = packed ? ek_gemm_packed_a_floats(p->k, p->c) : p->k * p->c;
+    float block[MAX_ELEMENTS][WEIGHT_LANES];  // 24 KiB
     int64_t begin, end;
-    ek__share(p->k, p->ith, p->nth, &begin, &end);
-    for (int64_t k = begin; k < end; k++) {
-        // Row k of each of the n² matrices is C contiguous floats: fill them one element
-        // (i, j) at a time so every write streams, instead of n² scattered writes per filter.
-        for (int64_t c0 = 0; c0 < p->c; c0 += 64) {
-            const int64_t count = ek__min64(64, p->c - c0);
-            // The 64 filters' taps as rows over the channels, then block[i·n + j][c] =
-            // (G g Gᵀ)[i][j] of channel c0 + c.
-            float taps[9][64], block[MAX_ELEMENTS][64];
-            for (int64_t c = 0; c < count; c++)
-                for (int t = 0; t < 9; t++) taps[t][c] = weight[(k * p->c + c0 + c) * 9 + t];
-            if (m == 4) {
-                float columns[3][6][64];
-                for (int j = 0; j < 3; j++) weight_columns(count, taps[j], taps[3 + j], taps[6 + j], columns[j]);
-                for (int i = 0; i < 6; i++)
-                    weight_columns(count, columns[0][i], columns[1][i], columns[2][i], &block[i * 6]);
-            } else {
-                weight_block_double(m, count, taps, block);
-            }
-            if (!packed) {
-                for (int e = 0; e < elements; e++)
-                    memcpy(u + e * kc + k * p->c + c0, block[e], (size_t)count * sizeof(float));
-                continue;
-            }
-            float *panel = u + (k / MR) * p->c * MR + k % MR;
-            for (int e = 0; e < elements; e++)
-                for (int64_t c = 0; c < count; c++) panel[e * kc + (c0 + c) * MR] = block[e][c];
-        }
-        // The last row zero-fills the rows past K of its panel.
-        if (packed && k == p->k - 1) {
-            for (int64_t row = k + 1; row % MR != 0; row++) {
-                float *panel = u + (row / MR) * p->c * MR + row % MR;
-                for (int e = 0; e < elements; e++)
-                    for (int64_t c = 0; c < p->c; c++) panel[e * kc + c * MR] = 0.0f;
+    ek__share((p->k + MR - 1) / MR, p->ith, p->nth, &begin, &end);
+    for (int64_t panel = begin; panel < end; panel++) {
+        const int64_t k0 = panel * MR, rows = ek__min64(MR, p->k - k0);
+        for (int64_t c0 = 0; c0 < p->c; c0 += WEIGHT_CHANNELS) {
+            const int64_t channels = ek__min64(WEIGHT_CHANNELS, p->c - c0);
+            weight_panel(p, m, weight, transposed, k0, rows, c0, channels, block);
+            for (int e = 0; e < elements; e++) {
+                if (packed) {
+                    memcpy(u + e * kc + panel * p->c * MR + c0 * MR, block[e], (size_t)(channels * MR) * sizeof(float));
+                    continue;
+                }
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t c = 0; c < channels; c++) u[e * kc + (k0 + r) * p->c + c0 + c] = block[e][c * MR + r];
             }
         }
     }
@@ -149,11 +178,15 @@ static ek_status winograd_weight(const ek_conv2d_params *p, const float *weight,
 }
 
 ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight, float *u) {
-    return winograd_weight(p, weight, u, 0);
+    return winograd_weight(p, weight, u, 0, 0);
 }
 
 ek_status ek_winograd_weight_packed_f32(const ek_conv2d_params *p, const float *weight, float *u) {
-    return winograd_weight(p, weight, u, 1);
+    return winograd_weight(p, weight, u, 1, 0);
+}
+
+ek_status ek_winograd_weight_transposed_f32(const ek_conv2d_params *p, const float *weight, float *u, int packed) {
+    return winograd_weight(p, weight, u, packed != 0, 1);
 }
 
 // MARK: - Row passes

@@ -135,6 +135,41 @@ final class WinogradTests: KernelTestCase {
         XCTAssertEqual(ek_winograd_applies(nil), 0)
     }
 
+    /// The input gradient's weights read the forward's in place (each kernel transposed and
+    /// flipped) and give the bits of transforming an explicitly flipped copy, plain and packed,
+    /// for every tile, with shares of whole panels.
+    func testTransposedWeightsEqualTheFlippedCopyTransformed() {
+        var rng = SeededGenerator(seed: 16)
+        // The gradient's convolution: C = the forward's K channels in, K = the forward's C out.
+        for cc in ConvCase(n: 1, c: 13, h: 14, w: 14, k: 20, r: 3, s: 3, ph: 1, pw: 1).everyTile {
+            let forward = rng.floats(cc.c * cc.k * 9)  // [C_forward = cc.k, K_forward = cc.c, 3, 3]
+            var flipped = [Float](repeating: 0, count: forward.count)
+            for outer in 0..<cc.k {      // the gradient's output channel = the forward's input channel
+                for inner in 0..<cc.c {  // the gradient's input channel = the forward's output channel
+                    for tap in 0..<9 { flipped[(outer * cc.c + inner) * 9 + tap] = forward[(inner * cc.k + outer) * 9 + 8 - tap] }
+                }
+            }
+            var p = cc.params
+            for packed in [false, true] {
+                let count = cc.winogradElements * (packed ? Int(ek_gemm_packed_a_floats(Int64(cc.k), Int64(cc.c))) : cc.k * cc.c)
+                var expected = [Float](repeating: .nan, count: count)
+                XCTAssertEqual(packed ? ek_winograd_weight_packed_f32(&p, flipped, &expected)
+                                      : ek_winograd_weight_f32(&p, flipped, &expected), EK_OK)
+                for shares: Int32 in [1, 2, 5] {
+                    var actual = [Float](repeating: .nan, count: count)
+                    for ith in 0..<shares {
+                        p.ith = ith
+                        p.nth = shares
+                        XCTAssertEqual(ek_winograd_weight_transposed_f32(&p, forward, &actual, packed ? 1 : 0), EK_OK)
+                    }
+                    p.ith = 0
+                    p.nth = 1
+                    assertBitEqual(actual, expected, "\(cc), packed \(packed), \(shares) shares")
+                }
+            }
+        }
+    }
+
     /// The automatic tile: the cheapest products, F(5×5)'s and F(6×6)'s weighted 1.12 and 1.2
     /// for their dearer transforms, whatever the batch (an image's results must not depend on
     /// its batch); a forced tile is used as given.

@@ -201,6 +201,12 @@ ek_status ek_winograd_weight_f32(const ek_conv2d_params *p, const float *weight,
 /// element e starts at u + e·ek_gemm_packed_a_floats(K, C). Split over K.
 ek_status ek_winograd_weight_packed_f32(const ek_conv2d_params *p, const float *weight, float *u);
 
+/// The weights of a convolution's input gradient, from the forward's own weight[C, K, 3, 3]
+/// (p describes the gradient's convolution: p->c = the forward's K, p->k = its C): each
+/// kernel transposed and flipped, read in place, then transformed as ek_winograd_weight_f32
+/// (packed == 0) or ek_winograd_weight_packed_f32 (packed != 0) would. Split over p->k.
+ek_status ek_winograd_weight_transposed_f32(const ek_conv2d_params *p, const float *weight, float *u, int packed);
+
 /// Transformed input tiles v[E, C, T] from x[N, C, H, W] (zero outside). Split over C.
 ek_status ek_winograd_input_f32(const ek_conv2d_params *p, const float *x, float *v);
 

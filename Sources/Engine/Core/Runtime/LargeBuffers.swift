@@ -18,7 +18,7 @@ import Glibc
 /// handed to the next request of the same mapped length, so the peak stays that of one pass.
 ///
 /// Bounded: live and kept buffers together never exceed the most the process has had in use
-/// at once (`highWater`) plus a slack of half of that (at least 64 MiB, at most 176 MiB).
+/// at once (`highWater`) plus a slack of half of that (at least 64 MiB, at most 224 MiB).
 /// A request that finds no buffer of its length first unmaps kept ones, oldest first, until
 /// the live buffers, the kept ones and the new one fit under that bound. The slack is what
 /// makes reuse work: with none, every mismatch between two passes (a smaller last chunk, a
@@ -127,14 +127,15 @@ package enum LargeBuffers {
     }
 
     /// How far above `highWater` live and kept buffers may reach together (see the type's
-    /// documentation): half of it, at least 64 MiB and at most 176 MiB. Half, because a forward-only
+    /// documentation): half of it, at least 64 MiB and at most 224 MiB. Half, because a forward-only
     /// pass (Score-CAM, occlusion) holds few tensors at once but needs one of every size the network
     /// makes: with an eighth, Score-CAM mapped 3.5 GB afresh over 17 batches. IG, whose passes hold
-    /// most of their tensors at once, reaches the cap either way, so the cap sets its peak: the seed's
-    /// IG-200 call peaked at 1.56 GB with 256 MiB, 1.50 GB with 184 and 1.48 GB with 160 (Zen 3,
-    /// GNU time), while below about 176 MiB it starts mapping afresh on every pass (160 MiB: 709k
-    /// page faults instead of 400k, +1.5 s of system time).
-    package static func slack(highWater: Int) -> Int { min(max(highWater / 2, 64 << 20), 176 << 20) }
+    /// most of their tensors at once, reaches the cap either way, so the cap sets its peak. Since its
+    /// input gradients transform their weights per call (`Conv2d.transientGradientWeightTiles`),
+    /// those transient tensors need room too: the seed's IG-200 call (Zen 3, GNU time) maps afresh on
+    /// every pass below about 224 MiB (176 MiB: 745k page faults instead of 406k, +1.5 s of system
+    /// time) and peaks at 1.41 GB with 224 MiB, 1.45 GB with 256.
+    package static func slack(highWater: Int) -> Int { min(max(highWater / 2, 64 << 20), 224 << 20) }
 
     /// Unmaps every kept buffer (see `Runtime.releaseCachedMemory()`); returns the bytes freed.
     @discardableResult

@@ -50,13 +50,20 @@ extension Conv2d {
     /// `[E, K, C]` (K and C as in `params`, E = `ek_winograd_elements`), or with `packed` each of
     /// the E as the packed A of `ek_gemm_packed_f32` (`[E, ek_gemm_packed_a_floats(K, C)]`),
     /// split over the output channels.
-    static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params, packed: Bool) -> Tensor {
+    ///
+    /// With `transposed`, `params` describes the input gradient's convolution and `weight` is the
+    /// forward's own `[C, K, 3, 3]`, each kernel transposed and flipped as it is read.
+    static func winogradTransform(_ weight: Tensor, params: ek_conv2d_params, packed: Bool,
+                                  transposed: Bool = false) -> Tensor {
         var query = params
         let elements = Int(ek_winograd_elements(&query))
         let stride = packed ? Int(ek_gemm_packed_a_floats(params.k, params.c)) : Int(params.k * params.c)
         let u = Tensor(uninitialized: [elements, stride])
         checkKernel(Runtime.parallel(params, maxShares: Int(params.k), elements: u.count) { share in
-            packed ? ek_winograd_weight_packed_f32(&share, weight.storage.pointer, u.storage.pointer)
+            if transposed {
+                return ek_winograd_weight_transposed_f32(&share, weight.storage.pointer, u.storage.pointer, packed ? 1 : 0)
+            }
+            return packed ? ek_winograd_weight_packed_f32(&share, weight.storage.pointer, u.storage.pointer)
                 : ek_winograd_weight_f32(&share, weight.storage.pointer, u.storage.pointer)
         }, "winograd weight transform")
         return packed ? u : u.reshaped([elements, Int(params.k), Int(params.c)])
@@ -215,26 +222,27 @@ extension Conv2d {
             dilation_h: 1, dilation_w: 1, activation: EK_ACT_NONE, ith: 0, nth: 1, winograd_tile: Runtime.winogradTile)
     }
 
-    /// The transposed, flipped weights `[C, K, 3, 3]` through the Winograd weight transform of
-    /// tile `tile`: `[E, C, K]`, made on first use (4–7× the weight's memory, for layers whose
-    /// gradient is taken through Winograd).
-    private func winogradTransposedWeights(packed: Bool, tile: Int32) -> Tensor {
-        winogradBackwardCache.get(packed: packed, tile: tile) {
-            let (k, c) = (outChannels, inChannels)
-            let flipped = weight.withUnsafeBufferPointer { w in
-                Tensor(uninitialized: [c, k, 3, 3]) { f in
-                    for ko in 0..<k {
-                        for ci in 0..<c {
-                            let source = (ko * c + ci) * 9, destination = (ci * k + ko) * 9
-                            for tap in 0..<9 { f[destination + tap] = w[source + 8 - tap] }
-                        }
-                    }
-                }
-            }
-            var params = transposedParams(for: [1, k, 8, 8])
+    /// From this many tiles per call up, the input gradient transforms its weights afresh
+    /// instead of keeping them. A kept copy is 4–7× the weights' memory for the rest of the
+    /// process (ResNet34's, F(4×4) and F(5×5): 330 MB, the largest item of an Integrated
+    /// Gradients call after the recorded activations), while the transform writes E floats per
+    /// channel pair against E·T multiply-adds in the products (E = (m + 2)², T tiles): on Zen 3,
+    /// transforming every layer afresh at IG's 16 images cost 5 % of the call, most of it in
+    /// the 7×7 stage (64 tiles). From 128 tiles (at 16 images, the 56², 28² and 14² stages) it
+    /// costs about 2 % and saves 160 MB; the 7×7 stage and small calls (a single image's
+    /// gradient) keep theirs.
+    static let transientGradientWeightTiles = 128
+
+    /// The weights transposed and flipped (`[C, K, 3, 3]`) through the Winograd weight transform
+    /// of tile `tile`: `[E, C, K]` (4–7× the weight's memory), kept after the first use when
+    /// `keep` (for layers whose gradient is taken through Winograd at small batches).
+    private func winogradTransposedWeights(packed: Bool, tile: Int32, keep: Bool) -> Tensor {
+        let make = {
+            var params = transposedParams(for: [1, outChannels, 8, 8])
             params.winograd_tile = tile
-            return Self.winogradTransform(flipped, params: params, packed: packed)
+            return Self.winogradTransform(weight, params: params, packed: packed, transposed: true)
         }
+        return keep ? winogradBackwardCache.get(packed: packed, tile: tile, make) : make()
     }
 
     /// dL/dx `[N, C, H, W]` from dL/dy `[N, K, OH, OW]` through Winograd: the input gradient of
@@ -247,8 +255,9 @@ extension Conv2d {
         guard Runtime.winogradEnabled, usesWinograd, padding.h <= 2, padding.w <= 2,
               let plan = Self.winogradPlan(transposedParams(for: outputGradient.shape)) else { return nil }
         let packed = Runtime.packedProducts, tile = plan.params.winograd_tile
+        let keep = plan.tilesPerImage * inputShape[0] < Self.transientGradientWeightTiles
         return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: plan.tilesPerImage,
-                             u: winogradTransposedWeights(packed: packed, tile: tile), packed: packed, bias: nil,
+                             u: winogradTransposedWeights(packed: packed, tile: tile, keep: keep), packed: packed, bias: nil,
                              params: { shape in
                                  var params = transposedParams(for: shape)
                                  params.winograd_tile = tile
