@@ -10,9 +10,10 @@
 // that size costs with its transforms. A ResNet at 224² gets F(5×5) on its 14² planes (23 %
 // fewer products: F(4×4) pads 14 to 16; 10–15 % faster) and F(4×4) elsewhere: F(6×6) would
 // save 9 % of the products on 56² and 28², which its dearer transforms eat. At 192², F(6×6)
-// computes the 6² planes in one tile where F(4×4) needs four. Larger tiles round less well (their transforms have larger coefficients):
-// points 0, ±1, ±2 (F4), ±1, ±2, ±1/2 (F5) and 0, ±1, ±2, ±1/2 (F6) keep the float32 error
-// per layer near 8, 12.5 and 17 times a direct dot product's (tools/winograd_transforms.py).
+// computes the 6² planes in one tile where F(4×4) needs four. Larger tiles round less well
+// (their transforms have larger coefficients): points 0, ±1, ±2 (F4), ±1, ±2, ±1/2 (F5) and
+// 0, ±1, ±2, ±1/2 (F6) keep the float32 error per layer at 6–10, 8–15 and 11–20 times a direct
+// dot product's over 64–256 channels (tools/compare_occlusion.py --winograd-error).
 //
 // The weight transform runs once per layer; the tile transforms run on every call and are
 // compiled per instruction set and tile size from one C source (see "Row passes").

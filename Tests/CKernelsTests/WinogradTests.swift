@@ -56,8 +56,8 @@ final class WinogradTests: KernelTestCase {
     /// Relative L2 error allowed per tile size. F(4×4): 2e-6, well above float32 rounding
     /// through Winograd at these depths. The larger tiles' transforms have larger coefficients:
     /// a float32 emulation (tools/compare_occlusion.py --winograd-error) puts their error at
-    /// 12.5 and 17 times a direct dot product's against F(4×4)'s 8.5, so 1.5 and 2 times F(4×4)'s
-    /// bound.
+    /// 1.45 (F(5×5)) and 1.9–2 (F(6×6)) times F(4×4)'s at every channel count, so 1.5 and 2
+    /// times F(4×4)'s bound.
     static let errorBound: [Int32: Double] = [4: 2e-6, 5: 3e-6, 6: 4e-6]
 
     func testMatchesDirectConvolution() {
