@@ -101,30 +101,32 @@ extension Conv2d {
             return nil
         }
         let packed = Runtime.packedProducts, tile = plan.params.winograd_tile
-        return Self.winograd(input, outShape: outShape, tilesPerImage: plan.tilesPerImage,
+        return Self.winograd(input, outShape: outShape, tile: tile, tilesPerImage: plan.tilesPerImage,
                              u: winogradWeights(packed: packed, tile: tile), packed: packed, bias: bias,
-                             params: { shape in
-                                 var params = kernelParams(for: shape)
-                                 params.winograd_tile = tile
-                                 return params
-                             })
+                             params: kernelParams(for:))
     }
 
-    /// `[N, C, H, W]` → `[N, K, OH, OW]` through Winograd with the transformed weights
-    /// `u` (`winogradWeights(packed:)`), where `params(shape)` describes the convolution of an
-    /// input of that shape (its activation is fused into the output transform). Images are
+    /// `[N, C, H, W]` → `[N, K, OH, OW]` through Winograd F(`tile`×`tile`) with the weights
+    /// transformed for that tile, `u` (`winogradWeights(packed:tile:)`), where `params(shape)`
+    /// describes the convolution of an input of that shape (its activation is fused into the
+    /// output transform; every call gets `tile` pinned, whatever its own choice). Images are
     /// processed in chunks that bound the scratch memory; the (m + 2)² products of a chunk run on
     /// Elucidate's threads, through `ek_gemm_packed_f32` on tiles the input transform writes
     /// already packed when `packed`, else through OpenBLAS.
     ///
     /// - Precondition: BLAS loaded with one OpenBLAS thread.
-    private static func winograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, packed: Bool,
-                                 bias: Tensor?, params makeParams: ([Int]) -> ek_conv2d_params) -> Tensor {
+    private static func winograd(_ input: Tensor, outShape: [Int], tile: Int32, tilesPerImage: Int, u: Tensor,
+                                 packed: Bool, bias: Tensor?,
+                                 params convolution: ([Int]) -> ek_conv2d_params) -> Tensor {
+        func makeParams(_ shape: [Int]) -> ek_conv2d_params {
+            var params = convolution(shape)
+            params.winograd_tile = tile
+            return params
+        }
         let (n, c, k) = (input.shape[0], input.shape[1], outShape[1])
-        var query = makeParams(input.shape)
-        let elements = Int(ek_winograd_elements(&query))
-        if packed, let fused = fusedWinograd(input, outShape: outShape, tilesPerImage: tilesPerImage, u: u, bias: bias,
-                                             params: makeParams(input.shape)) {
+        let elements = Int((tile + 2) * (tile + 2))
+        if packed, let fused = fusedWinograd(input, outShape: outShape, tilesPerImage: tilesPerImage, elements: elements,
+                                             u: u, bias: bias, params: makeParams(input.shape)) {
             return fused
         }
         let maximumFloats = 1 << 24
@@ -186,11 +188,10 @@ extension Conv2d {
     /// blocks to keep every thread busy: each block multiplies by all E transformed weight
     /// matrices, so the unfused path, which splits the E products over threads, serves small
     /// batches of many channels (ResNet's last stage) better.
-    private static func fusedWinograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, u: Tensor, bias: Tensor?,
-                                      params: ek_conv2d_params) -> Tensor? {
+    private static func fusedWinograd(_ input: Tensor, outShape: [Int], tilesPerImage: Int, elements: Int, u: Tensor,
+                                      bias: Tensor?, params: ek_conv2d_params) -> Tensor? {
         let (c, k) = (input.shape[1], outShape[1])
-        var elementsQuery = params
-        let block = fusedBlockTiles(c: c, k: k, elements: Int(ek_winograd_elements(&elementsQuery)))
+        let block = fusedBlockTiles(c: c, k: k, elements: elements)
         let blocks = (input.shape[0] * tilesPerImage + block - 1) / block
         let threads = Runtime.threadCount
         guard blocks >= 2 * threads else { return nil }
@@ -256,12 +257,8 @@ extension Conv2d {
               let plan = Self.winogradPlan(transposedParams(for: outputGradient.shape)) else { return nil }
         let packed = Runtime.packedProducts, tile = plan.params.winograd_tile
         let keep = plan.tilesPerImage * inputShape[0] < Self.transientGradientWeightTiles
-        return Self.winograd(outputGradient, outShape: inputShape, tilesPerImage: plan.tilesPerImage,
-                             u: winogradTransposedWeights(packed: packed, tile: tile, keep: keep), packed: packed, bias: nil,
-                             params: { shape in
-                                 var params = transposedParams(for: shape)
-                                 params.winograd_tile = tile
-                                 return params
-                             })
+        return Self.winograd(outputGradient, outShape: inputShape, tile: tile, tilesPerImage: plan.tilesPerImage,
+                             u: winogradTransposedWeights(packed: packed, tile: tile, keep: keep), packed: packed,
+                             bias: nil, params: transposedParams(for:))
     }
 }
