@@ -398,6 +398,35 @@ ek_status ek_conv2d_back_weight_f32(const ek_conv2d_params *p, const float *x, c
 ek_status ek_batchnorm_back_f32(const ek_batchnorm_params *p, const float *dy, const float *var,
                                 const float *gamma, float *dx);
 
+// MARK: - Sums of boxed basis responses
+
+/// One basis response of ek_basis_sum_f32: `values` `[channels, height, width]`, the response
+/// over rows [y0, y0 + height) and columns [x0, x0 + width) of the output plane; it is zero
+/// elsewhere. A box with no height or width contributes nothing (`values` may be NULL).
+typedef struct {
+    int64_t y0, height, x0, width;
+    const float *values;
+} ek_basis_box;
+
+typedef struct {
+    int64_t copies, bases;            // rows of `coefficients` and its width
+    int64_t channels, height, width;  // the output plane [channels, height, width] of one copy
+    const float *coefficients;        // [copies, bases]
+    const ek_basis_box *boxes;        // [bases]
+    const float *bias;                // [channels], or NULL for none
+    ek_activation activation;         // EK_ACT_NONE or EK_ACT_RELU
+    int32_t ith, nth;                 // this call's share of the channels
+} ek_basis_sum_params;
+
+/// y[c, k, :, :] = act(Σ_b coefficients[c, b] · box_b[k] + bias[k]) for every copy c and this
+/// share's channels k, y `[copies, channels, height, width]` (a linear map's output for inputs
+/// that are combinations of a basis, from its responses to the basis: Score-CAM's stem). Each
+/// element is zero, then one fused multiply-add per covering box with a non-zero coefficient,
+/// in basis order, then bias and activation: every ISA gives the same bits, and a copy's
+/// output does not depend on the other copies. A box outside the plane gives
+/// EK_ERR_INVALID_ARGUMENT before anything is written.
+ek_status ek_basis_sum_f32(const ek_basis_sum_params *p, float *y);
+
 /// Training-form batch norm (batch statistics), for completeness: forward writes y and the
 /// per-channel batch mean and inverse std (C floats each); backward computes dx (and, when not
 /// NULL, ACCUMULATES dgamma, dbeta). Biased variance as PyTorch uses for normalisation

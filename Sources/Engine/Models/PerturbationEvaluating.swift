@@ -29,6 +29,21 @@ package protocol PerturbationEvaluating: Sendable {
     /// copies, up to float rounding. `fullThreshold` is the fraction of a layer's plane above
     /// which a region is recomputed whole.
     func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator
+
+    /// An evaluator of copies of the one-row input `row` `[1, C, H, W]` whose every channel is
+    /// multiplied by a mask that is a linear combination of the planes of `basis` `[B, H, W]`
+    /// (Score-CAM's upsampled maps), or nil when it would be no faster than `copies` plain
+    /// forward passes. Exact in arithmetic: the same logits as `logits` of the masked copies,
+    /// up to float rounding.
+    func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)?
+}
+
+/// Scores copies of one input row multiplied by combinations of basis masks (see
+/// `PerturbationEvaluating.maskedCopiesEvaluator`).
+package protocol MaskedCopiesEvaluator {
+    /// Logits `[K, classes]` of the copies `row ⊙ Σ_b coefficients[k, b] · basis[b]`, for
+    /// `coefficients` `[K, B]`. A copy's logits do not depend on the other rows of the call.
+    func logits(coefficients: Tensor) throws(ElucidateError) -> Tensor
 }
 
 /// Scores copies of one input row with boxes replaced by a baseline (see
@@ -51,6 +66,10 @@ extension ResNet: PerturbationEvaluating {
     package func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator {
         try IncrementalEvaluator(network: self, input: row, fullThreshold: fullThreshold)
     }
+
+    package func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
+        try MaskedStemEvaluator(network: self, row: row, basis: basis, copies: copies)
+    }
 }
 
 extension Classifier: PerturbationEvaluating {
@@ -64,5 +83,9 @@ extension Classifier: PerturbationEvaluating {
 
     package func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator {
         try network.incrementalEvaluator(row: row, fullThreshold: fullThreshold)
+    }
+
+    package func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
+        try network.maskedCopiesEvaluator(row: row, basis: basis, copies: copies)
     }
 }

@@ -111,7 +111,14 @@ public struct ResNet: Sendable {
     /// The last stage's feature map `[N, channels, h, w]`, which the head takes.
     public func featureMap(_ input: Tensor) throws(ElucidateError) -> Tensor {
         try validate(inputShape: input.shape)
-        var x = try stem(input)
+        return try featureMap(stemOutput: try stem(input))
+    }
+
+    /// The last stage's feature map computed from the stem's output (its convolution with the
+    /// batch norm folded and the ReLU applied, `[N, 64, H/2, W/2]` for torchvision): the stem's
+    /// pooling, every stage and block. `featureMap(_:)` is `featureMap(stemOutput: stem(input))`.
+    func featureMap(stemOutput: Tensor) throws(ElucidateError) -> Tensor {
+        var x = stemOutput
         if let stemPool { x = try stemPool(x) }
         for stage in stages {
             for block in stage { x = try block(x) }

@@ -10,9 +10,12 @@ import ElucidateNN
 /// (`(U − min) / (max − min + 1e-8)`), and masks the input; the target logit of each masked
 /// copy is its score, `w = softmax_c(score)`, and the raw map is `Σ_c w_c A_c` `[N, 1, h, w]`.
 ///
-/// One full forward pass per channel with a distinct map (the mask is on the input, so
-/// nothing below the layer can be reused; channels with equal maps share one pass),
-/// `batchSize` masked copies per pass (pytorch-grad-cam's `batch_size`, 16 when not set).
+/// One forward pass per channel with a distinct map (channels with equal maps share one pass),
+/// `batchSize` masked copies per pass (pytorch-grad-cam's `batch_size`, 16 when not set). The
+/// mask is on the input, so no activation below the layer can be reused as it is; but the
+/// stem's convolution is linear and every mask is a combination of the same h·w bilinear
+/// tents, so a ResNet computes the stem's response to each tent once and sums them per copy
+/// (`PerturbationEvaluating.maskedCopiesEvaluator`).
 public struct ScoreCAM: AttributionMethod {
     /// The layer (a 4-D output `[N, C, h, w]`).
     public var layer: LayerChoice
@@ -53,20 +56,32 @@ public struct ScoreCAM: AttributionMethod {
         let largest = groups.map(\.representatives.count).max() ?? 0
         try PassMemory.require(rows: min(largest, batchSize), rowShape: Array(inputs.shape.dropFirst()), model: model,
                                option: "batch size (--batch-size)", recorded: false)
+        // A ResNet sums its stem's responses to the h·w tent masks instead of convolving each
+        // copy (`MaskedCopiesEvaluator`), when there are fewer tents than copies.
+        let network = model as? any PerturbationEvaluating
+        let basis = network != nil && mapSize < largest ? tentBasis(activations, toHeight: inputs.shape[2], toWidth: inputs.shape[3]) : nil
         var passes = 0
         var weights = [Float]()
         weights.reserveCapacity(n * c)
         for row in 0..<n {
             let image = inputs.rows(row..<(row + 1))
             let representatives = groups[row].representatives
+            var evaluator: (any MaskedCopiesEvaluator)?
+            if let network, let basis {
+                evaluator = try network.maskedCopiesEvaluator(row: image, basis: basis, copies: representatives.count)
+            }
             var distinctScores = [Float]()
             distinctScores.reserveCapacity(representatives.count)
             var start = 0
             while start < representatives.count {
                 let end = min(representatives.count, start + batchSize)
-                let batch = maskedCopies(of: image, activations: activations, row: row,
-                                         channels: Array(representatives[start..<end]))
-                let logits = try model.logits(batch)
+                let selected = Array(representatives[start..<end])
+                let logits = if let evaluator {
+                    try evaluator.logits(coefficients: tentCoefficients(activations, row: row, channels: selected,
+                                                                        toHeight: inputs.shape[2], toWidth: inputs.shape[3]))
+                } else {
+                    try model.logits(maskedCopies(of: image, activations: activations, row: row, channels: selected))
+                }
                 let classes = logits.shape[1]
                 logits.withUnsafeBufferPointer { l in
                     for i in 0..<(end - start) { distinctScores.append(l[i * classes + targets[row]]) }
@@ -120,10 +135,8 @@ public struct ScoreCAM: AttributionMethod {
             var mask = [Float](repeating: 0, count: plane)
             for copy in (selected.count * Int(ith) / Int(nth))..<(selected.count * Int(ith + 1) / Int(nth)) {
                 let base = (row * c + selected[copy]) * h * w
-                CAMPostprocessing.resizeAlignCorners(UnsafeBufferPointer(start: a + base, count: h * w),
-                                                     height: h, width: w, toHeight: height, toWidth: width, into: &mask)
-                let low = mask.min() ?? 0, high = mask.max() ?? 0
-                let scale = high - low + 1e-8
+                let (low, scale) = normalisation(UnsafeBufferPointer(start: a + base, count: h * w), height: h, width: w,
+                                                 toHeight: height, toWidth: width, mask: &mask)
                 let offset = copy * channels * plane
                 for k in 0..<channels {
                     for i in 0..<plane {
@@ -134,6 +147,53 @@ public struct ScoreCAM: AttributionMethod {
             return EK_OK
         }, "score-cam masked copies")
         return batch
+    }
+
+    /// The mask of one map: `mask` is set to its upsampling to H × W (align-corners bilinear),
+    /// and the mask is `(mask − low) / scale` (pytorch-grad-cam's min-max normalisation).
+    private static func normalisation(_ map: UnsafeBufferPointer<Float>, height h: Int, width w: Int, toHeight: Int,
+                                      toWidth: Int, mask: inout [Float]) -> (low: Float, scale: Float) {
+        CAMPostprocessing.resizeAlignCorners(map, height: h, width: w, toHeight: toHeight, toWidth: toWidth, into: &mask)
+        let low = mask.min() ?? 0, high = mask.max() ?? 0
+        return (low, high - low + 1e-8)
+    }
+
+    /// The h·w tent masks `[h·w, H, W]` of align-corners bilinear upsampling from the maps'
+    /// h × w: plane `i·w + j` is the upsampling of the map that is 1 at (i, j) and 0 elsewhere,
+    /// so a map's upsampling is `Σ_ij map[i, j] · tent_ij`, and the tents sum to one.
+    private static func tentBasis(_ activations: Tensor, toHeight: Int, toWidth: Int) -> Tensor {
+        let (h, w) = (activations.shape[2], activations.shape[3])
+        let plane = toHeight * toWidth
+        var values = [Float](repeating: 0, count: h * w * plane)
+        var unit = [Float](repeating: 0, count: h * w)
+        var mask = [Float](repeating: 0, count: plane)
+        for index in 0..<(h * w) {
+            unit[index] = 1
+            unit.withUnsafeBufferPointer {
+                CAMPostprocessing.resizeAlignCorners($0, height: h, width: w, toHeight: toHeight, toWidth: toWidth, into: &mask)
+            }
+            unit[index] = 0
+            values.replaceSubrange((index * plane)..<((index + 1) * plane), with: mask)
+        }
+        return Tensor(shape: [h * w, toHeight, toWidth], values: values)
+    }
+
+    /// Each selected channel's normalised mask as coefficients of the tents `[channels, h·w]`:
+    /// `(U − low) / scale = Σ_ij ((map[i, j] − low) / scale) · tent_ij`, because the tents sum to one.
+    private static func tentCoefficients(_ activations: Tensor, row: Int, channels selected: [Int], toHeight: Int,
+                                         toWidth: Int) -> Tensor {
+        let (c, h, w) = (activations.shape[1], activations.shape[2], activations.shape[3])
+        var coefficients = [Float]()
+        coefficients.reserveCapacity(selected.count * h * w)
+        var mask = [Float](repeating: 0, count: toHeight * toWidth)
+        activations.withUnsafeBufferPointer { a in
+            for channel in selected {
+                let map = UnsafeBufferPointer(rebasing: a[((row * c + channel) * h * w)..<((row * c + channel + 1) * h * w)])
+                let (low, scale) = normalisation(map, height: h, width: w, toHeight: toHeight, toWidth: toWidth, mask: &mask)
+                coefficients += map.map { ($0 - low) / scale }
+            }
+        }
+        return Tensor(shape: [selected.count, h * w], values: coefficients)
     }
 
     /// Forward passes, given the layer's channels are unknown before the model runs: one per

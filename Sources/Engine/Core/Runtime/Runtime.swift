@@ -160,6 +160,7 @@ extension ek_conv2d_params: KernelShareParams {}
 extension ek_pool2d_params: KernelShareParams {}
 extension ek_adaptive_pool2d_params: KernelShareParams {}
 extension ek_batchnorm_params: KernelShareParams {}
+extension ek_basis_sum_params: KernelShareParams {}
 
 extension Runtime {
     /// `parallel(maxShares:elements:)` handing each share a copy of `params` with its
