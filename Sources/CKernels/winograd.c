@@ -240,6 +240,18 @@ EK_ALWAYS_INLINE void input_down(int m, int64_t len, float d[MAX_IN][CHUNK_COLUM
     for (int64_t x = 0; x < len; x++) transform_in(m, &d[0][x], CHUNK_COLUMNS, &r[0][x], CHUNK_COLUMNS);
 }
 
+// `input_down` of n rows that lie inside the plane, read in place (`rows`, `stride` apart):
+// columns [a, b) are the plane's, the others the zero padding. The padding's columns are
+// transformed from a column of zeros, as `input_down` transforms the copied zeros, so both
+// give the same bits.
+EK_ALWAYS_INLINE void input_down_in_place(int m, int64_t len, const float *rows, int64_t stride, int64_t a,
+                                          int64_t b, float r[MAX_IN][CHUNK_COLUMNS]) {
+    static const float zeros[MAX_IN];
+    for (int64_t x = 0; x < a; x++) transform_in(m, zeros, 1, &r[0][x], CHUNK_COLUMNS);
+    for (int64_t x = a; x < b; x++) transform_in(m, rows + x, stride, &r[0][x], CHUNK_COLUMNS);
+    for (int64_t x = b; x < len; x++) transform_in(m, zeros, 1, &r[0][x], CHUNK_COLUMNS);
+}
+
 // The Bᵀ rows applied across row `r` for each of `tiles` tiles: out[j * CHUNK + t], j < n.
 EK_ALWAYS_INLINE void input_across(int m, int64_t tiles, const float *r, float *out) {
     for (int64_t t = 0; t < tiles; t++) transform_in(m, r + m * t, 1, out + t, CHUNK);
@@ -318,6 +330,14 @@ EK_ALWAYS_INLINE void input_run(int m, const float *plane, int64_t h, int64_t w,
     float d[MAX_IN][CHUNK_COLUMNS], r[MAX_IN][CHUNK_COLUMNS];
     const int64_t len = m * tiles + 2;
     const int64_t lo = ek__max64(0, -x0), hi = ek__min64(len, w - x0);  // valid columns [lo, hi)
+    if (y0 >= 0 && y0 + n <= h) {
+        // Every row inside the plane (most tile rows): no copy into `d`.
+        const int64_t a = ek__min64(lo, len), b = ek__max64(hi, a);
+        input_down_in_place(m, len, plane + y0 * w + x0, w, a, b, r);
+        for (int i = 0; i < n; i++) input_across(m, tiles, r[i], &stage->out[i * n][stage->filled]);
+        stage->filled += tiles;
+        return;
+    }
     // Plain loops rather than memcpy/memset: on small planes the runs are a few floats.
     for (int i = 0; i < n; i++) {
         const int64_t y = y0 + i;
