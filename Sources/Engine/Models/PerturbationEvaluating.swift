@@ -31,11 +31,23 @@ package protocol PerturbationEvaluating: Sendable {
     func incrementalEvaluator(row: Tensor, fullThreshold: Double) throws(ElucidateError) -> any IncrementalOcclusionEvaluator
 
     /// An evaluator of copies of the one-row input `row` `[1, C, H, W]` whose every channel is
-    /// multiplied by a mask that is a linear combination of the planes of `basis` `[B, H, W]`
-    /// (Score-CAM's upsampled maps), or nil when it would be no faster than `copies` plain
-    /// forward passes. Exact in arithmetic: the same logits as `logits` of the masked copies,
-    /// up to float rounding.
-    func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)?
+    /// multiplied by a mask that is a linear combination of the planes of `basis` (Score-CAM's
+    /// upsampled maps), or nil when it would be no faster than `copies` plain forward passes
+    /// or would hold too much memory. Exact in arithmetic: the same logits as `logits` of the
+    /// masked copies, up to float rounding.
+    func maskedCopiesEvaluator(row: Tensor, basis: MaskBasis, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)?
+}
+
+/// The masks a `MaskedCopiesEvaluator` combines: `count` planes `[height, width]`, each made
+/// when asked for, so that a large basis is never held whole.
+package struct MaskBasis: Sendable {
+    package let count: Int, height: Int, width: Int
+    /// Plane `index` (0 ..< count), `height · width` values, row-major.
+    package let plane: @Sendable (Int) -> [Float]
+
+    package init(count: Int, height: Int, width: Int, plane: @escaping @Sendable (Int) -> [Float]) {
+        (self.count, self.height, self.width, self.plane) = (count, height, width, plane)
+    }
 }
 
 /// Scores copies of one input row multiplied by combinations of basis masks (see
@@ -67,7 +79,7 @@ extension ResNet: PerturbationEvaluating {
         try IncrementalEvaluator(network: self, input: row, fullThreshold: fullThreshold)
     }
 
-    package func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
+    package func maskedCopiesEvaluator(row: Tensor, basis: MaskBasis, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
         try MaskedStemEvaluator(network: self, row: row, basis: basis, copies: copies)
     }
 }
@@ -85,7 +97,7 @@ extension Classifier: PerturbationEvaluating {
         try network.incrementalEvaluator(row: row, fullThreshold: fullThreshold)
     }
 
-    package func maskedCopiesEvaluator(row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
+    package func maskedCopiesEvaluator(row: Tensor, basis: MaskBasis, copies: Int) throws(ElucidateError) -> (any MaskedCopiesEvaluator)? {
         try network.maskedCopiesEvaluator(row: row, basis: basis, copies: copies)
     }
 }

@@ -24,6 +24,10 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
         var isEmpty: Bool { y1 <= y0 || x1 <= x0 }
     }
 
+    /// The most response floats an evaluator keeps (128 MiB): the ImageNet stem at 224 × 224
+    /// with Score-CAM's 7 × 7 tents needs about 5 M.
+    static let maximumResponses = 1 << 25
+
     let network: ResNet
     /// Basis masks B: the width of a row of coefficients.
     let basisCount: Int
@@ -34,52 +38,52 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
     let bias: [Float]
     let activation: Activation
 
-    /// The evaluator of `row` `[1, C, H, W]` and `basis` `[B, H, W]`, or nil when it would
-    /// not beat `copies` plain stem convolutions by a clear margin: building it costs B stem
-    /// convolutions, and each copy's sum costs its boxes' area times the stem's channels
-    /// (counted four times: a sum streams its responses, a convolution's product does not).
-    init?(network: ResNet, row: Tensor, basis: Tensor, copies: Int) throws(ElucidateError) {
+    /// The evaluator of `row` `[1, C, H, W]` and `basis` (planes H × W), or nil when it would
+    /// not beat `copies` plain stem convolutions by a clear margin, or when the responses
+    /// would pass `maximumResponses` floats: building it costs B stem convolutions, and each
+    /// copy's sum costs its boxes' area times the stem's channels (counted four times: a sum
+    /// streams its responses, a convolution's product does not).
+    init?(network: ResNet, row: Tensor, basis: MaskBasis, copies: Int) throws(ElucidateError) {
         try network.validate(inputShape: row.shape)
         let (channels, inHeight, inWidth) = (row.shape[1], row.shape[2], row.shape[3])
-        guard row.shape[0] == 1, basis.rank == 3, basis.shape[1] == inHeight, basis.shape[2] == inWidth else {
-            throw ElucidateError(.invalidArgument, "masked copies need one row [1, C, H, W] and a basis [B, H, W], got \(row.shape) and \(basis.shape)")
+        guard row.shape[0] == 1, basis.height == inHeight, basis.width == inWidth else {
+            throw ElucidateError(.invalidArgument, "masked copies need one row [1, C, H, W] and a basis of H × W planes, got \(row.shape) and \(basis.height) × \(basis.width)")
         }
         let stem = network.stem
         let outShape = try stem.outputShape(for: row.shape)
-        let (outChannels, height, width, basisCount) = (outShape[1], outShape[2], outShape[3], basis.shape[0])
+        let (outChannels, height, width, basisCount) = (outShape[1], outShape[2], outShape[3], basis.count)
+        let stemProducts = outChannels * height * width * channels * stem.kernelSize.h * stem.kernelSize.w
+        guard basisCount < copies else { return nil }
         (self.outChannels, self.height, self.width, self.basisCount) = (outChannels, height, width, basisCount)
         self.network = network
         activation = stem.activation
         bias = stem.bias?.scalars ?? [Float](repeating: 0, count: outShape[1])
 
         // Each basis mask's support, then the output rows and columns whose window reaches it.
-        let plane = inHeight * inWidth
         var boxes: [Box] = []
         var area = 0
-        basis.withUnsafeBufferPointer { b in
-            for index in 0..<basisCount {
-                var (y0, y1, x0, x1) = (inHeight, 0, inWidth, 0)
-                for y in 0..<inHeight {
-                    for x in 0..<inWidth where b[index * plane + y * inWidth + x] != 0 {
-                        (y0, y1, x0, x1) = (min(y0, y), max(y1, y + 1), min(x0, x), max(x1, x + 1))
-                    }
+        for index in 0..<basisCount {
+            let plane = basis.plane(index)
+            var (y0, y1, x0, x1) = (inHeight, 0, inWidth, 0)
+            for y in 0..<inHeight {
+                for x in 0..<inWidth where plane[y * inWidth + x] != 0 {
+                    (y0, y1, x0, x1) = (min(y0, y), max(y1, y + 1), min(x0, x), max(x1, x + 1))
                 }
-                var box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area)
-                if y1 > y0 {
-                    (box.y0, box.y1) = Self.outputRange(y0, y1, kernel: stem.kernelSize.h, stride: stem.stride.h,
-                                                        padding: stem.padding.h, dilation: stem.dilation.h, size: height)
-                    (box.x0, box.x1) = Self.outputRange(x0, x1, kernel: stem.kernelSize.w, stride: stem.stride.w,
-                                                        padding: stem.padding.w, dilation: stem.dilation.w, size: width)
-                }
-                if box.isEmpty { box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area) }
-                area += box.height * box.width
-                boxes.append(box)
             }
+            var box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area)
+            if y1 > y0 {
+                (box.y0, box.y1) = Self.outputRange(y0, y1, kernel: stem.kernelSize.h, stride: stem.stride.h,
+                                                    padding: stem.padding.h, dilation: stem.dilation.h, size: height)
+                (box.x0, box.x1) = Self.outputRange(x0, x1, kernel: stem.kernelSize.w, stride: stem.stride.w,
+                                                    padding: stem.padding.w, dilation: stem.dilation.w, size: width)
+            }
+            if box.isEmpty { box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area) }
+            area += box.height * box.width
+            boxes.append(box)
         }
-        let stemProducts = outChannels * height * width * channels * stem.kernelSize.h * stem.kernelSize.w
         let sumProducts = outChannels * area
         guard basisCount * stemProducts + 4 * copies * sumProducts < copies * stemProducts,
-              outChannels * area <= 1 << 26 else { return nil }
+              outChannels * area <= Self.maximumResponses else { return nil }
         self.boxes = boxes
 
         // The responses, a few bases at a time through the stem's convolution without its
@@ -95,10 +99,12 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
             start = end
             guard !live.isEmpty else { continue }
             let masked = Tensor(uninitialized: [live.count, channels, inHeight, inWidth])
-            let (x, b, m) = (row.storage.pointer, basis.storage.pointer, masked.storage.pointer)
+            let (x, m) = (row.storage.pointer, masked.storage.pointer)
+            let plane = inHeight * inWidth
             for (slot, index) in live.enumerated() {
+                let mask = basis.plane(index)
                 for c in 0..<channels {
-                    for i in 0..<plane { m[(slot * channels + c) * plane + i] = x[c * plane + i] * b[index * plane + i] }
+                    for i in 0..<plane { m[(slot * channels + c) * plane + i] = x[c * plane + i] * mask[i] }
                 }
             }
             let outputs = try linear(masked)

@@ -57,9 +57,9 @@ public struct ScoreCAM: AttributionMethod {
         try PassMemory.require(rows: min(largest, batchSize), rowShape: Array(inputs.shape.dropFirst()), model: model,
                                option: "batch size (--batch-size)", recorded: false)
         // A ResNet sums its stem's responses to the h·w tent masks instead of convolving each
-        // copy (`MaskedCopiesEvaluator`), when there are fewer tents than copies.
+        // copy (`MaskedCopiesEvaluator`), where that costs less.
         let network = model as? any PerturbationEvaluating
-        let basis = network != nil && mapSize < largest ? tentBasis(activations, toHeight: inputs.shape[2], toWidth: inputs.shape[3]) : nil
+        let basis = network != nil ? tentBasis(activations, toHeight: inputs.shape[2], toWidth: inputs.shape[3]) : nil
         var passes = 0
         var weights = [Float]()
         weights.reserveCapacity(n * c)
@@ -158,24 +158,20 @@ public struct ScoreCAM: AttributionMethod {
         return (low, high - low + 1e-8)
     }
 
-    /// The h·w tent masks `[h·w, H, W]` of align-corners bilinear upsampling from the maps'
-    /// h × w: plane `i·w + j` is the upsampling of the map that is 1 at (i, j) and 0 elsewhere,
-    /// so a map's upsampling is `Σ_ij map[i, j] · tent_ij`, and the tents sum to one.
-    private static func tentBasis(_ activations: Tensor, toHeight: Int, toWidth: Int) -> Tensor {
+    /// The h·w tent masks of align-corners bilinear upsampling from the maps' h × w to H × W:
+    /// plane `i·w + j` is the upsampling of the map that is 1 at (i, j) and 0 elsewhere, so a
+    /// map's upsampling is `Σ_ij map[i, j] · tent_ij`, and the tents sum to one.
+    private static func tentBasis(_ activations: Tensor, toHeight: Int, toWidth: Int) -> MaskBasis {
         let (h, w) = (activations.shape[2], activations.shape[3])
-        let plane = toHeight * toWidth
-        var values = [Float](repeating: 0, count: h * w * plane)
-        var unit = [Float](repeating: 0, count: h * w)
-        var mask = [Float](repeating: 0, count: plane)
-        for index in 0..<(h * w) {
+        return MaskBasis(count: h * w, height: toHeight, width: toWidth) { index in
+            var unit = [Float](repeating: 0, count: h * w)
             unit[index] = 1
+            var mask = [Float](repeating: 0, count: toHeight * toWidth)
             unit.withUnsafeBufferPointer {
                 CAMPostprocessing.resizeAlignCorners($0, height: h, width: w, toHeight: toHeight, toWidth: toWidth, into: &mask)
             }
-            unit[index] = 0
-            values.replaceSubrange((index * plane)..<((index + 1) * plane), with: mask)
+            return mask
         }
-        return Tensor(shape: [h * w, toHeight, toWidth], values: values)
     }
 
     /// Each selected channel's normalised mask as coefficients of the tents `[channels, h·w]`:
