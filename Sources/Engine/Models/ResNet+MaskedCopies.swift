@@ -90,7 +90,7 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
         // bias and activation, cropped to their boxes.
         let linear = Conv2d(weight: stem.weight, bias: nil, stride: stem.stride, padding: stem.padding,
                             dilation: stem.dilation)
-        let chunk = max(1, min(basisCount, (1 << 23) / max(1, outChannels * height * width)))
+        let chunk = max(1, min(basisCount, (1 << 21) / max(1, outChannels * height * width)))
         var responses = [Float](repeating: 0, count: outChannels * area)
         var start = 0
         while start < basisCount {
