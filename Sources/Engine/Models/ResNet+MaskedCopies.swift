@@ -11,9 +11,10 @@ import ElucidateNN
 /// the B responses R_b = conv(x ⊙ φ_b) are computed once, and each copy's stem output is
 /// `act(Σ_b c_b R_b + bias)` instead of a convolution. A tent function is zero outside a small
 /// box, and so is its response outside that box's projective field: only those boxes are kept
-/// and summed. Exact in arithmetic; in float32 each output differs from the direct convolution
-/// by rounding only (at most about (2·γ_{K+B}) Σ|w·x|, since the coefficients of a normalised
-/// mask lie in [0, 1] and the basis sums to one).
+/// and summed. Exact in arithmetic; in float32 an output before its activation differs from
+/// the direct convolution's by at most (2γ_K + γ_B + 2ε) Σ_t |w_t x_t| S_t plus the bias's
+/// rounding, K taps, S_t = Σ_b |c_b φ_b(t)| (1 for a normalised Score-CAM mask, whose
+/// coefficients lie in [0, 1] and whose tents sum to one): `MaskedCopiesTests` checks it.
 struct MaskedStemEvaluator: MaskedCopiesEvaluator {
     /// Where basis mask b's response can be non-zero: [y0, y1) × [x0, x1) of the stem's output
     /// plane; `offset` locates its values `[outChannels, y1 − y0, x1 − x0]` in `responses`.
