@@ -71,14 +71,17 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
                     (y0, y1, x0, x1) = (min(y0, y), max(y1, y + 1), min(x0, x), max(x1, x + 1))
                 }
             }
+            // A dilated window spans (kernel − 1)·dilation + 1 inputs; its holes are counted in.
             var box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area)
             if y1 > y0 {
-                (box.y0, box.y1) = Self.outputRange(y0, y1, kernel: stem.kernelSize.h, stride: stem.stride.h,
-                                                    padding: stem.padding.h, dilation: stem.dilation.h, size: height)
-                (box.x0, box.x1) = Self.outputRange(x0, x1, kernel: stem.kernelSize.w, stride: stem.stride.w,
-                                                    padding: stem.padding.w, dilation: stem.dilation.w, size: width)
+                (box.y0, box.y1) = IncrementalEvaluator.affected(
+                    y0, y1, kernel: (stem.kernelSize.h - 1) * stem.dilation.h + 1, stride: stem.stride.h,
+                    padding: stem.padding.h, outSize: height)
+                (box.x0, box.x1) = IncrementalEvaluator.affected(
+                    x0, x1, kernel: (stem.kernelSize.w - 1) * stem.dilation.w + 1, stride: stem.stride.w,
+                    padding: stem.padding.w, outSize: width)
             }
-            if box.isEmpty { box = Box(y0: 0, y1: 0, x0: 0, x1: 0, offset: outChannels * area) }
+            if box.isEmpty { (box.y0, box.y1, box.x0, box.x1) = (0, 0, 0, 0) }
             area += box.height * box.width
             boxes.append(box)
         }
@@ -124,19 +127,6 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
             }
         }
         self.responses = responses
-    }
-
-    /// The outputs [o0, o1) of a convolution along one axis whose window
-    /// [o·stride − padding, o·stride − padding + (kernel − 1)·dilation] reaches an input in
-    /// [i0, i1), clipped to [0, size). Dilated windows have holes; the range includes them.
-    static func outputRange(_ i0: Int, _ i1: Int, kernel: Int, stride: Int, padding: Int, dilation: Int,
-                            size: Int) -> (Int, Int) {
-        let reach = (kernel - 1) * dilation
-        // o·stride ≥ i0 + padding − reach  and  o·stride ≤ i1 − 1 + padding.
-        let low = i0 + padding - reach
-        let first = low <= 0 ? 0 : (low + stride - 1) / stride
-        let last = (i1 - 1 + padding) / stride
-        return (min(size, first), min(size, last + 1))
     }
 
     func logits(coefficients: Tensor) throws(ElucidateError) -> Tensor {
