@@ -112,17 +112,13 @@ struct MaskedStemEvaluator: MaskedCopiesEvaluator {
                 }
             }
             let outputs = try linear(masked)
-            let o = outputs.storage.pointer
             responses.withUnsafeMutableBufferPointer { r in
                 for (slot, index) in live.enumerated() {
                     let box = boxes[index]
-                    for k in 0..<outChannels {
-                        for y in box.y0..<box.y1 {
-                            let source = o + ((slot * outChannels + k) * height + y) * width + box.x0
-                            let target = box.offset + (k * box.height + y - box.y0) * box.width
-                            for i in 0..<box.width { r[target + i] = source[i] }
-                        }
-                    }
+                    IncrementalEvaluator.copy(from: outputs.storage.pointer + slot * outChannels * height * width,
+                                              height: height, width: width, origin: (0, 0), channels: outChannels,
+                                              to: r.baseAddress! + box.offset, height: box.height, width: box.width,
+                                              origin: (box.y0, box.x0), rows: box.y0..<box.y1, columns: box.x0..<box.x1)
                 }
             }
         }
